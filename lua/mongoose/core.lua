@@ -1,0 +1,228 @@
+-- mongoose.core: the low-level layer. Loads the mongoose_ffi shared library
+-- and declares the C ABI of include/mongoose_ffi.h that every other module
+-- shares (types, manager, polling, connections). HTTP and WebSocket
+-- functions are declared beside the Lua that uses them (mongoose.http).
+--
+-- The declarations are checked against the compiled library by
+-- tests/lua/test_layout.lua (struct sizes and offsets, and every prototype
+-- of the header), so they cannot drift silently.
+local ffi = require("ffi")
+
+local ffi_cdef = ffi.cdef
+local ffi_load = ffi.load
+local ffi_string = ffi.string
+local ffi_gc = ffi.gc
+
+ffi_cdef [[
+enum mgffi_status {
+  MGFFI_OK = 0,
+  MGFFI_ERR_ARG = -1,
+  MGFFI_ERR_NO_CONN = -2,
+  MGFFI_ERR_LISTEN = -3,
+  MGFFI_ERR_CONNECT = -4,
+  MGFFI_ERR_NOMEM = -5,
+  MGFFI_ERR_STATE = -6,
+  MGFFI_ERR_INTERNAL = -7
+};
+
+typedef struct mgffi_str {
+  const char *ptr;
+  size_t len;
+} mgffi_str;
+
+typedef struct mgffi_header {
+  mgffi_str name;
+  mgffi_str value;
+} mgffi_header;
+
+typedef struct mgffi_http_message {
+  mgffi_str method;
+  mgffi_str uri;
+  mgffi_str query;
+  mgffi_str proto;
+  mgffi_str head;
+  mgffi_str body;
+  uint64_t content_length;
+  int32_t status;
+  uint32_t header_count;
+  mgffi_header headers[64];
+} mgffi_http_message;
+
+typedef struct mgffi_addr {
+  uint8_t ip[16];
+  uint16_t port;
+  uint8_t is_ip6;
+  uint8_t reserved;
+} mgffi_addr;
+
+typedef struct mgffi_event {
+  int32_t type;
+  uint32_t flags;
+  uint64_t conn_id;
+  uint64_t listener_id;
+  int64_t value;
+  mgffi_str data;
+  const mgffi_http_message *http;
+  mgffi_addr remote;
+} mgffi_event;
+
+typedef struct mgffi_conn_info {
+  uint64_t id;
+  uint64_t listener_id;
+  uint32_t flags;
+  uint32_t event_mask;
+  uint64_t send_queued;
+  uint64_t recv_buffered;
+  mgffi_addr local;
+  mgffi_addr remote;
+  int32_t fd;
+  uint8_t is_closing;
+  uint8_t is_draining;
+  uint8_t response_pending;
+  uint8_t reading_paused;
+} mgffi_conn_info;
+
+typedef struct mgffi_manager mgffi_manager;
+
+typedef struct mgffi_layout_entry {
+  const char *type;
+  const char *field;
+  size_t offset;
+  size_t size;
+} mgffi_layout_entry;
+
+int mgffi_abi_version(void);
+const char *mgffi_mongoose_version(void);
+const mgffi_layout_entry *mgffi_layout(size_t *count);
+mgffi_manager *mgffi_manager_new(void);
+void mgffi_manager_free(mgffi_manager *m);
+int mgffi_poll(mgffi_manager *m, int timeout_ms);
+const mgffi_event *mgffi_events(const mgffi_manager *m);
+const char *mgffi_last_error(const mgffi_manager *m);
+uint64_t mgffi_millis(void);
+void mgffi_log_set_level(int level);
+size_t mgffi_connection_count(const mgffi_manager *m);
+size_t mgffi_connection_ids(const mgffi_manager *m, uint64_t *ids, size_t cap);
+int mgffi_listen(mgffi_manager *m, const char *url, int protocol, uint64_t *id);
+int mgffi_connect(mgffi_manager *m, const char *url, int protocol, uint64_t *id);
+int mgffi_set_event_mask(mgffi_manager *m, uint64_t id, uint32_t mask);
+int mgffi_send(mgffi_manager *m, uint64_t id, const void *buf, size_t len);
+int mgffi_close(mgffi_manager *m, uint64_t id, int immediately);
+int mgffi_pause_reading(mgffi_manager *m, uint64_t id, int paused);
+int mgffi_get_conn_info(mgffi_manager *m, uint64_t id, mgffi_conn_info *info);
+size_t mgffi_addr_format(const mgffi_addr *addr, int with_port, char *buf, size_t len);
+int mgffi_signal_watch(int signo);
+int mgffi_signal_take(void);
+]]
+
+local ABI_VERSION = 1
+
+-- Finds the shared library: $MONGOOSE_FFI_LIB, then package.cpath (where
+-- `cmake --install` and LUA_CPATH=build/?.so put it), then the loader's path.
+local function load_library()
+  local explicit = os.getenv("MONGOOSE_FFI_LIB")
+  if explicit and explicit ~= "" then
+    return ffi_load(explicit)
+  end
+  local path = package.searchpath and package.searchpath("mongoose_ffi", package.cpath)
+  if path then
+    return ffi_load(path)
+  end
+  return ffi_load("mongoose_ffi")
+end
+
+local C = load_library()
+
+if C.mgffi_abi_version() ~= ABI_VERSION then
+  error(string.format("mongoose_ffi library has ABI version %d, these Lua modules need %d",
+                      C.mgffi_abi_version(), ABI_VERSION))
+end
+
+local _M = {
+  C = C,
+  ABI_VERSION = ABI_VERSION,
+  mongoose_version = ffi_string(C.mgffi_mongoose_version()),
+}
+
+-- Event types (mgffi_event.type).
+_M.EV = {
+  ERROR = 0, OPEN = 1, POLL = 2, RESOLVE = 3, CONNECT = 4, ACCEPT = 5,
+  TLS_HS = 6, READ = 7, WRITE = 8, CLOSE = 9, HTTP_HDRS = 10, HTTP_MSG = 11,
+  WS_OPEN = 12, WS_MSG = 13, WS_CTL = 14, MQTT_CMD = 15, MQTT_MSG = 16,
+  MQTT_OPEN = 17, SNTP_TIME = 18, WAKEUP = 19, MDNS_REQ = 20, MDNS_RESP = 21,
+  MODBUS_REQ = 22, HTTP_BODY = 64, HTTP_BODY_END = 65, HTTP_REJECTED = 66,
+}
+
+-- Event flags (mgffi_event.flags, mgffi_conn_info.flags).
+_M.F = {
+  LISTENER = 1, CLIENT = 2, ACCEPTED = 4, UDP = 8, WEBSOCKET = 16, TLS = 32,
+  STREAMING = 64,
+}
+
+_M.PROTO = { RAW = 0, HTTP = 1 }
+
+_M.OK = 0
+_M.ERR_NO_CONN = -2
+
+-- Event mask bit for an event type below 32.
+function _M.mask(...)
+  local bit = require("bit")
+  local m = 0
+  for i = 1, select("#", ...) do
+    m = bit.bor(m, bit.lshift(1, (select(i, ...))))
+  end
+  return m
+end
+
+-- Creates a manager; the cdata frees it when collected (or call free()).
+function _M.new_manager()
+  local m = C.mgffi_manager_new()
+  if m == nil then
+    return nil, "out of memory"
+  end
+  return ffi_gc(m, C.mgffi_manager_free)
+end
+
+-- Frees a manager now (idempotent with the garbage collector).
+function _M.free_manager(m)
+  ffi_gc(m, nil)
+  C.mgffi_manager_free(m)
+end
+
+function _M.last_error(m)
+  return ffi_string(C.mgffi_last_error(m))
+end
+
+-- A Lua string for an mgffi_str view (copies the bytes).
+function _M.str(s)
+  if s.len == 0 then
+    return ""
+  end
+  return ffi_string(s.ptr, s.len)
+end
+
+local addr_buf = ffi.new("char[64]")
+
+-- "1.2.3.4:80" / "[::1]:80" (with_port) or the bare IP, for an mgffi_addr.
+function _M.format_addr(addr, with_port)
+  local n = C.mgffi_addr_format(addr, with_port and 1 or 0, addr_buf, 64)
+  return ffi_string(addr_buf, n)
+end
+
+function _M.millis()
+  return tonumber(C.mgffi_millis())
+end
+
+local LOG_LEVELS = { none = 0, error = 1, info = 2, debug = 3, verbose = 4 }
+_M.LOG_LEVELS = LOG_LEVELS
+
+-- Mongoose's own log level: "none", "error", "info", "debug", "verbose".
+function _M.set_log_level(level)
+  local n = LOG_LEVELS[level]
+  if not n then
+    error("unknown log level: " .. tostring(level), 2)
+  end
+  C.mgffi_log_set_level(n)
+end
+
+return _M

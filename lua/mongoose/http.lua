@@ -1,0 +1,615 @@
+-- mongoose.http: HTTP servers. A listener turns HTTP_MSG events into calls
+-- of a Lua handler with a request and a response object; the response
+-- writes through the glue's reply functions.
+local ffi = require("ffi")
+local core = require("mongoose.core")
+
+ffi.cdef [[
+int mgffi_http_set_limits(mgffi_manager *m, uint64_t listener_id, uint64_t max_body, uint64_t stream_threshold);
+int mgffi_http_reply(mgffi_manager *m, uint64_t id, int status, const char *headers, size_t headers_len, const char *body, size_t body_len);
+int mgffi_http_begin_chunked(mgffi_manager *m, uint64_t id, int status, const char *headers, size_t headers_len);
+int mgffi_http_write_chunk(mgffi_manager *m, uint64_t id, const char *buf, size_t len);
+int mgffi_http_end_chunked(mgffi_manager *m, uint64_t id);
+int mgffi_http_serve_dir(mgffi_manager *m, uint64_t id, const char *root_dir, const char *extra_headers, const char *mime_types);
+int mgffi_http_serve_file(mgffi_manager *m, uint64_t id, const char *path, const char *extra_headers, const char *mime_types);
+int mgffi_url_decode(const char *src, size_t src_len, char *dst, size_t dst_len, int form);
+int mgffi_ws_upgrade(mgffi_manager *m, uint64_t id, const char *extra_headers, size_t extra_len);
+int mgffi_ws_send(mgffi_manager *m, uint64_t id, const void *buf, size_t len, int op);
+]]
+
+local C = core.C
+local EV = core.EV
+local F = core.F
+local ffi_string = ffi.string
+local bit_band = require("bit").band
+local type = type
+local error = error
+local pairs = pairs
+local ipairs = ipairs
+local tostring = tostring
+local tonumber = tonumber
+local setmetatable = setmetatable
+local str_lower = string.lower
+local str_find = string.find
+local concat = table.concat
+
+local C_http_reply = C.mgffi_http_reply
+local C_begin_chunked = C.mgffi_http_begin_chunked
+local C_write_chunk = C.mgffi_http_write_chunk
+local C_end_chunked = C.mgffi_http_end_chunked
+
+local EV_HTTP_MSG = EV.HTTP_MSG
+local EV_HTTP_HDRS = EV.HTTP_HDRS
+local EV_HTTP_BODY = EV.HTTP_BODY
+local EV_HTTP_BODY_END = EV.HTTP_BODY_END
+local EV_HTTP_REJECTED = EV.HTTP_REJECTED
+local EV_CLOSE = EV.CLOSE
+local EV_ERROR = EV.ERROR
+
+local _M = {}
+
+---------------------------------------------------------------------------
+-- Header blocks
+---------------------------------------------------------------------------
+
+local header_parts = {}
+
+local function check_header_text(s, what)
+  if str_find(s, "[\r\n%z]") then
+    error(what .. " must not contain CR, LF or NUL: " .. s, 4)
+  end
+end
+
+-- Builds "Name: value\r\n..." from a table { Name = "value" | {values} }
+-- merged over defaults; raises on values that would split the response.
+local function header_block(headers, defaults)
+  if headers == nil and defaults == nil then
+    return ""
+  end
+  local n = 0
+  local function add(name, value)
+    if type(name) ~= "string" then
+      error("header names must be strings", 4)
+    end
+    local tv = type(value)
+    if tv == "table" then
+      for _, v in ipairs(value) do
+        add(name, v)
+      end
+      return
+    elseif tv == "number" then
+      value = tostring(value)
+    elseif tv ~= "string" then
+      error("header '" .. name .. "' has a " .. tv .. " value", 4)
+    end
+    check_header_text(name, "header name")
+    check_header_text(value, "header value")
+    header_parts[n + 1] = name
+    header_parts[n + 2] = ": "
+    header_parts[n + 3] = value
+    header_parts[n + 4] = "\r\n"
+    n = n + 4
+  end
+  if defaults then
+    for name, value in pairs(defaults) do
+      if headers == nil or headers[name] == nil then
+        add(name, value)
+      end
+    end
+  end
+  if headers then
+    if type(headers) ~= "table" then
+      error("headers must be a table", 3)
+    end
+    for name, value in pairs(headers) do
+      add(name, value)
+    end
+  end
+  local block = concat(header_parts, "", 1, n)
+  for i = n, 1, -1 do
+    header_parts[i] = nil
+  end
+  return block
+end
+_M.header_block = header_block
+
+---------------------------------------------------------------------------
+-- Request
+---------------------------------------------------------------------------
+
+local Request = {}
+Request.__index = Request
+_M.Request = Request
+
+local function new_request(mgr, id, ev)
+  local h = ev.http
+  local query = h.query.len > 0 and ffi_string(h.query.ptr, h.query.len) or ""
+  return setmetatable({
+    mgr = mgr,
+    id = id,
+    http = h,
+    method = ffi_string(h.method.ptr, h.method.len),
+    path = ffi_string(h.uri.ptr, h.uri.len),
+    query = query,
+    version = ffi_string(h.proto.ptr, h.proto.len),
+    remote = ev.remote,  -- copied below: ev is only valid until next poll
+    stale_after = nil,   -- poll_seq after which the C views are gone
+    streaming = bit_band(ev.flags, F.STREAMING) ~= 0,
+  }, Request)
+end
+
+-- Raises unless the request's bytes are still held by the glue.
+function Request:check_views()
+  local last = self.stale_after
+  if last ~= nil and self.mgr.poll_seq > last then
+    error("request data is no longer available: the request was answered or its "
+          .. "connection closed in an earlier poll; read it before replying", 3)
+  end
+end
+
+function Request:mark_done()
+  if self.stale_after == nil then
+    self.stale_after = self.mgr.poll_seq
+  end
+end
+
+--- Table of all headers, names lower-cased; repeated headers joined by ", ".
+function Request:headers()
+  local t = self.header_table
+  if t then
+    return t
+  end
+  self:check_views()
+  t = {}
+  local h = self.http
+  for i = 0, h.header_count - 1 do
+    local hd = h.headers[i]
+    local name = str_lower(ffi_string(hd.name.ptr, hd.name.len))
+    local value = ffi_string(hd.value.ptr, hd.value.len)
+    local old = t[name]
+    t[name] = old and (old .. ", " .. value) or value
+  end
+  self.header_table = t
+  return t
+end
+
+--- Value of header name (case-insensitive), or nil.
+function Request:header(name)
+  if type(name) ~= "string" then
+    error("header name must be a string", 2)
+  end
+  return self:headers()[str_lower(name)]
+end
+
+--- The whole body as a string ("" when empty; nil for a streamed body).
+function Request:body()
+  local b = self.body_string
+  if b then
+    return b
+  end
+  if self.streaming then
+    return nil
+  end
+  self:check_views()
+  local body = self.http.body
+  b = body.len > 0 and ffi_string(body.ptr, body.len) or ""
+  self.body_string = b
+  return b
+end
+
+--- Content-Length of the request (for streamed bodies: the announced size).
+function Request:content_length()
+  return tonumber(self.http.content_length)
+end
+
+local decode_buf_size = 1024
+local decode_buf = ffi.new("char[?]", decode_buf_size)
+
+local function url_decode(s, form)
+  local n = #s + 1
+  if n > decode_buf_size then
+    decode_buf_size = n
+    decode_buf = ffi.new("char[?]", n)
+  end
+  local len = C.mgffi_url_decode(s, #s, decode_buf, n, form and 1 or 0)
+  if len < 0 then
+    return s
+  end
+  return ffi_string(decode_buf, len)
+end
+_M.url_decode = url_decode
+
+-- Parses "a=1&b=2" into { a = "1", b = "2" } (the first of repeated keys).
+local function parse_query(q)
+  local t = {}
+  for pair in q:gmatch("[^&]+") do
+    local k, v = pair:match("^([^=]*)=?(.*)$")
+    k = url_decode(k, true)
+    if t[k] == nil then
+      t[k] = url_decode(v, true)
+    end
+  end
+  return t
+end
+_M.parse_query = parse_query
+
+--- Decoded query parameters as a table, or the one named name.
+function Request:query_params(name)
+  local t = self.query_table
+  if not t then
+    t = parse_query(self.query)
+    self.query_table = t
+  end
+  if name ~= nil then
+    return t[name]
+  end
+  return t
+end
+
+--- The peer as "1.2.3.4:5678" / "[::1]:5678", and its IP and port.
+function Request:remote_addr()
+  return self.remote_string
+end
+
+function Request:remote_ip()
+  return self.remote_ip_string
+end
+
+function Request:remote_port()
+  return self.remote_port_number
+end
+
+--- Registers on_chunk(chunk) for the pieces of a streamed body and
+-- on_end() for its end. Only for requests with req.streaming set.
+function Request:on_body(on_chunk, on_end)
+  if not self.streaming then
+    error("on_body is only for streamed requests (see stream_threshold)", 2)
+  end
+  if type(on_chunk) ~= "function" or (on_end ~= nil and type(on_end) ~= "function") then
+    error("on_body expects on_chunk and optional on_end functions", 2)
+  end
+  self.body_chunk_fn = on_chunk
+  self.body_end_fn = on_end
+end
+
+---------------------------------------------------------------------------
+-- Response
+---------------------------------------------------------------------------
+
+local Response = {}
+Response.__index = Response
+_M.Response = Response
+
+local function new_response(req)
+  return setmetatable({ req = req, mgr = req.mgr, id = req.id, sent = false,
+                        chunked = false, default_headers = nil, closed = false }, Response)
+end
+
+local function check_status(status)
+  if type(status) ~= "number" or status < 100 or status > 999 or status % 1 ~= 0 then
+    error("status must be an integer from 100 to 999", 3)
+  end
+end
+
+-- Turns a failed C call into nil, err (and notes a gone connection).
+local function failed(self, rc)
+  if rc == core.ERR_NO_CONN then
+    self.closed = true
+    return nil, "connection closed"
+  end
+  return nil, self.mgr:last_error()
+end
+
+--- Sets a header sent with the response (send, begin or serve_*).
+function Response:set_header(name, value)
+  if type(name) ~= "string" then
+    error("header name must be a string", 2)
+  end
+  local h = self.default_headers
+  if not h then
+    h = {}
+    self.default_headers = h
+  end
+  h[name] = value
+  return self
+end
+
+function Response:check_unsent(level)
+  if self.sent or self.chunked then
+    error("response already sent", level + 1)
+  end
+end
+
+local function finish(self)
+  self.sent = true
+  self.req:mark_done()
+  local l = self.listener
+  if l then
+    l.pending[self.id] = nil
+  end
+end
+
+--- Sends the whole response: status (number), body (string, may be nil),
+-- headers (table, optional). Returns true, or nil and an error message.
+function Response:send(status, body, headers)
+  self:check_unsent(2)
+  check_status(status)
+  if body == nil then
+    body = ""
+  elseif type(body) ~= "string" then
+    error("body must be a string", 2)
+  end
+  local block = header_block(headers, self.default_headers)
+  local rc = C_http_reply(self.mgr.cm, self.id, status, block, #block, body, #body)
+  if rc ~= 0 then
+    finish(self)
+    return failed(self, rc)
+  end
+  finish(self)
+  return true
+end
+
+--- Starts a chunked response; continue with write(), end with finish().
+function Response:begin(status, headers)
+  self:check_unsent(2)
+  check_status(status)
+  local block = header_block(headers, self.default_headers)
+  local rc = C_begin_chunked(self.mgr.cm, self.id, status, block, #block)
+  if rc ~= 0 then
+    finish(self)
+    return failed(self, rc)
+  end
+  self.chunked = true
+  return true
+end
+
+--- Sends one chunk of a response started with begin().
+function Response:write(chunk)
+  if not self.chunked or self.sent then
+    error("write() needs a response started with begin()", 2)
+  end
+  if type(chunk) ~= "string" then
+    error("chunk must be a string", 2)
+  end
+  local rc = C_write_chunk(self.mgr.cm, self.id, chunk, #chunk)
+  if rc ~= 0 then
+    return failed(self, rc)
+  end
+  return true
+end
+
+--- Ends a chunked response, optionally writing a last chunk first.
+function Response:finish(chunk)
+  if not self.chunked or self.sent then
+    error("finish() needs a response started with begin()", 2)
+  end
+  if chunk ~= nil then
+    local ok, err = self:write(chunk)
+    if not ok then
+      finish(self)
+      return nil, err
+    end
+  end
+  local rc = C_end_chunked(self.mgr.cm, self.id)
+  finish(self)
+  if rc ~= 0 then
+    return failed(self, rc)
+  end
+  return true
+end
+
+local function serve_opts(self, opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("opts must be a table", 3)
+  end
+  opts = opts or {}
+  local block = header_block(opts.headers, self.default_headers)
+  local mime = opts.mime_types
+  if mime ~= nil and type(mime) ~= "string" then
+    error("mime_types must be a string like \"ext=type,ext2=type2\"", 3)
+  end
+  return block ~= "" and block or nil, mime
+end
+
+--- Serves the request from directory root (MIME types, Range, ETag,
+-- index.html). opts.headers: extra headers; opts.mime_types:
+-- "ext=type,...".
+function Response:serve_dir(root, opts)
+  self:check_unsent(2)
+  if type(root) ~= "string" then
+    error("root must be a string", 2)
+  end
+  local headers, mime = serve_opts(self, opts)
+  local rc = C.mgffi_http_serve_dir(self.mgr.cm, self.id, root, headers, mime)
+  finish(self)
+  if rc ~= 0 then
+    return failed(self, rc)
+  end
+  return true
+end
+
+--- Serves one file (Range and ETag supported), 404 if it does not exist.
+function Response:serve_file(path, opts)
+  self:check_unsent(2)
+  if type(path) ~= "string" then
+    error("path must be a string", 2)
+  end
+  local headers, mime = serve_opts(self, opts)
+  local rc = C.mgffi_http_serve_file(self.mgr.cm, self.id, path, headers, mime)
+  finish(self)
+  if rc ~= 0 then
+    return failed(self, rc)
+  end
+  return true
+end
+
+--- Closes the connection (after flushing what was queued).
+function Response:close()
+  if self.closed then
+    return true
+  end
+  self.closed = true
+  finish(self)
+  C.mgffi_close(self.mgr.cm, self.id, 0)
+  return true
+end
+
+--- Bytes queued for sending on this connection (0 once closed).
+function Response:send_queued()
+  local info = ffi.new("mgffi_conn_info")
+  if C.mgffi_get_conn_info(self.mgr.cm, self.id, info) ~= 0 then
+    return 0
+  end
+  return tonumber(info.send_queued)
+end
+
+---------------------------------------------------------------------------
+-- Listener
+---------------------------------------------------------------------------
+
+local Listener = {}
+Listener.__index = Listener
+_M.Listener = Listener
+
+local function fill_remote(req, remote)
+  req.remote_string = core.format_addr(remote, true)
+  req.remote_ip_string = core.format_addr(remote, false)
+  req.remote_port_number = remote.port
+  req.remote = nil
+end
+
+-- Handles the request: calls the handler, answers 500 if it fails and
+-- sends what it returned if it returned a status.
+function Listener:handle(req)
+  local res = new_response(req)
+  res.listener = self
+  self.pending[req.id] = res
+  local mgr = self.mgr
+  local ok, status, body, headers = mgr:protected_call(
+    "HTTP handler for " .. req.method .. " " .. req.path, self.handler, req, res)
+  if res.sent or res.chunked or res.closed then
+    if not ok and res.chunked and not res.sent then
+      res:close()  -- the status line is gone: the client sees a cut response
+    elseif ok and status ~= nil and res.sent then
+      mgr:log("warn", "HTTP handler returned a value after replying; ignored")
+    end
+    return
+  end
+  if not ok then
+    res:send(500, "Internal Server Error\n", { ["Content-Type"] = "text/plain" })
+  elseif type(status) == "number" then
+    local ok2, err = pcall(res.send, res, status, body, headers)
+    if not ok2 then
+      mgr:log("error", "HTTP handler returned an invalid response: " .. tostring(err))
+      if not res.sent then
+        res:send(500, "Internal Server Error\n", { ["Content-Type"] = "text/plain" })
+      end
+    end
+  elseif status ~= nil then
+    mgr:log("error", "HTTP handler for " .. req.method .. " " .. req.path
+            .. " returned " .. type(status) .. " instead of a status number")
+    res:send(500, "Internal Server Error\n", { ["Content-Type"] = "text/plain" })
+  end
+  -- Returned nothing and did not reply: the reply comes later (deferred).
+end
+
+function Listener:on_event(ev, id)
+  local t = ev.type
+  if t == EV_HTTP_MSG then
+    local req = new_request(self.mgr, id, ev)
+    fill_remote(req, ev.remote)
+    self:handle(req)
+  elseif t == EV_CLOSE then
+    local res = self.pending[id]
+    if res then
+      self.pending[id] = nil
+      res.closed = true
+      res.req:mark_done()
+      local on_close = res.on_close_fn
+      if on_close then
+        self.mgr:protected_call("on_close", on_close, res)
+      end
+    end
+  elseif t == EV_HTTP_HDRS then
+    local req = new_request(self.mgr, id, ev)
+    fill_remote(req, ev.remote)
+    self.streams[id] = req
+    self:handle(req)
+  elseif t == EV_HTTP_BODY then
+    local req = self.streams[id]
+    if req and req.body_chunk_fn then
+      local chunk = ffi_string(ev.data.ptr, ev.data.len)
+      self.mgr:protected_call("on_body", req.body_chunk_fn, chunk)
+    end
+  elseif t == EV_HTTP_BODY_END then
+    local req = self.streams[id]
+    self.streams[id] = nil
+    if req and req.body_end_fn then
+      self.mgr:protected_call("on_body end", req.body_end_fn)
+    end
+  elseif t == EV_HTTP_REJECTED then
+    self.mgr:log("info", "request rejected with " .. tostring(ev.value) .. ": "
+                 .. ffi_string(ev.data.ptr, ev.data.len))
+  elseif t == EV_ERROR then
+    self.mgr:log("debug", "connection " .. id .. ": " .. ffi_string(ev.data.ptr, ev.data.len))
+  elseif self.extra_event then
+    self.extra_event(self, ev, id)
+  end
+end
+
+--- Stops listening. Connections already accepted are served to the end.
+function Listener:close()
+  if self.closed then
+    return true
+  end
+  self.closed = true
+  if not self.mgr.closed then
+    C.mgffi_close(self.mgr.cm, self.id, 1)
+  end
+  return true
+end
+
+--- Responses not yet sent, by connection id (deferred replies).
+function Listener:pending_count()
+  local n = 0
+  for _ in pairs(self.pending) do
+    n = n + 1
+  end
+  return n
+end
+
+--- Opens an HTTP server on url with handler(req, res).
+-- opts.max_body: largest request body accepted (413 beyond);
+-- opts.stream_threshold: bodies above this size are streamed (req:on_body).
+function _M.listen(mgr, url, handler, opts)
+  if type(url) ~= "string" then
+    error("url must be a string", 3)
+  end
+  if type(handler) ~= "function" then
+    error("handler must be a function", 3)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("opts must be a table", 3)
+  end
+  opts = opts or {}
+  local id, err = mgr:open_connection("listen", url, core.PROTO.HTTP)
+  if not id then
+    return nil, err
+  end
+  if opts.max_body or opts.stream_threshold then
+    local rc = C.mgffi_http_set_limits(mgr.cm, id, opts.max_body or 0, opts.stream_threshold or 0)
+    if rc ~= 0 then
+      local msg = mgr:last_error()
+      C.mgffi_close(mgr.cm, id, 1)
+      error(msg, 3)
+    end
+  end
+  local self = setmetatable({
+    mgr = mgr, id = id, url = url, handler = handler, pending = {}, streams = {},
+    is_listener = true, closed = false,
+  }, Listener)
+  mgr:own(id, self)
+  return self
+end
+
+return _M

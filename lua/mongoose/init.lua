@@ -1,0 +1,56 @@
+-- mongoose: the high-level API of mongoose-ffi.
+--
+--   local mongoose = require("mongoose")
+--   local mgr = mongoose.new_manager()
+--   mgr:http_listen("http://127.0.0.1:8000", function(req, res)
+--     return 200, "hello\n", { ["Content-Type"] = "text/plain" }
+--   end)
+--   mgr:run({ signals = { "INT", "TERM" } })
+local core = require("mongoose.core")
+local manager = require("mongoose.manager")
+local http = require("mongoose.http")
+local http_client = require("mongoose.http_client")
+
+local Manager = manager.Manager
+
+local _M = {
+  _VERSION = "0.1.0",
+  mongoose_version = core.mongoose_version,
+  core = core,
+}
+
+--- Creates an event manager (see mongoose.manager for opts).
+function _M.new_manager(opts)
+  return manager.new(opts)
+end
+
+--- Opens an HTTP server: handler(req, res) for every request.
+function Manager:http_listen(url, handler, opts)
+  self:check_open(2)
+  return http.listen(self, url, handler, opts)
+end
+
+--- Starts an HTTP request; callback(response, err) runs from a later poll.
+function Manager:http_request(url, opts, callback)
+  self:check_open(2)
+  return http_client.request(self, url, opts, callback)
+end
+
+--- Performs an HTTP request and waits for the response while polling.
+function Manager:fetch(url, opts)
+  self:check_open(2)
+  return http_client.fetch(self, url, opts)
+end
+
+--- Performs one HTTP request on a temporary manager.
+function _M.fetch(url, opts)
+  local mgr = assert(manager.new())
+  local resp, err = http_client.fetch(mgr, url, opts)
+  mgr:close()
+  return resp, err
+end
+
+_M.url_decode = http.url_decode
+_M.parse_query = http.parse_query
+
+return _M

@@ -1,0 +1,286 @@
+-- mongoose.manager: the event manager of the high-level API. Owns a C
+-- manager, drains its event queue after every poll and routes each event to
+-- the Lua object that owns the connection (a listener or a client), runs
+-- timers, and stops gracefully.
+local ffi = require("ffi")
+local core = require("mongoose.core")
+local timer = require("mongoose.timer")
+
+local C = core.C
+local EV = core.EV
+local tonumber = tonumber
+local xpcall = xpcall
+local traceback = debug.traceback
+local setmetatable = setmetatable
+local type = type
+local error = error
+local ffi_string = ffi.string
+local C_poll = C.mgffi_poll
+local C_events = C.mgffi_events
+local C_millis = C.mgffi_millis
+
+local EV_CLOSE = EV.CLOSE
+
+local Manager = {}
+Manager.__index = Manager
+
+local _M = { Manager = Manager }
+
+local function default_log(level, msg)
+  io.stderr:write("[mongoose] ", level, ": ", msg, "\n")
+  io.stderr:flush()
+end
+
+local LOG_RANK = { error = 1, warn = 2, info = 3, debug = 4 }
+
+--- Creates a manager.
+-- opts.log: function(level, message) receiving "error", "warn", "info",
+--   "debug" messages (default: stderr); opts.log_level: the most verbose
+--   level passed on (default "warn"); opts.mongoose_log_level: Mongoose's own
+--   log level (default "error").
+function _M.new(opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("opts must be a table", 2)
+  end
+  opts = opts or {}
+  local log_level = opts.log_level or "warn"
+  if not LOG_RANK[log_level] then
+    error("unknown log_level: " .. tostring(log_level), 2)
+  end
+  local cm, err = core.new_manager()
+  if not cm then
+    return nil, err
+  end
+  core.set_log_level(opts.mongoose_log_level or "error")
+  local self = setmetatable({
+    cm = cm,
+    owners = {},          -- conn or listener id -> Lua object with on_event
+    timers = timer.new_heap(),
+    poll_seq = 0,         -- number of C polls so far
+    dispatching = false,
+    stopping = false,
+    closed = false,
+    log_fn = opts.log or default_log,
+    log_rank = LOG_RANK[log_level],
+    id_out = ffi.new("uint64_t[1]"),
+  }, Manager)
+  return self
+end
+
+function Manager:log(level, msg)
+  if (LOG_RANK[level] or 1) <= self.log_rank then
+    self.log_fn(level, msg)
+  end
+end
+
+-- Calls fn(...) catching any error; logs it with its traceback.
+-- Returns ok, results...
+function Manager:protected_call(what, fn, ...)
+  local ok, a, b, c = xpcall(fn, traceback, ...)
+  if not ok then
+    self:log("error", what .. " failed: " .. tostring(a))
+  end
+  return ok, a, b, c
+end
+
+function Manager:check_open(level)
+  if self.closed then
+    error("manager is closed", (level or 1) + 1)
+  end
+end
+
+-- The text of the last C failure on this manager.
+function Manager:last_error()
+  return ffi_string(C.mgffi_last_error(self.cm))
+end
+
+-- Registers the Lua object that receives the events of connection id.
+function Manager:own(id, obj)
+  self.owners[id] = obj
+end
+
+function Manager:disown(id)
+  self.owners[id] = nil
+end
+
+--- Runs one poll: waits up to timeout_ms (default 0) for network events or
+-- the next timer, then dispatches events to their handlers and runs the
+-- timers that are due. Returns the number of events handled.
+function Manager:poll(timeout_ms)
+  self:check_open(2)
+  if self.dispatching then
+    error("poll cannot be called from inside an event handler", 2)
+  end
+  timeout_ms = timeout_ms or 0
+  local now = tonumber(C_millis())
+  local due = self.timers:next_due(now)
+  if due and due < timeout_ms then
+    timeout_ms = due
+  end
+  local n = C_poll(self.cm, timeout_ms)
+  self.poll_seq = self.poll_seq + 1
+  if n < 0 then
+    self:log("error", "poll failed: " .. self:last_error())
+    return 0
+  end
+  if n > 0 then
+    self:dispatch(n)
+  end
+  if self.timers.n > 0 then
+    self.dispatching = true
+    self.timers:run_due(tonumber(C_millis()), function(t)
+      self:protected_call("timer", t.fn, t)
+    end)
+    self.dispatching = false
+  end
+  return n
+end
+
+function Manager:dispatch(n)
+  local events = C_events(self.cm)
+  local owners = self.owners
+  self.dispatching = true
+  for i = 0, n - 1 do
+    local ev = events[i]
+    local id = tonumber(ev.conn_id)
+    local owner = owners[id]
+    if owner == nil then
+      local lid = tonumber(ev.listener_id)
+      if lid ~= 0 then
+        owner = owners[lid]
+      end
+    end
+    if owner ~= nil then
+      local ok, err = xpcall(owner.on_event, traceback, owner, ev, id)
+      if not ok then
+        self:log("error", "event handler failed: " .. tostring(err))
+      end
+    end
+    if ev.type == EV_CLOSE and owners[id] ~= nil then
+      owners[id] = nil
+    end
+  end
+  self.dispatching = false
+end
+
+--- Calls fn(timer) once after delay_ms. Returns the timer (timer:cancel()).
+function Manager:set_timeout(delay_ms, fn)
+  if type(delay_ms) ~= "number" or delay_ms < 0 then
+    error("delay_ms must be a non-negative number", 2)
+  end
+  if type(fn) ~= "function" then
+    error("fn must be a function", 2)
+  end
+  return self.timers:add(tonumber(C_millis()), delay_ms, nil, fn)
+end
+
+--- Calls fn(timer) every interval_ms until timer:cancel().
+function Manager:set_interval(interval_ms, fn)
+  if type(interval_ms) ~= "number" or interval_ms <= 0 then
+    error("interval_ms must be a positive number", 2)
+  end
+  if type(fn) ~= "function" then
+    error("fn must be a function", 2)
+  end
+  return self.timers:add(tonumber(C_millis()), interval_ms, interval_ms, fn)
+end
+
+local SIGNALS = { INT = 2, TERM = 15, HUP = 1, QUIT = 3, USR1 = 10, USR2 = 12 }
+
+--- Polls until stop() is called (or, with opts.signals = {"INT", "TERM"},
+-- until one of those signals arrives), then shuts down: listeners close,
+-- queued responses are flushed for up to opts.shutdown_timeout ms (default
+-- 2000) and the manager is freed.
+function Manager:run(opts)
+  self:check_open(2)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("opts must be a table", 2)
+  end
+  opts = opts or {}
+  local poll_ms = opts.poll_ms or 1000
+  if opts.signals then
+    for _, name in ipairs(opts.signals) do
+      local signo = SIGNALS[name] or tonumber(name)
+      if not signo or C.mgffi_signal_watch(signo) ~= 0 then
+        error("unknown signal: " .. tostring(name), 2)
+      end
+    end
+  end
+  self.stopping = false
+  while not self.stopping do
+    self:poll(poll_ms)
+    if opts.signals then
+      local signo = C.mgffi_signal_take()
+      if signo ~= 0 then
+        self:log("info", "signal " .. signo .. " received, stopping")
+        self.stopping = true
+      end
+    end
+  end
+  self:shutdown(opts.shutdown_timeout or 2000)
+  return true
+end
+
+--- Asks run() to return after the current poll. Callable from handlers.
+function Manager:stop()
+  self.stopping = true
+end
+
+-- Closes listeners, lets queued data go out (bounded), then frees.
+function Manager:shutdown(timeout_ms)
+  if self.closed then
+    return
+  end
+  for _, owner in pairs(self.owners) do
+    if owner.is_listener then
+      owner:close()
+    end
+  end
+  local deadline = tonumber(C_millis()) + (timeout_ms or 0)
+  local info = ffi.new("mgffi_conn_info")
+  local ids = ffi.new("uint64_t[256]")
+  while tonumber(C_millis()) < deadline do
+    local count = tonumber(C.mgffi_connection_ids(self.cm, ids, 256))
+    local busy = false
+    for i = 0, math.min(count, 256) - 1 do
+      if C.mgffi_get_conn_info(self.cm, ids[i], info) == 0 and info.send_queued > 0 then
+        busy = true
+        break
+      end
+    end
+    if not busy then
+      break
+    end
+    self:poll(10)
+  end
+  self:close()
+end
+
+--- Frees the manager and every connection now. Idempotent.
+function Manager:close()
+  if self.closed then
+    return
+  end
+  self.closed = true
+  core.free_manager(self.cm)
+  self.owners = {}
+  self.timers = timer.new_heap()
+end
+
+--- Number of live connections, listeners included.
+function Manager:connection_count()
+  self:check_open(2)
+  return tonumber(C.mgffi_connection_count(self.cm))
+end
+
+-- Starts a listener or a client connection in C; returns its id or nil, err.
+function Manager:open_connection(kind, url, protocol)
+  local fn = kind == "listen" and C.mgffi_listen or C.mgffi_connect
+  local rc = fn(self.cm, url, protocol, self.id_out)
+  if rc ~= 0 then
+    return nil, self:last_error()
+  end
+  return tonumber(self.id_out[0])
+end
+
+return _M

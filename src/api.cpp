@@ -1,0 +1,335 @@
+// The exported C ABI. Every function checks its arguments and catches every
+// C++ exception: nothing but status codes crosses into the FFI.
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <new>
+
+#include "manager.hpp"
+#include "mongoose.h"
+#include "mongoose_ffi.h"
+
+using mgffi::Manager;
+
+struct mgffi_manager {
+  Manager impl;
+};
+
+namespace {
+
+// Looks up a live connection, or returns the status to give back.
+template <typename Fn>
+int with_conn(mgffi_manager *m, uint64_t id, Fn &&fn) {
+  if (m == nullptr) return MGFFI_ERR_ARG;
+  try {
+    mg_connection *c = m->impl.find(id);
+    if (c == nullptr) return MGFFI_ERR_NO_CONN;
+    return fn(m->impl, c);
+  } catch (const std::bad_alloc &) {
+    return m->impl.fail(MGFFI_ERR_NOMEM, "out of memory");
+  } catch (...) {
+    return m->impl.fail(MGFFI_ERR_INTERNAL, "unexpected internal error");
+  }
+}
+
+// Requires an accepted HTTP connection (a server-side request).
+int require_http_server(Manager &mgr, mg_connection *c) {
+  mgffi::ConnState *st = mgr.state_of(c);
+  if (st == nullptr || st->protocol != MGFFI_PROTO_HTTP || !c->is_accepted || c->is_websocket) {
+    return mgr.fail(MGFFI_ERR_STATE, "not an HTTP server connection");
+  }
+  return MGFFI_OK;
+}
+
+bool valid_status(int status) { return status >= 100 && status <= 999; }
+
+// Signals recorded by mgffi_signal_watch's handler: async-signal-safe flags.
+volatile std::sig_atomic_t g_signal_pending[65];
+
+extern "C" void record_signal(int signo) {
+  if (signo > 0 && signo < 65) g_signal_pending[signo] = 1;
+}
+
+}  // namespace
+
+extern "C" {
+
+int mgffi_abi_version(void) { return MGFFI_ABI_VERSION; }
+
+const char *mgffi_mongoose_version(void) { return MG_VERSION; }
+
+mgffi_manager *mgffi_manager_new(void) {
+  try {
+    return new mgffi_manager();
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+void mgffi_manager_free(mgffi_manager *m) { delete m; }
+
+int mgffi_poll(mgffi_manager *m, int timeout_ms) {
+  if (m == nullptr) return MGFFI_ERR_ARG;
+  try {
+    return m->impl.poll(timeout_ms);
+  } catch (...) {
+    return m->impl.fail(MGFFI_ERR_INTERNAL, "unexpected internal error in poll");
+  }
+}
+
+const mgffi_event *mgffi_events(const mgffi_manager *m) {
+  return m == nullptr ? nullptr : m->impl.events();
+}
+
+const char *mgffi_last_error(const mgffi_manager *m) {
+  return m == nullptr ? "no manager" : m->impl.last_error();
+}
+
+uint64_t mgffi_millis(void) { return mg_millis(); }
+
+void mgffi_log_set_level(int level) {
+  if (level < MG_LL_NONE) level = MG_LL_NONE;
+  if (level > MG_LL_VERBOSE) level = MG_LL_VERBOSE;
+  mg_log_set(level);
+}
+
+size_t mgffi_connection_count(const mgffi_manager *m) {
+  return m == nullptr ? 0 : m->impl.connection_count();
+}
+
+size_t mgffi_connection_ids(const mgffi_manager *m, uint64_t *ids, size_t cap) {
+  if (m == nullptr) return 0;
+  return m->impl.connection_ids(ids, ids == nullptr ? 0 : cap);
+}
+
+int mgffi_listen(mgffi_manager *m, const char *url, int protocol, uint64_t *id) {
+  if (m == nullptr) return MGFFI_ERR_ARG;
+  if (url == nullptr || id == nullptr) return m->impl.fail(MGFFI_ERR_ARG, "url and id are required");
+  if (protocol != MGFFI_PROTO_RAW && protocol != MGFFI_PROTO_HTTP) {
+    return m->impl.fail(MGFFI_ERR_ARG, "unknown protocol");
+  }
+  try {
+    return m->impl.listen(url, protocol, id);
+  } catch (...) {
+    return m->impl.fail(MGFFI_ERR_INTERNAL, "unexpected internal error in listen");
+  }
+}
+
+int mgffi_connect(mgffi_manager *m, const char *url, int protocol, uint64_t *id) {
+  if (m == nullptr) return MGFFI_ERR_ARG;
+  if (url == nullptr || id == nullptr) return m->impl.fail(MGFFI_ERR_ARG, "url and id are required");
+  if (protocol != MGFFI_PROTO_RAW && protocol != MGFFI_PROTO_HTTP) {
+    return m->impl.fail(MGFFI_ERR_ARG, "unknown protocol");
+  }
+  try {
+    return m->impl.connect(url, protocol, id);
+  } catch (...) {
+    return m->impl.fail(MGFFI_ERR_INTERNAL, "unexpected internal error in connect");
+  }
+}
+
+int mgffi_set_event_mask(mgffi_manager *m, uint64_t id, uint32_t mask) {
+  return with_conn(m, id, [mask](Manager &mgr, mg_connection *c) -> int {
+    mgr.state_of(c)->event_mask = mask;
+    return MGFFI_OK;
+  });
+}
+
+int mgffi_send(mgffi_manager *m, uint64_t id, const void *buf, size_t len) {
+  if (buf == nullptr && len > 0) return m == nullptr ? MGFFI_ERR_ARG : m->impl.fail(MGFFI_ERR_ARG, "buf is NULL");
+  return with_conn(m, id, [buf, len](Manager &mgr, mg_connection *c) -> int {
+    if (len == 0) return MGFFI_OK;
+    if (!mg_send(c, buf, len)) return mgr.fail(MGFFI_ERR_NOMEM, "send failed");
+    return MGFFI_OK;
+  });
+}
+
+int mgffi_close(mgffi_manager *m, uint64_t id, int immediately) {
+  return with_conn(m, id, [immediately](Manager &mgr, mg_connection *c) -> int {
+    mgffi::ConnState *st = mgr.state_of(c);
+    st->closing_by_glue = true;
+    if (immediately) {
+      c->is_closing = 1;
+    } else {
+      c->is_draining = 1;
+    }
+    return MGFFI_OK;
+  });
+}
+
+int mgffi_pause_reading(mgffi_manager *m, uint64_t id, int paused) {
+  return with_conn(m, id, [paused](Manager &, mg_connection *c) -> int {
+    c->is_full = paused ? 1 : 0;
+    return MGFFI_OK;
+  });
+}
+
+int mgffi_get_conn_info(mgffi_manager *m, uint64_t id, mgffi_conn_info *info) {
+  if (info == nullptr) return m == nullptr ? MGFFI_ERR_ARG : m->impl.fail(MGFFI_ERR_ARG, "info is NULL");
+  return with_conn(m, id, [info](Manager &mgr, mg_connection *c) -> int {
+    mgffi::ConnState *st = mgr.state_of(c);
+    std::memset(info, 0, sizeof(*info));
+    info->id = c->id;
+    info->listener_id = st->listener_id;
+    info->flags = 0;
+    if (c->is_listening) info->flags |= MGFFI_F_LISTENER;
+    if (c->is_client) info->flags |= MGFFI_F_CLIENT;
+    if (c->is_accepted) info->flags |= MGFFI_F_ACCEPTED;
+    if (c->is_udp) info->flags |= MGFFI_F_UDP;
+    if (c->is_websocket) info->flags |= MGFFI_F_WEBSOCKET;
+    if (c->is_tls) info->flags |= MGFFI_F_TLS;
+    info->event_mask = st->event_mask;
+    info->send_queued = c->send.len;
+    info->recv_buffered = c->recv.len;
+    auto copy = [](const mg_addr &a, mgffi_addr *out) {
+      std::memcpy(out->ip, a.addr.ip, sizeof(out->ip));
+      out->port = mg_ntohs(a.port);
+      out->is_ip6 = a.is_ip6 ? 1 : 0;
+    };
+    copy(c->loc, &info->local);
+    copy(c->rem, &info->remote);
+    info->fd = c->fd == nullptr ? -1 : static_cast<int32_t>(reinterpret_cast<size_t>(c->fd));
+    info->is_closing = c->is_closing;
+    info->is_draining = c->is_draining;
+    info->response_pending = st->request_pending ? 1 : 0;
+    info->reading_paused = c->is_full;
+    return MGFFI_OK;
+  });
+}
+
+size_t mgffi_addr_format(const mgffi_addr *addr, int with_port, char *buf, size_t len) {
+  if (addr == nullptr || buf == nullptr || len == 0) return 0;
+  mg_addr a{};
+  std::memcpy(a.addr.ip, addr->ip, sizeof(addr->ip));
+  a.port = mg_htons(addr->port);
+  a.is_ip6 = addr->is_ip6 != 0;
+  size_t n = with_port ? mg_snprintf(buf, len, "%M", mg_print_ip_port, &a)
+                       : mg_snprintf(buf, len, "%M", mg_print_ip, &a);
+  if (n >= len) {
+    buf[len - 1] = '\0';
+    return len - 1;
+  }
+  return n;
+}
+
+int mgffi_http_set_limits(mgffi_manager *m, uint64_t listener_id, uint64_t max_body,
+                          uint64_t stream_threshold) {
+  return with_conn(m, listener_id, [=](Manager &mgr, mg_connection *c) -> int {
+    mgffi::ConnState *st = mgr.state_of(c);
+    if (st->protocol != MGFFI_PROTO_HTTP) return mgr.fail(MGFFI_ERR_STATE, "not an HTTP connection");
+    uint64_t limit = MG_MAX_RECV_SIZE - 65536;  // room for the head
+    if (max_body > limit) {
+      return mgr.fail(MGFFI_ERR_ARG, "max_body exceeds the build's limit of " +
+                                         std::to_string(limit) +
+                                         " bytes; stream larger bodies instead");
+    }
+    st->max_body = max_body == 0 ? MGFFI_DEFAULT_MAX_BODY : max_body;
+    st->stream_threshold = stream_threshold;
+    (void) c;
+    return MGFFI_OK;
+  });
+}
+
+int mgffi_http_reply(mgffi_manager *m, uint64_t id, int status, const char *headers,
+                     size_t headers_len, const char *body, size_t body_len) {
+  if ((headers == nullptr && headers_len > 0) || (body == nullptr && body_len > 0) ||
+      !valid_status(status)) {
+    return m == nullptr ? MGFFI_ERR_ARG : m->impl.fail(MGFFI_ERR_ARG, "invalid status, headers or body");
+  }
+  return with_conn(m, id, [=](Manager &mgr, mg_connection *c) -> int {
+    int rc = require_http_server(mgr, c);
+    return rc != MGFFI_OK ? rc : mgr.http_reply(c, status, headers, headers_len, body, body_len);
+  });
+}
+
+int mgffi_http_begin_chunked(mgffi_manager *m, uint64_t id, int status, const char *headers,
+                             size_t headers_len) {
+  if ((headers == nullptr && headers_len > 0) || !valid_status(status)) {
+    return m == nullptr ? MGFFI_ERR_ARG : m->impl.fail(MGFFI_ERR_ARG, "invalid status or headers");
+  }
+  return with_conn(m, id, [=](Manager &mgr, mg_connection *c) -> int {
+    int rc = require_http_server(mgr, c);
+    return rc != MGFFI_OK ? rc : mgr.http_begin_chunked(c, status, headers, headers_len);
+  });
+}
+
+int mgffi_http_write_chunk(mgffi_manager *m, uint64_t id, const char *buf, size_t len) {
+  if (buf == nullptr && len > 0) return m == nullptr ? MGFFI_ERR_ARG : m->impl.fail(MGFFI_ERR_ARG, "buf is NULL");
+  return with_conn(m, id, [=](Manager &mgr, mg_connection *c) -> int {
+    int rc = require_http_server(mgr, c);
+    return rc != MGFFI_OK ? rc : mgr.http_write_chunk(c, buf, len);
+  });
+}
+
+int mgffi_http_end_chunked(mgffi_manager *m, uint64_t id) {
+  return with_conn(m, id, [](Manager &mgr, mg_connection *c) -> int {
+    int rc = require_http_server(mgr, c);
+    return rc != MGFFI_OK ? rc : mgr.http_end_chunked(c);
+  });
+}
+
+int mgffi_http_serve_dir(mgffi_manager *m, uint64_t id, const char *root_dir,
+                         const char *extra_headers, const char *mime_types) {
+  if (root_dir == nullptr) return m == nullptr ? MGFFI_ERR_ARG : m->impl.fail(MGFFI_ERR_ARG, "root_dir is NULL");
+  return with_conn(m, id, [=](Manager &mgr, mg_connection *c) -> int {
+    int rc = require_http_server(mgr, c);
+    return rc != MGFFI_OK ? rc : mgr.http_serve(c, root_dir, true, extra_headers, mime_types);
+  });
+}
+
+int mgffi_http_serve_file(mgffi_manager *m, uint64_t id, const char *path,
+                          const char *extra_headers, const char *mime_types) {
+  if (path == nullptr) return m == nullptr ? MGFFI_ERR_ARG : m->impl.fail(MGFFI_ERR_ARG, "path is NULL");
+  return with_conn(m, id, [=](Manager &mgr, mg_connection *c) -> int {
+    int rc = require_http_server(mgr, c);
+    return rc != MGFFI_OK ? rc : mgr.http_serve(c, path, false, extra_headers, mime_types);
+  });
+}
+
+int mgffi_url_decode(const char *src, size_t src_len, char *dst, size_t dst_len, int form) {
+  if ((src == nullptr && src_len > 0) || dst == nullptr || dst_len == 0) return -1;
+  return mg_url_decode(src, src_len, dst, dst_len, form);
+}
+
+int mgffi_ws_upgrade(mgffi_manager *m, uint64_t id, const char *extra_headers, size_t extra_len) {
+  if (extra_headers == nullptr && extra_len > 0) {
+    return m == nullptr ? MGFFI_ERR_ARG : m->impl.fail(MGFFI_ERR_ARG, "extra_headers is NULL");
+  }
+  return with_conn(m, id, [=](Manager &mgr, mg_connection *c) -> int {
+    int rc = require_http_server(mgr, c);
+    return rc != MGFFI_OK ? rc : mgr.ws_upgrade(c, extra_headers, extra_len);
+  });
+}
+
+int mgffi_ws_send(mgffi_manager *m, uint64_t id, const void *buf, size_t len, int op) {
+  if ((buf == nullptr && len > 0) || op < 0 || op > 15) {
+    return m == nullptr ? MGFFI_ERR_ARG : m->impl.fail(MGFFI_ERR_ARG, "invalid buffer or opcode");
+  }
+  return with_conn(m, id, [=](Manager &mgr, mg_connection *c) -> int {
+    if (!c->is_websocket) return mgr.fail(MGFFI_ERR_STATE, "not a WebSocket connection");
+    if (mg_ws_send(c, buf, len, op) == 0) return mgr.fail(MGFFI_ERR_NOMEM, "send failed");
+    return MGFFI_OK;
+  });
+}
+
+int mgffi_signal_watch(int signo) {
+  if (signo <= 0 || signo >= 65) return MGFFI_ERR_ARG;
+  struct sigaction sa;
+  std::memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = record_signal;
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(signo, &sa, nullptr) != 0) return MGFFI_ERR_ARG;
+  return MGFFI_OK;
+}
+
+int mgffi_signal_take(void) {
+  for (int s = 1; s < 65; s++) {
+    if (g_signal_pending[s]) {
+      g_signal_pending[s] = 0;
+      return s;
+    }
+  }
+  return 0;
+}
+
+}  // extern "C"

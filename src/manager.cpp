@@ -1,0 +1,581 @@
+#include "manager.hpp"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <strings.h>
+#include <new>
+
+#include "status_text.hpp"
+
+namespace mgffi {
+
+namespace {
+
+// Mongoose's HTTP protocol handler (static in mongoose.c). Taken from the
+// first HTTP connection so that a connection detached for body streaming
+// can be handed back to it.
+mg_event_handler_t g_http_protocol_handler = nullptr;
+
+#define MGFFI_SAME_EVENT(name) (static_cast<int>(MGFFI_EV_##name) == static_cast<int>(MG_EV_##name))
+static_assert(MGFFI_SAME_EVENT(ERROR) &&
+                  MGFFI_SAME_EVENT(OPEN) &&
+                  MGFFI_SAME_EVENT(POLL) &&
+                  MGFFI_SAME_EVENT(RESOLVE) &&
+                  MGFFI_SAME_EVENT(CONNECT) &&
+                  MGFFI_SAME_EVENT(ACCEPT) &&
+                  MGFFI_SAME_EVENT(TLS_HS) &&
+                  MGFFI_SAME_EVENT(READ) &&
+                  MGFFI_SAME_EVENT(WRITE) &&
+                  MGFFI_SAME_EVENT(CLOSE) &&
+                  MGFFI_SAME_EVENT(HTTP_HDRS) &&
+                  MGFFI_SAME_EVENT(HTTP_MSG) &&
+                  MGFFI_SAME_EVENT(WS_OPEN) &&
+                  MGFFI_SAME_EVENT(WS_MSG) &&
+                  MGFFI_SAME_EVENT(WS_CTL) &&
+                  MGFFI_SAME_EVENT(MQTT_CMD) &&
+                  MGFFI_SAME_EVENT(MQTT_MSG) &&
+                  MGFFI_SAME_EVENT(MQTT_OPEN) &&
+                  MGFFI_SAME_EVENT(SNTP_TIME) &&
+                  MGFFI_SAME_EVENT(WAKEUP) &&
+                  MGFFI_SAME_EVENT(MDNS_REQ) &&
+                  MGFFI_SAME_EVENT(MDNS_RESP) &&
+                  MGFFI_SAME_EVENT(MODBUS_REQ) &&
+                  static_cast<int>(MG_EV_USER) < 64,
+              "mgffi_event_type must mirror Mongoose's enum mg_event");
+static_assert(MG_MAX_HTTP_HEADERS <= MGFFI_MAX_HEADERS, "MGFFI_MAX_HEADERS too small");
+
+void copy_addr(const mg_addr &from, mgffi_addr *to) {
+  std::memcpy(to->ip, from.addr.ip, sizeof(to->ip));
+  to->port = mg_ntohs(from.port);
+  to->is_ip6 = from.is_ip6 ? 1 : 0;
+  to->reserved = 0;
+}
+
+std::uint32_t flags_of(const mg_connection *c) {
+  std::uint32_t f = 0;
+  if (c->is_listening) f |= MGFFI_F_LISTENER;
+  if (c->is_client) f |= MGFFI_F_CLIENT;
+  if (c->is_accepted) f |= MGFFI_F_ACCEPTED;
+  if (c->is_udp) f |= MGFFI_F_UDP;
+  if (c->is_websocket) f |= MGFFI_F_WEBSOCKET;
+  if (c->is_tls) f |= MGFFI_F_TLS;
+  return f;
+}
+
+bool header_equals(const mg_str *value, const char *expected) {
+  return value != nullptr && mg_strcasecmp(*value, mg_str(expected)) == 0;
+}
+
+// Whether the connection must close once this request is answered.
+bool wants_close(mg_http_message *hm) {
+  mg_str *connection = mg_http_get_header(hm, "Connection");
+  bool http10 = hm->proto.len == 8 && strncasecmp(hm->proto.buf, "HTTP/1.0", 8) == 0;
+  if (http10) return !header_equals(connection, "keep-alive");
+  return header_equals(connection, "close");
+}
+
+constexpr std::uint64_t kDefaultMaxBody = MGFFI_DEFAULT_MAX_BODY;
+
+}  // namespace
+
+Manager::Manager() {
+  mg_mgr_init(&mgr_);
+  mgr_.userdata = this;
+  conns_.reserve(64);
+}
+
+Manager::~Manager() {
+  freeing_ = true;
+  mg_mgr_free(&mgr_);  // fires CLOSE for every connection while we still exist
+}
+
+int Manager::fail(int code, const std::string &message) {
+  try {
+    last_error_ = message;
+  } catch (...) {
+    // Keep the previous text; the code still tells what failed.
+  }
+  return code;
+}
+
+std::uint32_t Manager::default_mask(int protocol) {
+  std::uint32_t common = MGFFI_MASK(MGFFI_EV_ERROR) | MGFFI_MASK(MGFFI_EV_CLOSE) |
+                         MGFFI_MASK(MGFFI_EV_CONNECT);
+  if (protocol == MGFFI_PROTO_HTTP) {
+    return common | MGFFI_MASK(MGFFI_EV_HTTP_MSG) | MGFFI_MASK(MGFFI_EV_WS_OPEN) |
+           MGFFI_MASK(MGFFI_EV_WS_MSG) | MGFFI_MASK(MGFFI_EV_WS_CTL);
+  }
+  return common | MGFFI_MASK(MGFFI_EV_ACCEPT) | MGFFI_MASK(MGFFI_EV_READ);
+}
+
+std::unique_ptr<ConnState> Manager::take_state() {
+  if (!free_states_.empty()) {
+    std::unique_ptr<ConnState> st = std::move(free_states_.back());
+    free_states_.pop_back();
+    // Keep the request buffer's capacity: reset everything else.
+    HttpStore keep = std::move(st->request);
+    st->reset();
+    st->request = std::move(keep);
+    return st;
+  }
+  return std::unique_ptr<ConnState>(new (std::nothrow) ConnState());
+}
+
+int Manager::poll(int timeout_ms) {
+  // States of connections closed during the previous poll may still be
+  // referenced by the events Lua has just read; only now are they free.
+  try {
+    for (auto &st : closed_states_) free_states_.push_back(std::move(st));
+  } catch (const std::bad_alloc &) {
+    // Dropping them frees the memory instead of recycling it.
+  }
+  closed_states_.clear();
+  mg_mgr_poll(&mgr_, timeout_ms < 0 ? 0 : timeout_ms);
+  back_->finalize();
+  std::swap(front_, back_);
+  back_->clear();
+  return static_cast<int>(front_->size());
+}
+
+mg_connection *Manager::find(std::uint64_t id) {
+  auto it = conns_.find(id);
+  if (it == conns_.end() || it->second.first->is_closing) {
+    fail(MGFFI_ERR_NO_CONN, "connection " + std::to_string(id) + " is closed");
+    return nullptr;
+  }
+  return it->second.first;
+}
+
+std::size_t Manager::connection_ids(std::uint64_t *ids, std::size_t cap) const {
+  std::size_t n = 0;
+  for (const auto &entry : conns_) {
+    if (n < cap && ids != nullptr) ids[n] = entry.first;
+    n++;
+  }
+  return n;
+}
+
+int Manager::listen(const char *url, int protocol, std::uint64_t *id) {
+  errno = 0;
+  mg_connection *c = protocol == MGFFI_PROTO_HTTP
+                         ? mg_http_listen(&mgr_, url, on_event_trampoline, nullptr)
+                         : mg_listen(&mgr_, url, on_event_trampoline, nullptr);
+  if (c == nullptr) {
+    int err = errno;
+    std::string why = err != 0 ? std::strerror(err) : "invalid URL or address";
+    return fail(MGFFI_ERR_LISTEN, std::string("cannot listen on ") + url + ": " + why);
+  }
+  ConnState *st = state_of(c);
+  if (st == nullptr) {
+    c->is_closing = 1;
+    return fail(MGFFI_ERR_NOMEM, "out of memory");
+  }
+  if (protocol == MGFFI_PROTO_HTTP && g_http_protocol_handler == nullptr) {
+    g_http_protocol_handler = c->pfn;
+  }
+  st->protocol = protocol;
+  st->event_mask = default_mask(protocol);
+  st->max_body = kDefaultMaxBody;
+  *id = c->id;
+  return MGFFI_OK;
+}
+
+int Manager::connect(const char *url, int protocol, std::uint64_t *id) {
+  errno = 0;
+  mg_connection *c = protocol == MGFFI_PROTO_HTTP
+                         ? mg_http_connect(&mgr_, url, on_event_trampoline, nullptr)
+                         : mg_connect(&mgr_, url, on_event_trampoline, nullptr);
+  if (c == nullptr) {
+    return fail(MGFFI_ERR_CONNECT, std::string("cannot connect to ") + url);
+  }
+  ConnState *st = state_of(c);
+  if (st == nullptr) {
+    c->is_closing = 1;
+    return fail(MGFFI_ERR_NOMEM, "out of memory");
+  }
+  if (protocol == MGFFI_PROTO_HTTP && g_http_protocol_handler == nullptr) {
+    g_http_protocol_handler = c->pfn;
+  }
+  st->protocol = protocol;
+  st->event_mask = default_mask(protocol);
+  *id = c->id;
+  return MGFFI_OK;
+}
+
+void Manager::on_event_trampoline(mg_connection *c, int ev, void *ev_data) {
+  auto *self = static_cast<Manager *>(c->mgr->userdata);
+  if (self != nullptr) self->on_event(c, ev, ev_data);
+}
+
+mgffi_event *Manager::record(mg_connection *c, ConnState *st, int type) {
+  mgffi_event *ev = back_->push(type, c->id);
+  if (ev == nullptr) return nullptr;
+  ev->flags = flags_of(c);
+  ev->listener_id = st != nullptr ? st->listener_id : 0;
+  copy_addr(c->rem, &ev->remote);
+  return ev;
+}
+
+void Manager::on_open(mg_connection *c) {
+  // An accepted connection starts with its listener's fn_data: inherit.
+  ConnState *parent = c->is_accepted ? state_of(c) : nullptr;
+  std::unique_ptr<ConnState> st = take_state();
+  if (!st) {
+    c->fn_data = nullptr;
+    mg_error(c, "out of memory");
+    return;
+  }
+  st->id = c->id;
+  if (parent != nullptr) {
+    st->listener_id = parent->id;
+    st->protocol = parent->protocol;
+    st->event_mask = parent->event_mask;
+    st->max_body = parent->max_body;
+    st->stream_threshold = parent->stream_threshold;
+  } else {
+    st->max_body = kDefaultMaxBody;
+  }
+  ConnState *raw = st.get();
+  try {
+    conns_.emplace(c->id, std::make_pair(c, std::move(st)));
+  } catch (const std::bad_alloc &) {
+    c->fn_data = nullptr;
+    mg_error(c, "out of memory");
+    return;
+  }
+  c->fn_data = raw;
+  if (raw->event_mask & MGFFI_MASK(MGFFI_EV_OPEN)) record(c, raw, MGFFI_EV_OPEN);
+}
+
+void Manager::on_close(mg_connection *c, ConnState *st) {
+  if (!freeing_ && (st->event_mask & MGFFI_MASK(MGFFI_EV_CLOSE))) {
+    record(c, st, MGFFI_EV_CLOSE);
+  }
+  c->fn_data = nullptr;
+  auto it = conns_.find(c->id);
+  if (it != conns_.end()) {
+    try {
+      closed_states_.push_back(std::move(it->second.second));
+    } catch (const std::bad_alloc &) {
+      // The state is freed with the map entry instead of recycled.
+    }
+    conns_.erase(it);
+  }
+}
+
+void Manager::on_event(mg_connection *c, int ev, void *ev_data) {
+  if (ev == MG_EV_OPEN) {
+    on_open(c);
+    return;
+  }
+  ConnState *st = state_of(c);
+  if (st == nullptr) return;
+  const std::uint32_t mask = st->event_mask;
+  const bool wanted = ev < 32 && (mask & MGFFI_MASK(ev)) != 0;
+
+  switch (ev) {
+    case MG_EV_POLL:  // the per-poll tick is never queued
+      if (st->protocol == MGFFI_PROTO_HTTP && c->is_accepted) {
+        if (st->streaming && c->recv.len > 0) stream_body(c, st);
+        check_parse_failure(c, st);
+      }
+      return;
+    case MG_EV_CLOSE:
+      on_close(c, st);
+      return;
+    case MG_EV_READ:
+      if (st->protocol == MGFFI_PROTO_HTTP) {
+        if (st->streaming) {
+          stream_body(c, st);
+        } else if (c->is_accepted) {
+          check_parse_failure(c, st);
+        }
+        if (wanted && !c->is_websocket) {
+          mgffi_event *e = record(c, st, MGFFI_EV_READ);
+          if (e != nullptr) e->value = *static_cast<long *>(ev_data);
+        }
+        return;
+      }
+      // Raw TCP/UDP: hand the bytes to Lua and consume them.
+      if (c->recv.len > 0) {
+        if (wanted) {
+          mgffi_event *e = record(c, st, MGFFI_EV_READ);
+          if (e != nullptr) {
+            e->value = static_cast<std::int64_t>(c->recv.len);
+            if (!back_->attach_data(c->recv.buf, c->recv.len)) mg_error(c, "out of memory");
+          }
+        }
+        c->recv.len = 0;
+      }
+      return;
+    case MG_EV_HTTP_HDRS:
+      if (c->is_accepted) on_http_headers(c, st, static_cast<mg_http_message *>(ev_data));
+      return;
+    case MG_EV_HTTP_MSG:
+      on_http_message(c, st, static_cast<mg_http_message *>(ev_data));
+      return;
+    default:
+      break;
+  }
+
+  if (!wanted) return;
+  mgffi_event *e = record(c, st, ev);
+  if (e == nullptr) return;
+  switch (ev) {
+    case MG_EV_ERROR: {
+      const char *msg = static_cast<const char *>(ev_data);
+      if (msg != nullptr) back_->attach_data(msg, std::strlen(msg));
+      break;
+    }
+    case MG_EV_WRITE:
+      e->value = *static_cast<long *>(ev_data);
+      break;
+    case MG_EV_WS_OPEN: {
+      auto *hm = static_cast<mg_http_message *>(ev_data);
+      if (st->request.owns(hm)) {
+        e->http = &st->request.view();
+      } else if (hm != nullptr) {
+        HttpStore *store = back_->borrow_http_store();
+        if (store != nullptr && store->assign(*hm, true)) e->http = &store->view();
+      }
+      break;
+    }
+    case MG_EV_WS_MSG:
+    case MG_EV_WS_CTL: {
+      auto *wm = static_cast<mg_ws_message *>(ev_data);
+      e->value = wm->flags;
+      if (!back_->attach_data(wm->data.buf, wm->data.len)) mg_error(c, "out of memory");
+      break;
+    }
+    case MG_EV_SNTP_TIME:
+      e->value = static_cast<std::int64_t>(*static_cast<std::uint64_t *>(ev_data));
+      break;
+    case MG_EV_WAKEUP: {
+      auto *s = static_cast<mg_str *>(ev_data);
+      back_->attach_data(s->buf, s->len);
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+// Mongoose drops a request it cannot parse without answering; answer 400.
+// It marks such a connection draining, which the glue never does itself
+// without setting closing_by_glue.
+void Manager::check_parse_failure(mg_connection *c, ConnState *st) {
+  if (c->is_draining && !st->closing_by_glue && !st->rejected && !st->request_pending) {
+    reject(c, st, 400, "malformed HTTP request");
+  }
+}
+
+void Manager::reject(mg_connection *c, ConnState *st, int status, const char *reason) {
+  st->rejected = true;
+  char head[192];
+  const char *text = status_text(status);
+  int body_len = std::snprintf(nullptr, 0, "%d %s\n", status, text);
+  int n = std::snprintf(head, sizeof(head),
+                        "HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Type: text/plain\r\n"
+                        "Content-Length: %d\r\n\r\n%d %s\n",
+                        status, text, body_len, status, text);
+  if (n > 0) mg_send(c, head, static_cast<std::size_t>(n) < sizeof(head) ? n : sizeof(head) - 1);
+  c->recv.len = 0;
+  c->is_draining = 1;
+  st->closing_by_glue = true;
+  mgffi_event *e = record(c, st, MGFFI_EV_HTTP_REJECTED);
+  if (e != nullptr) {
+    e->value = status;
+    back_->attach_data(reason, std::strlen(reason));
+  }
+}
+
+void Manager::on_http_headers(mg_connection *c, ConnState *st, mg_http_message *hm) {
+  // Mongoose fires HTTP_HDRS again on every read until the body is in.
+  bool chunked = mg_http_get_header(hm, "Transfer-Encoding") != nullptr;
+  if (!st->headers_seen) {
+    st->headers_seen = true;
+    if (!chunked && st->stream_threshold > 0 && hm->body.len > st->stream_threshold) {
+      // Hand the body to Lua piece by piece instead of buffering it.
+      if (!st->request.assign(*hm, false)) {
+        mg_error(c, "out of memory");
+        return;
+      }
+      st->request_pending = true;
+      st->head_request = false;
+      st->close_after_response = wants_close(hm);
+      st->streaming = true;
+      st->stream_remaining = hm->body.len;
+      mgffi_event *e = record(c, st, MGFFI_EV_HTTP_HDRS);
+      if (e != nullptr) {
+        e->flags |= MGFFI_F_STREAMING;
+        e->http = &st->request.view();
+      }
+      // Removing the head makes Mongoose's parser let go of the connection;
+      // the READ that follows in the same call delivers the first bytes.
+      mg_iobuf_del(&c->recv, 0, hm->head.len);
+      return;
+    }
+  }
+  if (!chunked && hm->body.len != static_cast<size_t>(-1) && hm->body.len > st->max_body) {
+    reject(c, st, 413, "request body larger than the limit");
+  } else if (chunked && c->recv.len > hm->head.len + st->max_body + 64) {
+    reject(c, st, 413, "chunked request body larger than the limit");
+  }
+}
+
+void Manager::stream_body(mg_connection *c, ConnState *st) {
+  std::size_t n = c->recv.len;
+  if (n > st->stream_remaining) n = static_cast<std::size_t>(st->stream_remaining);
+  if (n > 0) {
+    mgffi_event *e = record(c, st, MGFFI_EV_HTTP_BODY);
+    if (e != nullptr) {
+      e->value = static_cast<std::int64_t>(n);
+      if (!back_->attach_data(c->recv.buf, n)) mg_error(c, "out of memory");
+    }
+    mg_iobuf_del(&c->recv, 0, n);
+    st->stream_remaining -= n;
+  }
+  if (st->stream_remaining == 0) {
+    record(c, st, MGFFI_EV_HTTP_BODY_END);
+    st->streaming = false;
+    st->headers_seen = false;
+    // Back to Mongoose's parser for what follows, held until the reply.
+    c->pfn = g_http_protocol_handler;
+    c->is_resp = 1;
+  }
+}
+
+void Manager::on_http_message(mg_connection *c, ConnState *st, mg_http_message *hm) {
+  const bool wanted = (st->event_mask & MGFFI_MASK(MGFFI_EV_HTTP_MSG)) != 0;
+  if (c->is_accepted) {
+    st->headers_seen = false;
+    if (st->rejected) return;
+    if (!st->request.assign(*hm, true)) {
+      mg_error(c, "out of memory");
+      return;
+    }
+    st->request_pending = true;
+    st->head_request = mg_strcasecmp(hm->method, mg_str("HEAD")) == 0;
+    st->close_after_response = wants_close(hm);
+    if (!wanted) return;
+    mgffi_event *e = record(c, st, MGFFI_EV_HTTP_MSG);
+    if (e != nullptr) e->http = &st->request.view();
+    return;
+  }
+  if (!wanted) return;
+  mgffi_event *e = record(c, st, MGFFI_EV_HTTP_MSG);
+  if (e == nullptr) return;
+  HttpStore *store = back_->borrow_http_store();
+  if (store == nullptr || !store->assign(*hm, true)) {
+    mg_error(c, "out of memory");
+    return;
+  }
+  e->http = &store->view();
+  e->value = store->view().status;
+}
+
+void Manager::send_status_and_headers(mg_connection *c, ConnState *st, int status,
+                                      const char *headers, std::size_t headers_len) {
+  char line[96];
+  int n = std::snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, status_text(status));
+  mg_send(c, line, static_cast<std::size_t>(n));
+  if (headers_len > 0) mg_send(c, headers, headers_len);
+  if (st->close_after_response) mg_send(c, "Connection: close\r\n", 19);
+}
+
+void Manager::finish_response(mg_connection *c, ConnState *st) {
+  st->request_pending = false;
+  st->chunked_open = false;
+  c->is_resp = 0;  // lets Mongoose parse a pipelined request on next poll
+  if (st->close_after_response) {
+    c->is_draining = 1;
+    st->closing_by_glue = true;
+  }
+}
+
+int Manager::http_reply(mg_connection *c, int status, const char *headers,
+                        std::size_t headers_len, const char *body, std::size_t body_len) {
+  ConnState *st = state_of(c);
+  if (!st->request_pending || st->chunked_open) {
+    return fail(MGFFI_ERR_STATE, "no request is waiting for a reply on this connection");
+  }
+  send_status_and_headers(c, st, status, headers, headers_len);
+  char cl[48];
+  int n = std::snprintf(cl, sizeof(cl), "Content-Length: %zu\r\n\r\n", body_len);
+  mg_send(c, cl, static_cast<std::size_t>(n));
+  if (body_len > 0 && !st->head_request) mg_send(c, body, body_len);
+  finish_response(c, st);
+  return MGFFI_OK;
+}
+
+int Manager::http_begin_chunked(mg_connection *c, int status, const char *headers,
+                                std::size_t headers_len) {
+  ConnState *st = state_of(c);
+  if (!st->request_pending || st->chunked_open) {
+    return fail(MGFFI_ERR_STATE, "no request is waiting for a reply on this connection");
+  }
+  send_status_and_headers(c, st, status, headers, headers_len);
+  mg_send(c, "Transfer-Encoding: chunked\r\n\r\n", 30);
+  st->chunked_open = true;
+  return MGFFI_OK;
+}
+
+int Manager::http_write_chunk(mg_connection *c, const char *buf, std::size_t len) {
+  ConnState *st = state_of(c);
+  if (!st->chunked_open) return fail(MGFFI_ERR_STATE, "no chunked response is open");
+  if (len == 0) return MGFFI_OK;  // an empty chunk would end the response
+  if (st->head_request) return MGFFI_OK;
+  char size_line[24];
+  int n = std::snprintf(size_line, sizeof(size_line), "%zx\r\n", len);
+  mg_send(c, size_line, static_cast<std::size_t>(n));
+  mg_send(c, buf, len);
+  mg_send(c, "\r\n", 2);
+  return MGFFI_OK;
+}
+
+int Manager::http_end_chunked(mg_connection *c) {
+  ConnState *st = state_of(c);
+  if (!st->chunked_open) return fail(MGFFI_ERR_STATE, "no chunked response is open");
+  if (!st->head_request) mg_send(c, "0\r\n\r\n", 5);
+  finish_response(c, st);
+  return MGFFI_OK;
+}
+
+int Manager::http_serve(mg_connection *c, const char *root_or_path, bool is_dir,
+                        const char *extra_headers, const char *mime_types) {
+  ConnState *st = state_of(c);
+  if (!st->request_pending || st->chunked_open || st->streaming) {
+    return fail(MGFFI_ERR_STATE, "no request is waiting for a reply on this connection");
+  }
+  mg_http_serve_opts opts{};
+  opts.extra_headers = extra_headers;
+  opts.mime_types = mime_types;
+  if (is_dir) {
+    opts.root_dir = root_or_path;
+    mg_http_serve_dir(c, &st->request.mongoose_view(), &opts);
+  } else {
+    mg_http_serve_file(c, &st->request.mongoose_view(), root_or_path, &opts);
+  }
+  // Mongoose clears is_resp itself once the file is sent.
+  st->request_pending = false;
+  return MGFFI_OK;
+}
+
+int Manager::ws_upgrade(mg_connection *c, const char *extra, std::size_t extra_len) {
+  ConnState *st = state_of(c);
+  if (!st->request_pending || st->chunked_open) {
+    return fail(MGFFI_ERR_STATE, "no request is waiting for a reply on this connection");
+  }
+  st->request_pending = false;
+  st->close_after_response = false;
+  if (extra != nullptr && extra_len > 0) {
+    mg_ws_upgrade(c, &st->request.mongoose_view(), "%.*s", static_cast<int>(extra_len), extra);
+  } else {
+    mg_ws_upgrade(c, &st->request.mongoose_view(), nullptr);
+  }
+  if (c->is_draining) st->closing_by_glue = true;  // 426: not a WS request
+  return MGFFI_OK;
+}
+
+}  // namespace mgffi

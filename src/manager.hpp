@@ -1,0 +1,103 @@
+// The manager behind the C ABI: owns a struct mg_mgr, the state of each
+// connection it created, and two event queues (the one Lua reads and the one
+// being filled).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "event_queue.hpp"
+#include "http_store.hpp"
+#include "mongoose.h"
+#include "mongoose_ffi.h"
+
+namespace mgffi {
+
+// What the glue knows about one connection, beyond Mongoose's struct.
+struct ConnState {
+  std::uint64_t id = 0;
+  std::uint64_t listener_id = 0;
+  int protocol = MGFFI_PROTO_RAW;
+  std::uint32_t event_mask = 0;
+  // HTTP server side.
+  std::uint64_t max_body = 0;
+  std::uint64_t stream_threshold = 0;
+  HttpStore request;             // the request waiting for its reply
+  bool request_pending = false;  // a request was delivered and not answered
+  bool head_request = false;     // HEAD: reply without a body
+  bool close_after_response = false;
+  bool headers_seen = false;     // HTTP_HDRS already handled for this request
+  bool streaming = false;        // the body is being passed on as HTTP_BODY
+  std::uint64_t stream_remaining = 0;
+  bool chunked_open = false;     // a chunked response is being written
+  bool closing_by_glue = false;  // the glue set is_draining itself
+  bool rejected = false;         // answered 4xx by the glue
+
+  void reset() { *this = ConnState(); }
+};
+
+class Manager {
+ public:
+  Manager();
+  ~Manager();
+  Manager(const Manager &) = delete;
+  Manager &operator=(const Manager &) = delete;
+
+  int poll(int timeout_ms);
+  const mgffi_event *events() const { return front_->data(); }
+  const char *last_error() const { return last_error_.c_str(); }
+  int fail(int code, const std::string &message);
+
+  int listen(const char *url, int protocol, std::uint64_t *id);
+  int connect(const char *url, int protocol, std::uint64_t *id);
+
+  // Live connection by id, or nullptr (and last_error set).
+  mg_connection *find(std::uint64_t id);
+  ConnState *state_of(mg_connection *c) { return static_cast<ConnState *>(c->fn_data); }
+  std::size_t connection_count() const { return conns_.size(); }
+  std::size_t connection_ids(std::uint64_t *ids, std::size_t cap) const;
+
+  // HTTP replies (checked for state by the caller-facing API).
+  int http_reply(mg_connection *c, int status, const char *headers, std::size_t headers_len,
+                 const char *body, std::size_t body_len);
+  int http_begin_chunked(mg_connection *c, int status, const char *headers,
+                         std::size_t headers_len);
+  int http_write_chunk(mg_connection *c, const char *buf, std::size_t len);
+  int http_end_chunked(mg_connection *c);
+  int http_serve(mg_connection *c, const char *root_or_path, bool is_dir,
+                 const char *extra_headers, const char *mime_types);
+  int ws_upgrade(mg_connection *c, const char *extra, std::size_t extra_len);
+
+  static std::uint32_t default_mask(int protocol);
+
+ private:
+  static void on_event_trampoline(mg_connection *c, int ev, void *ev_data);
+  void on_event(mg_connection *c, int ev, void *ev_data);
+  void on_open(mg_connection *c);
+  void on_close(mg_connection *c, ConnState *st);
+  void on_http_headers(mg_connection *c, ConnState *st, mg_http_message *hm);
+  void on_http_message(mg_connection *c, ConnState *st, mg_http_message *hm);
+  void check_parse_failure(mg_connection *c, ConnState *st);
+  void stream_body(mg_connection *c, ConnState *st);
+  void reject(mg_connection *c, ConnState *st, int status, const char *reason);
+  void finish_response(mg_connection *c, ConnState *st);
+  void send_status_and_headers(mg_connection *c, ConnState *st, int status,
+                               const char *headers, std::size_t headers_len);
+  mgffi_event *record(mg_connection *c, ConnState *st, int type);
+  std::unique_ptr<ConnState> take_state();
+
+  mg_mgr mgr_{};
+  EventQueue queues_[2];
+  EventQueue *front_ = &queues_[0];  // read by Lua
+  EventQueue *back_ = &queues_[1];   // being filled
+  std::unordered_map<std::uint64_t, std::pair<mg_connection *, std::unique_ptr<ConnState>>> conns_;
+  std::vector<std::unique_ptr<ConnState>> free_states_;
+  std::vector<std::unique_ptr<ConnState>> closed_states_;  // freed next poll
+  std::string last_error_;
+  bool freeing_ = false;
+};
+
+}  // namespace mgffi
