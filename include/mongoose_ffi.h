@@ -50,45 +50,45 @@ extern "C" {
 /* ---- status codes ------------------------------------------------------ */
 enum mgffi_status {
   MGFFI_OK = 0,
-  MGFFI_ERR_ARG = -1,      /* an argument is invalid (NULL, out of range) */
-  MGFFI_ERR_NO_CONN = -2,  /* no live connection has that id */
-  MGFFI_ERR_LISTEN = -3,   /* cannot listen on that URL */
-  MGFFI_ERR_CONNECT = -4,  /* cannot start a connection to that URL */
-  MGFFI_ERR_NOMEM = -5,    /* out of memory */
-  MGFFI_ERR_STATE = -6,    /* the connection is in the wrong state for this */
-  MGFFI_ERR_INTERNAL = -7  /* unexpected failure, see mgffi_last_error() */
+  MGFFI_ERR_ARG = -1,     /* an argument is invalid (NULL, out of range) */
+  MGFFI_ERR_NO_CONN = -2, /* no live connection has that id */
+  MGFFI_ERR_LISTEN = -3,  /* cannot listen on that URL */
+  MGFFI_ERR_CONNECT = -4, /* cannot start a connection to that URL */
+  MGFFI_ERR_NOMEM = -5,   /* out of memory */
+  MGFFI_ERR_STATE = -6,   /* the connection is in the wrong state for this */
+  MGFFI_ERR_INTERNAL = -7 /* unexpected failure, see mgffi_last_error() */
 };
 
 /* ---- event types --------------------------------------------------------
  * Values 0..22 are Mongoose's MG_EV_* values (checked at compile time).
  * Values from 64 on are produced by the glue. */
 enum mgffi_event_type {
-  MGFFI_EV_ERROR = 0,        /* data: error message */
+  MGFFI_EV_ERROR = 0, /* data: error message */
   MGFFI_EV_OPEN = 1,
-  MGFFI_EV_POLL = 2,         /* never queued */
+  MGFFI_EV_POLL = 2, /* never queued */
   MGFFI_EV_RESOLVE = 3,
   MGFFI_EV_CONNECT = 4,
-  MGFFI_EV_ACCEPT = 5,       /* listener_id: the listener */
+  MGFFI_EV_ACCEPT = 5, /* listener_id: the listener */
   MGFFI_EV_TLS_HS = 6,
-  MGFFI_EV_READ = 7,         /* data: bytes received (consumed from the
-                                connection); value: byte count */
-  MGFFI_EV_WRITE = 8,        /* value: bytes written */
+  MGFFI_EV_READ = 7,  /* data: bytes received (consumed from the
+                         connection); value: byte count */
+  MGFFI_EV_WRITE = 8, /* value: bytes written */
   MGFFI_EV_CLOSE = 9,
-  MGFFI_EV_HTTP_HDRS = 10,   /* http: request head, body empty; only for
-                                streamed bodies (see mgffi_http_set_limits) */
-  MGFFI_EV_HTTP_MSG = 11,    /* http: whole request or response */
-  MGFFI_EV_WS_OPEN = 12,     /* http: the upgrade request or response */
-  MGFFI_EV_WS_MSG = 13,      /* data: message; value: first frame byte */
-  MGFFI_EV_WS_CTL = 14,      /* data: payload; value: first frame byte */
+  MGFFI_EV_HTTP_HDRS = 10, /* http: request head, body empty; only for
+                              streamed bodies (see mgffi_http_set_limits) */
+  MGFFI_EV_HTTP_MSG = 11,  /* http: whole request or response */
+  MGFFI_EV_WS_OPEN = 12,   /* http: the upgrade request or response */
+  MGFFI_EV_WS_MSG = 13,    /* data: message; value: first frame byte */
+  MGFFI_EV_WS_CTL = 14,    /* data: payload; value: first frame byte */
   MGFFI_EV_MQTT_CMD = 15,
   MGFFI_EV_MQTT_MSG = 16,
   MGFFI_EV_MQTT_OPEN = 17,
-  MGFFI_EV_SNTP_TIME = 18,   /* value: epoch milliseconds */
-  MGFFI_EV_WAKEUP = 19,      /* data: wakeup payload */
+  MGFFI_EV_SNTP_TIME = 18, /* value: epoch milliseconds */
+  MGFFI_EV_WAKEUP = 19,    /* data: wakeup payload */
   MGFFI_EV_MDNS_REQ = 20,
   MGFFI_EV_MDNS_RESP = 21,
   MGFFI_EV_MODBUS_REQ = 22,
-  MGFFI_EV_HTTP_BODY = 64,   /* data: a piece of a streamed request body */
+  MGFFI_EV_HTTP_BODY = 64,     /* data: a piece of a streamed request body */
   MGFFI_EV_HTTP_BODY_END = 65, /* the streamed request body is complete */
   MGFFI_EV_HTTP_REJECTED = 66  /* value: status sent (400, 413) before the
                                   request reached Lua; data: reason */
@@ -99,19 +99,19 @@ enum mgffi_event_type {
 
 /* ---- event flags ------------------------------------------------------- */
 enum mgffi_event_flags {
-  MGFFI_F_LISTENER = 1u << 0,  /* the connection is a listener */
-  MGFFI_F_CLIENT = 1u << 1,    /* the connection was made by mgffi_connect */
-  MGFFI_F_ACCEPTED = 1u << 2,  /* the connection was accepted by a listener */
+  MGFFI_F_LISTENER = 1u << 0, /* the connection is a listener */
+  MGFFI_F_CLIENT = 1u << 1,   /* the connection was made by mgffi_connect */
+  MGFFI_F_ACCEPTED = 1u << 2, /* the connection was accepted by a listener */
   MGFFI_F_UDP = 1u << 3,
   MGFFI_F_WEBSOCKET = 1u << 4,
   MGFFI_F_TLS = 1u << 5,
-  MGFFI_F_STREAMING = 1u << 6  /* HTTP_HDRS: the body follows as HTTP_BODY */
+  MGFFI_F_STREAMING = 1u << 6 /* HTTP_HDRS: the body follows as HTTP_BODY */
 };
 
 /* ---- protocols for listen/connect ------------------------------------- */
 enum mgffi_protocol {
-  MGFFI_PROTO_RAW = 0,  /* tcp:// or udp:// bytes, READ events */
-  MGFFI_PROTO_HTTP = 1  /* http:// (and ws:// for clients) */
+  MGFFI_PROTO_RAW = 0, /* tcp:// or udp:// bytes, READ events */
+  MGFFI_PROTO_HTTP = 1 /* http:// (and ws:// for clients) */
 };
 
 /* ---- plain data views ------------------------------------------------- */
@@ -128,12 +128,12 @@ typedef struct mgffi_header {
 #define MGFFI_MAX_HEADERS 64
 
 typedef struct mgffi_http_message {
-  mgffi_str method; /* request: "GET"; response: "HTTP/1.1" */
-  mgffi_str uri;    /* request: path without query; response: status text */
-  mgffi_str query;  /* request: raw query string without '?' */
-  mgffi_str proto;  /* request: "HTTP/1.1"; response: reason phrase */
-  mgffi_str head;   /* raw request or status line plus headers */
-  mgffi_str body;   /* body (de-chunked), empty for a streamed request */
+  mgffi_str method;        /* request: "GET"; response: "HTTP/1.1" */
+  mgffi_str uri;           /* request: path without query; response: status text */
+  mgffi_str query;         /* request: raw query string without '?' */
+  mgffi_str proto;         /* request: "HTTP/1.1"; response: reason phrase */
+  mgffi_str head;          /* raw request or status line plus headers */
+  mgffi_str body;          /* body (de-chunked), empty for a streamed request */
   uint64_t content_length; /* Content-Length, or body length */
   int32_t status;          /* response status code, 0 for requests */
   uint32_t header_count;
@@ -149,26 +149,26 @@ typedef struct mgffi_addr {
 } mgffi_addr;
 
 typedef struct mgffi_event {
-  int32_t type;         /* enum mgffi_event_type */
-  uint32_t flags;       /* enum mgffi_event_flags */
-  uint64_t conn_id;     /* the connection the event happened on */
-  uint64_t listener_id; /* the listener that accepted it, or 0 */
-  int64_t value;        /* type-specific number, see the event list */
-  mgffi_str data;       /* type-specific bytes, see the event list */
+  int32_t type;                   /* enum mgffi_event_type */
+  uint32_t flags;                 /* enum mgffi_event_flags */
+  uint64_t conn_id;               /* the connection the event happened on */
+  uint64_t listener_id;           /* the listener that accepted it, or 0 */
+  int64_t value;                  /* type-specific number, see the event list */
+  mgffi_str data;                 /* type-specific bytes, see the event list */
   const mgffi_http_message *http; /* HTTP events, else NULL */
-  mgffi_addr remote;    /* the peer (for UDP: the datagram's sender) */
+  mgffi_addr remote;              /* the peer (for UDP: the datagram's sender) */
 } mgffi_event;
 
 typedef struct mgffi_conn_info {
   uint64_t id;
   uint64_t listener_id;
-  uint32_t flags;       /* enum mgffi_event_flags */
+  uint32_t flags; /* enum mgffi_event_flags */
   uint32_t event_mask;
   uint64_t send_queued; /* bytes waiting to be sent: backpressure */
   uint64_t recv_buffered;
   mgffi_addr local;
   mgffi_addr remote;
-  int32_t fd;           /* OS socket, or -1 */
+  int32_t fd; /* OS socket, or -1 */
   uint8_t is_closing;
   uint8_t is_draining;
   uint8_t response_pending; /* HTTP: a request waits for its reply */
@@ -221,12 +221,10 @@ MGFFI_API size_t mgffi_connection_ids(const mgffi_manager *m, uint64_t *ids, siz
 /* ---- connections ------------------------------------------------------ */
 /* Starts listening on url ("http://127.0.0.1:8000", "tcp://[::1]:9000",
  * "udp://0.0.0.0:5353"). On success stores the listener's id in *id. */
-MGFFI_API int mgffi_listen(mgffi_manager *m, const char *url, int protocol,
-                 uint64_t *id);
+MGFFI_API int mgffi_listen(mgffi_manager *m, const char *url, int protocol, uint64_t *id);
 
 /* Starts an outgoing connection; CONNECT or ERROR + CLOSE events follow. */
-MGFFI_API int mgffi_connect(mgffi_manager *m, const char *url, int protocol,
-                  uint64_t *id);
+MGFFI_API int mgffi_connect(mgffi_manager *m, const char *url, int protocol, uint64_t *id);
 
 /* Which events of a connection are queued (MGFFI_MASK bits). Connections
  * accepted later by a listener inherit the listener's mask. */
@@ -246,8 +244,7 @@ MGFFI_API int mgffi_get_conn_info(mgffi_manager *m, uint64_t id, mgffi_conn_info
 
 /* Formats an address as "1.2.3.4:80" or "[::1]:80" (with_port != 0) or the
  * bare IP. Returns the length written (buf is NUL-terminated), or 0. */
-MGFFI_API size_t mgffi_addr_format(const mgffi_addr *addr, int with_port, char *buf,
-                         size_t len);
+MGFFI_API size_t mgffi_addr_format(const mgffi_addr *addr, int with_port, char *buf, size_t len);
 
 /* ---- HTTP ------------------------------------------------------------- */
 /* Per-listener limits, inherited by the connections it accepts:
@@ -256,45 +253,42 @@ MGFFI_API size_t mgffi_addr_format(const mgffi_addr *addr, int with_port, char *
  * stream_threshold: a request with a Content-Length larger than this is
  *   delivered as HTTP_HDRS + HTTP_BODY... + HTTP_BODY_END instead of one
  *   HTTP_MSG; max_body then does not apply (0: never stream). */
-MGFFI_API int mgffi_http_set_limits(mgffi_manager *m, uint64_t listener_id,
-                          uint64_t max_body, uint64_t stream_threshold);
+MGFFI_API int mgffi_http_set_limits(mgffi_manager *m, uint64_t listener_id, uint64_t max_body,
+                                    uint64_t stream_threshold);
 
 /* Sends a whole response: status line, headers (a block of "Name: value\r\n"
  * lines, may be empty), Content-Length and body. Ends the pending request. */
-MGFFI_API int mgffi_http_reply(mgffi_manager *m, uint64_t id, int status,
-                     const char *headers, size_t headers_len,
-                     const char *body, size_t body_len);
+MGFFI_API int mgffi_http_reply(mgffi_manager *m, uint64_t id, int status, const char *headers,
+                               size_t headers_len, const char *body, size_t body_len);
 
 /* Starts a chunked response; continue with mgffi_http_write_chunk and end
  * with mgffi_http_end_chunked. */
 MGFFI_API int mgffi_http_begin_chunked(mgffi_manager *m, uint64_t id, int status,
-                             const char *headers, size_t headers_len);
-MGFFI_API int mgffi_http_write_chunk(mgffi_manager *m, uint64_t id, const char *buf,
-                           size_t len);
+                                       const char *headers, size_t headers_len);
+MGFFI_API int mgffi_http_write_chunk(mgffi_manager *m, uint64_t id, const char *buf, size_t len);
 MGFFI_API int mgffi_http_end_chunked(mgffi_manager *m, uint64_t id);
 
 /* Serves the pending request from a directory (MIME types, Range, ETag,
  * index.html, directory listing) or a single file. Strings are
  * NUL-terminated; extra_headers and mime_types may be NULL. */
 MGFFI_API int mgffi_http_serve_dir(mgffi_manager *m, uint64_t id, const char *root_dir,
-                         const char *extra_headers, const char *mime_types);
+                                   const char *extra_headers, const char *mime_types);
 MGFFI_API int mgffi_http_serve_file(mgffi_manager *m, uint64_t id, const char *path,
-                          const char *extra_headers, const char *mime_types);
+                                    const char *extra_headers, const char *mime_types);
 
 /* URL-decodes src into dst; returns the decoded length or -1 if dst is too
  * small. form != 0 also decodes '+' as a space. */
-MGFFI_API int mgffi_url_decode(const char *src, size_t src_len, char *dst,
-                     size_t dst_len, int form);
+MGFFI_API int mgffi_url_decode(const char *src, size_t src_len, char *dst, size_t dst_len,
+                               int form);
 
 /* ---- WebSocket -------------------------------------------------------- */
 /* Upgrades the pending HTTP request to a WebSocket (101 reply, then WS_OPEN).
  * extra_headers: "Name: value\r\n" lines, may be NULL. */
 MGFFI_API int mgffi_ws_upgrade(mgffi_manager *m, uint64_t id, const char *extra_headers,
-                     size_t extra_len);
+                               size_t extra_len);
 
 /* Sends one WebSocket frame; op: 1 text, 2 binary, 8 close, 9 ping. */
-MGFFI_API int mgffi_ws_send(mgffi_manager *m, uint64_t id, const void *buf, size_t len,
-                  int op);
+MGFFI_API int mgffi_ws_send(mgffi_manager *m, uint64_t id, const void *buf, size_t len, int op);
 
 /* ---- process signals (for graceful stop; no Lua callback involved) ----- */
 /* Installs a handler for signo that only records it; a later poll returns

@@ -60,17 +60,15 @@ PIN
 fi
 
 # --- build and runtime deps from bookworm ---------------------------------------
-want cmake g++ make pkg-config libssl-dev curl python3 libgtest-dev
+want cmake g++ make pkg-config libssl-dev curl python3 libgtest-dev ca-certificates
 
+# The library does not link against LuaJIT (it is loaded with ffi.load), so
+# only the interpreter is needed. luajit and luajit2 conflict: asking for one
+# makes apt replace the other.
 case "$LUAJIT_FLAVOR" in
-  "")
-    # Keep whichever LuaJIT is there; default to Debian's luajit.
-    if ! have_pkg luajit && ! have_pkg luajit2; then want luajit libluajit-5.1-dev; fi
-    if have_pkg luajit2 && ! have_pkg libluajit2-5.1-dev; then want libluajit2-5.1-dev; fi
-    if have_pkg luajit && ! have_pkg libluajit-5.1-dev; then want libluajit-5.1-dev; fi
-    ;;
-  luajit) want luajit libluajit-5.1-dev ;;
-  luajit2) want luajit2 libluajit2-5.1-dev ;;
+  "") if ! have_pkg luajit && ! have_pkg luajit2; then want luajit; fi ;;
+  luajit) want luajit ;;
+  luajit2) want luajit2 ;;
   *) echo "setup-deps: --luajit must be luajit or luajit2" >&2; exit 2 ;;
 esac
 
@@ -87,7 +85,3 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# Sanity: nothing but mongoose came from sid.
-if command -v apt-cache >/dev/null && [ -f /etc/apt/preferences.d/mongoose-ffi-sid ]; then
-  :
-fi

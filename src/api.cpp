@@ -1,5 +1,7 @@
 // The exported C ABI. Every function checks its arguments and catches every
 // C++ exception: nothing but status codes crosses into the FFI.
+#include <arpa/inet.h>
+
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -41,7 +43,9 @@ int require_http_server(Manager &mgr, mg_connection *c) {
   return MGFFI_OK;
 }
 
-bool valid_status(int status) { return status >= 100 && status <= 999; }
+bool valid_status(int status) {
+  return status >= 100 && status <= 999;
+}
 
 // Signals recorded by mgffi_signal_watch's handler: async-signal-safe flags.
 volatile std::sig_atomic_t g_signal_pending[65];
@@ -54,9 +58,13 @@ extern "C" void record_signal(int signo) {
 
 extern "C" {
 
-int mgffi_abi_version(void) { return MGFFI_ABI_VERSION; }
+int mgffi_abi_version(void) {
+  return MGFFI_ABI_VERSION;
+}
 
-const char *mgffi_mongoose_version(void) { return MG_VERSION; }
+const char *mgffi_mongoose_version(void) {
+  return MG_VERSION;
+}
 
 mgffi_manager *mgffi_manager_new(void) {
   try {
@@ -66,7 +74,9 @@ mgffi_manager *mgffi_manager_new(void) {
   }
 }
 
-void mgffi_manager_free(mgffi_manager *m) { delete m; }
+void mgffi_manager_free(mgffi_manager *m) {
+  delete m;
+}
 
 int mgffi_poll(mgffi_manager *m, int timeout_ms) {
   if (m == nullptr) return MGFFI_ERR_ARG;
@@ -85,7 +95,9 @@ const char *mgffi_last_error(const mgffi_manager *m) {
   return m == nullptr ? "no manager" : m->impl.last_error();
 }
 
-uint64_t mgffi_millis(void) { return mg_millis(); }
+uint64_t mgffi_millis(void) {
+  return mg_millis();
+}
 
 void mgffi_log_set_level(int level) {
   if (level < MG_LL_NONE) level = MG_LL_NONE;
@@ -104,7 +116,8 @@ size_t mgffi_connection_ids(const mgffi_manager *m, uint64_t *ids, size_t cap) {
 
 int mgffi_listen(mgffi_manager *m, const char *url, int protocol, uint64_t *id) {
   if (m == nullptr) return MGFFI_ERR_ARG;
-  if (url == nullptr || id == nullptr) return m->impl.fail(MGFFI_ERR_ARG, "url and id are required");
+  if (url == nullptr || id == nullptr)
+    return m->impl.fail(MGFFI_ERR_ARG, "url and id are required");
   if (protocol != MGFFI_PROTO_RAW && protocol != MGFFI_PROTO_HTTP) {
     return m->impl.fail(MGFFI_ERR_ARG, "unknown protocol");
   }
@@ -117,7 +130,8 @@ int mgffi_listen(mgffi_manager *m, const char *url, int protocol, uint64_t *id) 
 
 int mgffi_connect(mgffi_manager *m, const char *url, int protocol, uint64_t *id) {
   if (m == nullptr) return MGFFI_ERR_ARG;
-  if (url == nullptr || id == nullptr) return m->impl.fail(MGFFI_ERR_ARG, "url and id are required");
+  if (url == nullptr || id == nullptr)
+    return m->impl.fail(MGFFI_ERR_ARG, "url and id are required");
   if (protocol != MGFFI_PROTO_RAW && protocol != MGFFI_PROTO_HTTP) {
     return m->impl.fail(MGFFI_ERR_ARG, "unknown protocol");
   }
@@ -136,7 +150,8 @@ int mgffi_set_event_mask(mgffi_manager *m, uint64_t id, uint32_t mask) {
 }
 
 int mgffi_send(mgffi_manager *m, uint64_t id, const void *buf, size_t len) {
-  if (buf == nullptr && len > 0) return m == nullptr ? MGFFI_ERR_ARG : m->impl.fail(MGFFI_ERR_ARG, "buf is NULL");
+  if (buf == nullptr && len > 0)
+    return m == nullptr ? MGFFI_ERR_ARG : m->impl.fail(MGFFI_ERR_ARG, "buf is NULL");
   return with_conn(m, id, [buf, len](Manager &mgr, mg_connection *c) -> int {
     if (len == 0) return MGFFI_OK;
     if (!mg_send(c, buf, len)) return mgr.fail(MGFFI_ERR_NOMEM, "send failed");
@@ -165,7 +180,8 @@ int mgffi_pause_reading(mgffi_manager *m, uint64_t id, int paused) {
 }
 
 int mgffi_get_conn_info(mgffi_manager *m, uint64_t id, mgffi_conn_info *info) {
-  if (info == nullptr) return m == nullptr ? MGFFI_ERR_ARG : m->impl.fail(MGFFI_ERR_ARG, "info is NULL");
+  if (info == nullptr)
+    return m == nullptr ? MGFFI_ERR_ARG : m->impl.fail(MGFFI_ERR_ARG, "info is NULL");
   return with_conn(m, id, [info](Manager &mgr, mg_connection *c) -> int {
     mgffi::ConnState *st = mgr.state_of(c);
     std::memset(info, 0, sizeof(*info));
@@ -199,24 +215,29 @@ int mgffi_get_conn_info(mgffi_manager *m, uint64_t id, mgffi_conn_info *info) {
 
 size_t mgffi_addr_format(const mgffi_addr *addr, int with_port, char *buf, size_t len) {
   if (addr == nullptr || buf == nullptr || len == 0) return 0;
-  mg_addr a{};
-  std::memcpy(a.addr.ip, addr->ip, sizeof(addr->ip));
-  a.port = mg_htons(addr->port);
-  a.is_ip6 = addr->is_ip6 != 0;
-  size_t n = with_port ? mg_snprintf(buf, len, "%M", mg_print_ip_port, &a)
-                       : mg_snprintf(buf, len, "%M", mg_print_ip, &a);
-  if (n >= len) {
-    buf[len - 1] = '\0';
-    return len - 1;
+  char ip[INET6_ADDRSTRLEN];
+  if (inet_ntop(addr->is_ip6 ? AF_INET6 : AF_INET, addr->ip, ip, sizeof(ip)) == nullptr) {
+    buf[0] = '\0';
+    return 0;
   }
-  return n;
+  int n;
+  if (!with_port) {
+    n = std::snprintf(buf, len, "%s", ip);
+  } else if (addr->is_ip6) {
+    n = std::snprintf(buf, len, "[%s]:%u", ip, static_cast<unsigned>(addr->port));
+  } else {
+    n = std::snprintf(buf, len, "%s:%u", ip, static_cast<unsigned>(addr->port));
+  }
+  if (n < 0) return 0;
+  return static_cast<size_t>(n) >= len ? len - 1 : static_cast<size_t>(n);
 }
 
 int mgffi_http_set_limits(mgffi_manager *m, uint64_t listener_id, uint64_t max_body,
                           uint64_t stream_threshold) {
   return with_conn(m, listener_id, [=](Manager &mgr, mg_connection *c) -> int {
     mgffi::ConnState *st = mgr.state_of(c);
-    if (st->protocol != MGFFI_PROTO_HTTP) return mgr.fail(MGFFI_ERR_STATE, "not an HTTP connection");
+    if (st->protocol != MGFFI_PROTO_HTTP)
+      return mgr.fail(MGFFI_ERR_STATE, "not an HTTP connection");
     uint64_t limit = MG_MAX_RECV_SIZE - 65536;  // room for the head
     if (max_body > limit) {
       return mgr.fail(MGFFI_ERR_ARG, "max_body exceeds the build's limit of " +
@@ -225,7 +246,7 @@ int mgffi_http_set_limits(mgffi_manager *m, uint64_t listener_id, uint64_t max_b
     }
     st->max_body = max_body == 0 ? MGFFI_DEFAULT_MAX_BODY : max_body;
     st->stream_threshold = stream_threshold;
-    (void) c;
+    (void)c;
     return MGFFI_OK;
   });
 }
@@ -234,7 +255,8 @@ int mgffi_http_reply(mgffi_manager *m, uint64_t id, int status, const char *head
                      size_t headers_len, const char *body, size_t body_len) {
   if ((headers == nullptr && headers_len > 0) || (body == nullptr && body_len > 0) ||
       !valid_status(status)) {
-    return m == nullptr ? MGFFI_ERR_ARG : m->impl.fail(MGFFI_ERR_ARG, "invalid status, headers or body");
+    return m == nullptr ? MGFFI_ERR_ARG
+                        : m->impl.fail(MGFFI_ERR_ARG, "invalid status, headers or body");
   }
   return with_conn(m, id, [=](Manager &mgr, mg_connection *c) -> int {
     int rc = require_http_server(mgr, c);
@@ -254,7 +276,8 @@ int mgffi_http_begin_chunked(mgffi_manager *m, uint64_t id, int status, const ch
 }
 
 int mgffi_http_write_chunk(mgffi_manager *m, uint64_t id, const char *buf, size_t len) {
-  if (buf == nullptr && len > 0) return m == nullptr ? MGFFI_ERR_ARG : m->impl.fail(MGFFI_ERR_ARG, "buf is NULL");
+  if (buf == nullptr && len > 0)
+    return m == nullptr ? MGFFI_ERR_ARG : m->impl.fail(MGFFI_ERR_ARG, "buf is NULL");
   return with_conn(m, id, [=](Manager &mgr, mg_connection *c) -> int {
     int rc = require_http_server(mgr, c);
     return rc != MGFFI_OK ? rc : mgr.http_write_chunk(c, buf, len);
@@ -270,7 +293,8 @@ int mgffi_http_end_chunked(mgffi_manager *m, uint64_t id) {
 
 int mgffi_http_serve_dir(mgffi_manager *m, uint64_t id, const char *root_dir,
                          const char *extra_headers, const char *mime_types) {
-  if (root_dir == nullptr) return m == nullptr ? MGFFI_ERR_ARG : m->impl.fail(MGFFI_ERR_ARG, "root_dir is NULL");
+  if (root_dir == nullptr)
+    return m == nullptr ? MGFFI_ERR_ARG : m->impl.fail(MGFFI_ERR_ARG, "root_dir is NULL");
   return with_conn(m, id, [=](Manager &mgr, mg_connection *c) -> int {
     int rc = require_http_server(mgr, c);
     return rc != MGFFI_OK ? rc : mgr.http_serve(c, root_dir, true, extra_headers, mime_types);
@@ -279,7 +303,8 @@ int mgffi_http_serve_dir(mgffi_manager *m, uint64_t id, const char *root_dir,
 
 int mgffi_http_serve_file(mgffi_manager *m, uint64_t id, const char *path,
                           const char *extra_headers, const char *mime_types) {
-  if (path == nullptr) return m == nullptr ? MGFFI_ERR_ARG : m->impl.fail(MGFFI_ERR_ARG, "path is NULL");
+  if (path == nullptr)
+    return m == nullptr ? MGFFI_ERR_ARG : m->impl.fail(MGFFI_ERR_ARG, "path is NULL");
   return with_conn(m, id, [=](Manager &mgr, mg_connection *c) -> int {
     int rc = require_http_server(mgr, c);
     return rc != MGFFI_OK ? rc : mgr.http_serve(c, path, false, extra_headers, mime_types);

@@ -18,7 +18,10 @@ namespace mgffi {
 
 class EventQueue {
  public:
-  EventQueue() { events_.reserve(256); offsets_.reserve(256); }
+  EventQueue() {
+    events_.reserve(256);
+    offsets_.reserve(256);
+  }
 
   // Appends an event; returns it for the caller to fill, or nullptr on OOM.
   mgffi_event *push(int type, std::uint64_t conn_id);

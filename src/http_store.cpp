@@ -13,7 +13,9 @@ mg_str rebase(const mg_str &s, const char *old_base, char *new_base) {
   return mg_str{new_base + (s.buf - old_base), s.len};
 }
 
-mgffi_str to_ffi(const mg_str &s) { return mgffi_str{s.buf, s.len}; }
+mgffi_str to_ffi(const mg_str &s) {
+  return mgffi_str{s.buf, s.len};
+}
 
 }  // namespace
 

@@ -4,8 +4,10 @@
 
 #include "mongoose_ffi.h"
 
-#define MGFFI_STRUCT(T) {#T, nullptr, 0, sizeof(T)}
-#define MGFFI_FIELD(T, F) {#T, #F, offsetof(T, F), sizeof(((T *) nullptr)->F)}
+#define MGFFI_STRUCT(T) \
+  { #T, nullptr, 0, sizeof(T) }
+#define MGFFI_FIELD(T, F) \
+  { #T, #F, offsetof(T, F), sizeof(((T *)nullptr)->F) }
 
 namespace {
 

@@ -1,9 +1,11 @@
 #include "manager.hpp"
 
+#include <strings.h>
+#include <sys/socket.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <strings.h>
 #include <new>
 
 #include "status_text.hpp"
@@ -18,30 +20,17 @@ namespace {
 mg_event_handler_t g_http_protocol_handler = nullptr;
 
 #define MGFFI_SAME_EVENT(name) (static_cast<int>(MGFFI_EV_##name) == static_cast<int>(MG_EV_##name))
-static_assert(MGFFI_SAME_EVENT(ERROR) &&
-                  MGFFI_SAME_EVENT(OPEN) &&
-                  MGFFI_SAME_EVENT(POLL) &&
-                  MGFFI_SAME_EVENT(RESOLVE) &&
-                  MGFFI_SAME_EVENT(CONNECT) &&
-                  MGFFI_SAME_EVENT(ACCEPT) &&
-                  MGFFI_SAME_EVENT(TLS_HS) &&
-                  MGFFI_SAME_EVENT(READ) &&
-                  MGFFI_SAME_EVENT(WRITE) &&
-                  MGFFI_SAME_EVENT(CLOSE) &&
-                  MGFFI_SAME_EVENT(HTTP_HDRS) &&
-                  MGFFI_SAME_EVENT(HTTP_MSG) &&
-                  MGFFI_SAME_EVENT(WS_OPEN) &&
-                  MGFFI_SAME_EVENT(WS_MSG) &&
-                  MGFFI_SAME_EVENT(WS_CTL) &&
-                  MGFFI_SAME_EVENT(MQTT_CMD) &&
-                  MGFFI_SAME_EVENT(MQTT_MSG) &&
-                  MGFFI_SAME_EVENT(MQTT_OPEN) &&
-                  MGFFI_SAME_EVENT(SNTP_TIME) &&
-                  MGFFI_SAME_EVENT(WAKEUP) &&
-                  MGFFI_SAME_EVENT(MDNS_REQ) &&
-                  MGFFI_SAME_EVENT(MDNS_RESP) &&
-                  MGFFI_SAME_EVENT(MODBUS_REQ) &&
-                  static_cast<int>(MG_EV_USER) < 64,
+static_assert(MGFFI_SAME_EVENT(ERROR) && MGFFI_SAME_EVENT(OPEN) && MGFFI_SAME_EVENT(POLL) &&
+                  MGFFI_SAME_EVENT(RESOLVE) && MGFFI_SAME_EVENT(CONNECT) &&
+                  MGFFI_SAME_EVENT(ACCEPT) && MGFFI_SAME_EVENT(TLS_HS) && MGFFI_SAME_EVENT(READ) &&
+                  MGFFI_SAME_EVENT(WRITE) && MGFFI_SAME_EVENT(CLOSE) &&
+                  MGFFI_SAME_EVENT(HTTP_HDRS) && MGFFI_SAME_EVENT(HTTP_MSG) &&
+                  MGFFI_SAME_EVENT(WS_OPEN) && MGFFI_SAME_EVENT(WS_MSG) &&
+                  MGFFI_SAME_EVENT(WS_CTL) && MGFFI_SAME_EVENT(MQTT_CMD) &&
+                  MGFFI_SAME_EVENT(MQTT_MSG) && MGFFI_SAME_EVENT(MQTT_OPEN) &&
+                  MGFFI_SAME_EVENT(SNTP_TIME) && MGFFI_SAME_EVENT(WAKEUP) &&
+                  MGFFI_SAME_EVENT(MDNS_REQ) && MGFFI_SAME_EVENT(MDNS_RESP) &&
+                  MGFFI_SAME_EVENT(MODBUS_REQ) && static_cast<int>(MG_EV_USER) < 64,
               "mgffi_event_type must mirror Mongoose's enum mg_event");
 static_assert(MG_MAX_HTTP_HEADERS <= MGFFI_MAX_HEADERS, "MGFFI_MAX_HEADERS too small");
 
@@ -77,9 +66,17 @@ bool wants_close(mg_http_message *hm) {
 
 constexpr std::uint64_t kDefaultMaxBody = MGFFI_DEFAULT_MAX_BODY;
 
+// Mongoose's log output goes to stderr, and nowhere at level "none": its
+// hex dumps of bad requests are printed regardless of the level otherwise,
+// and stdout belongs to the application.
+void log_to_stderr(char ch, void *) {
+  if (mg_log_level > MG_LL_NONE) std::fputc(ch, stderr);
+}
+
 }  // namespace
 
 Manager::Manager() {
+  mg_log_set_fn(log_to_stderr, nullptr);
   mg_mgr_init(&mgr_);
   mgr_.userdata = this;
   conns_.reserve(64);
@@ -100,8 +97,8 @@ int Manager::fail(int code, const std::string &message) {
 }
 
 std::uint32_t Manager::default_mask(int protocol) {
-  std::uint32_t common = MGFFI_MASK(MGFFI_EV_ERROR) | MGFFI_MASK(MGFFI_EV_CLOSE) |
-                         MGFFI_MASK(MGFFI_EV_CONNECT);
+  std::uint32_t common =
+      MGFFI_MASK(MGFFI_EV_ERROR) | MGFFI_MASK(MGFFI_EV_CLOSE) | MGFFI_MASK(MGFFI_EV_CONNECT);
   if (protocol == MGFFI_PROTO_HTTP) {
     return common | MGFFI_MASK(MGFFI_EV_HTTP_MSG) | MGFFI_MASK(MGFFI_EV_WS_OPEN) |
            MGFFI_MASK(MGFFI_EV_WS_MSG) | MGFFI_MASK(MGFFI_EV_WS_CTL);
@@ -281,9 +278,7 @@ void Manager::on_event(mg_connection *c, int ev, void *ev_data) {
         check_parse_failure(c, st);
       }
       return;
-    case MG_EV_CLOSE:
-      on_close(c, st);
-      return;
+    case MG_EV_CLOSE: on_close(c, st); return;
     case MG_EV_READ:
       if (st->protocol == MGFFI_PROTO_HTTP) {
         if (st->streaming) {
@@ -312,11 +307,8 @@ void Manager::on_event(mg_connection *c, int ev, void *ev_data) {
     case MG_EV_HTTP_HDRS:
       if (c->is_accepted) on_http_headers(c, st, static_cast<mg_http_message *>(ev_data));
       return;
-    case MG_EV_HTTP_MSG:
-      on_http_message(c, st, static_cast<mg_http_message *>(ev_data));
-      return;
-    default:
-      break;
+    case MG_EV_HTTP_MSG: on_http_message(c, st, static_cast<mg_http_message *>(ev_data)); return;
+    default: break;
   }
 
   if (!wanted) return;
@@ -325,12 +317,22 @@ void Manager::on_event(mg_connection *c, int ev, void *ev_data) {
   switch (ev) {
     case MG_EV_ERROR: {
       const char *msg = static_cast<const char *>(ev_data);
-      if (msg != nullptr) back_->attach_data(msg, std::strlen(msg));
+      if (msg == nullptr) msg = "error";
+      // Mongoose says only "socket error"; the socket knows why.
+      int so_error = 0;
+      socklen_t so_len = sizeof(so_error);
+      int fd = static_cast<int>(reinterpret_cast<std::size_t>(c->fd));
+      if (std::strcmp(msg, "socket error") == 0 && c->fd != nullptr &&
+          getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &so_len) == 0 && so_error != 0) {
+        char text[160];
+        int n = std::snprintf(text, sizeof(text), "%s: %s", msg, std::strerror(so_error));
+        back_->attach_data(text, n > 0 ? std::strlen(text) : 0);
+      } else {
+        back_->attach_data(msg, std::strlen(msg));
+      }
       break;
     }
-    case MG_EV_WRITE:
-      e->value = *static_cast<long *>(ev_data);
-      break;
+    case MG_EV_WRITE: e->value = *static_cast<long *>(ev_data); break;
     case MG_EV_WS_OPEN: {
       auto *hm = static_cast<mg_http_message *>(ev_data);
       if (st->request.owns(hm)) {
@@ -356,8 +358,7 @@ void Manager::on_event(mg_connection *c, int ev, void *ev_data) {
       back_->attach_data(s->buf, s->len);
       break;
     }
-    default:
-      break;
+    default: break;
   }
 }
 
@@ -494,8 +495,8 @@ void Manager::finish_response(mg_connection *c, ConnState *st) {
   }
 }
 
-int Manager::http_reply(mg_connection *c, int status, const char *headers,
-                        std::size_t headers_len, const char *body, std::size_t body_len) {
+int Manager::http_reply(mg_connection *c, int status, const char *headers, std::size_t headers_len,
+                        const char *body, std::size_t body_len) {
   ConnState *st = state_of(c);
   if (!st->request_pending || st->chunked_open) {
     return fail(MGFFI_ERR_STATE, "no request is waiting for a reply on this connection");

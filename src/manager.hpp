@@ -29,8 +29,8 @@ struct ConnState {
   bool request_pending = false;  // a request was delivered and not answered
   bool head_request = false;     // HEAD: reply without a body
   bool close_after_response = false;
-  bool headers_seen = false;     // HTTP_HDRS already handled for this request
-  bool streaming = false;        // the body is being passed on as HTTP_BODY
+  bool headers_seen = false;  // HTTP_HDRS already handled for this request
+  bool streaming = false;     // the body is being passed on as HTTP_BODY
   std::uint64_t stream_remaining = 0;
   bool chunked_open = false;     // a chunked response is being written
   bool closing_by_glue = false;  // the glue set is_draining itself
@@ -67,8 +67,8 @@ class Manager {
                          std::size_t headers_len);
   int http_write_chunk(mg_connection *c, const char *buf, std::size_t len);
   int http_end_chunked(mg_connection *c);
-  int http_serve(mg_connection *c, const char *root_or_path, bool is_dir,
-                 const char *extra_headers, const char *mime_types);
+  int http_serve(mg_connection *c, const char *root_or_path, bool is_dir, const char *extra_headers,
+                 const char *mime_types);
   int ws_upgrade(mg_connection *c, const char *extra, std::size_t extra_len);
 
   static std::uint32_t default_mask(int protocol);
@@ -84,8 +84,8 @@ class Manager {
   void stream_body(mg_connection *c, ConnState *st);
   void reject(mg_connection *c, ConnState *st, int status, const char *reason);
   void finish_response(mg_connection *c, ConnState *st);
-  void send_status_and_headers(mg_connection *c, ConnState *st, int status,
-                               const char *headers, std::size_t headers_len);
+  void send_status_and_headers(mg_connection *c, ConnState *st, int status, const char *headers,
+                               std::size_t headers_len);
   mgffi_event *record(mg_connection *c, ConnState *st, int type);
   std::unique_ptr<ConnState> take_state();
 

@@ -490,8 +490,6 @@ function Listener:handle(req)
   if res.sent or res.chunked or res.closed then
     if not ok and res.chunked and not res.sent then
       res:close()  -- the status line is gone: the client sees a cut response
-    elseif ok and status ~= nil and res.sent then
-      mgr:log("warn", "HTTP handler returned a value after replying; ignored")
     end
     return
   end
@@ -548,7 +546,7 @@ function Listener:on_event(ev, id)
       self.mgr:protected_call("on_body end", req.body_end_fn)
     end
   elseif t == EV_HTTP_REJECTED then
-    self.mgr:log("info", "request rejected with " .. tostring(ev.value) .. ": "
+    self.mgr:log("info", "request rejected with " .. tonumber(ev.value) .. ": "
                  .. ffi_string(ev.data.ptr, ev.data.len))
   elseif t == EV_ERROR then
     self.mgr:log("debug", "connection " .. id .. ": " .. ffi_string(ev.data.ptr, ev.data.len))
@@ -567,6 +565,21 @@ function Listener:close()
     C.mgffi_close(self.mgr.cm, self.id, 1)
   end
   return true
+end
+
+--- The address the listener is bound to: "127.0.0.1:8000", and the port
+-- (useful after listening on port 0).
+function Listener:local_addr()
+  local info = ffi.new("mgffi_conn_info")
+  if C.mgffi_get_conn_info(self.mgr.cm, self.id, info) ~= 0 then
+    return nil, self.mgr:last_error()
+  end
+  return core.format_addr(info["local"], true), info["local"].port
+end
+
+function Listener:port()
+  local _, port = self:local_addr()
+  return port
 end
 
 --- Responses not yet sent, by connection id (deferred replies).

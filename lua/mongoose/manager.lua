@@ -37,7 +37,8 @@ local LOG_RANK = { error = 1, warn = 2, info = 3, debug = 4 }
 -- opts.log: function(level, message) receiving "error", "warn", "info",
 --   "debug" messages (default: stderr); opts.log_level: the most verbose
 --   level passed on (default "warn"); opts.mongoose_log_level: Mongoose's own
---   log level (default "error").
+--   log level, printed to stdout (default "none": its errors reach Lua as
+--   events anyway).
 function _M.new(opts)
   if opts ~= nil and type(opts) ~= "table" then
     error("opts must be a table", 2)
@@ -47,11 +48,11 @@ function _M.new(opts)
   if not LOG_RANK[log_level] then
     error("unknown log_level: " .. tostring(log_level), 2)
   end
+  core.set_log_level(opts.mongoose_log_level or "none")
   local cm, err = core.new_manager()
   if not cm then
     return nil, err
   end
-  core.set_log_level(opts.mongoose_log_level or "error")
   local self = setmetatable({
     cm = cm,
     owners = {},          -- conn or listener id -> Lua object with on_event
@@ -64,6 +65,9 @@ function _M.new(opts)
     log_rank = LOG_RANK[log_level],
     id_out = ffi.new("uint64_t[1]"),
   }, Manager)
+  self.fire_timer = function(t)
+    self:protected_call("timer", t.fn, t)
+  end
   return self
 end
 
@@ -128,9 +132,7 @@ function Manager:poll(timeout_ms)
   end
   if self.timers.n > 0 then
     self.dispatching = true
-    self.timers:run_due(tonumber(C_millis()), function(t)
-      self:protected_call("timer", t.fn, t)
-    end)
+    self.timers:run_due(tonumber(C_millis()), self.fire_timer)
     self.dispatching = false
   end
   return n

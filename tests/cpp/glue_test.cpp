@@ -1,3 +1,6 @@
 #include <gtest/gtest.h>
+
 #include "mongoose_ffi.h"
-TEST(Glue, Version) { EXPECT_EQ(mgffi_abi_version(), MGFFI_ABI_VERSION); }
+TEST(Glue, Version) {
+  EXPECT_EQ(mgffi_abi_version(), MGFFI_ABI_VERSION);
+}

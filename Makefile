@@ -1,0 +1,15 @@
+# Shortcuts; the scripts under scripts/ do the work (and install what is
+# missing on Debian).
+.PHONY: run test build lint bench clean
+run:
+	bash scripts/demo.sh
+test:
+	bash scripts/test.sh
+build:
+	bash scripts/build.sh
+lint:
+	bash scripts/lint.sh
+bench:
+	bash bench/run.sh
+clean:
+	rm -rf build

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Checks C++ formatting (clang-format, .clang-format) and Lua (luacheck,
+# .luacheckrc). Fails on any finding.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+clang-format --dry-run -Werror src/*.cpp src/*.hpp include/*.h tests/cpp/*.cpp bench/*.c 2>&1
+luacheck --no-color -q lua tests/lua examples bench
+echo "lint: clean"
