@@ -108,6 +108,11 @@ function _M.write_file(path, data)
   f:close()
 end
 
+-- Shell-quotes a string.
+function _M.q(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
 local job_seq = 0
 
 -- Starts a shell command in the background; returns a job.
@@ -116,7 +121,7 @@ function _M.spawn(cmd)
   local base = tmp() .. "/job" .. job_seq
   local script = string.format("( %s ) >%s.out 2>%s.err; echo $? >%s.rc.tmp; mv %s.rc.tmp %s.rc",
                                cmd, base, base, base, base, base)
-  os.execute("sh -c " .. string.format("%q", script) .. " </dev/null >/dev/null 2>&1 &")
+  os.execute("sh -c " .. _M.q(script) .. " </dev/null >/dev/null 2>&1 &")
   return { base = base, cmd = cmd }
 end
 
@@ -160,10 +165,5 @@ end
 _M.python = os.getenv("PYTHON") or "/usr/bin/python3"
 _M.source_dir = os.getenv("MGFFI_SOURCE_DIR") or "../.."
 _M.build_dir = os.getenv("MGFFI_BUILD_DIR") or (_M.source_dir .. "/build")
-
--- Shell-quotes a string.
-function _M.q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
 
 return _M
