@@ -79,7 +79,8 @@ enum mgffi_event_type {
   MGFFI_EV_HTTP_MSG = 11,  /* http: whole request or response */
   MGFFI_EV_WS_OPEN = 12,   /* http: the upgrade request or response */
   MGFFI_EV_WS_MSG = 13,    /* data: message; value: first frame byte */
-  MGFFI_EV_WS_CTL = 14,    /* data: payload; value: first frame byte */
+  MGFFI_EV_WS_CTL = 14,    /* data: payload; value: first frame byte (ping,
+                              pong, close; fragments are not queued) */
   MGFFI_EV_MQTT_CMD = 15,
   MGFFI_EV_MQTT_MSG = 16,
   MGFFI_EV_MQTT_OPEN = 17,
@@ -90,8 +91,11 @@ enum mgffi_event_type {
   MGFFI_EV_MODBUS_REQ = 22,
   MGFFI_EV_HTTP_BODY = 64,     /* data: a piece of a streamed request body */
   MGFFI_EV_HTTP_BODY_END = 65, /* the streamed request body is complete */
-  MGFFI_EV_HTTP_REJECTED = 66  /* value: status sent (400, 413) before the
-                                  request reached Lua; data: reason */
+  MGFFI_EV_HTTP_REJECTED = 66, /* value: status sent (400, 413) before the
+                                   request reached Lua; data: reason */
+  MGFFI_EV_WS_TOO_BIG = 67     /* a WebSocket message over the limit was
+                                  refused with close code 1009; value: its
+                                  announced size */
 };
 
 /* Bit for an event type in an event mask (types below 32 only). */
@@ -286,6 +290,18 @@ MGFFI_API int mgffi_url_decode(const char *src, size_t src_len, char *dst, size_
  * extra_headers: "Name: value\r\n" lines, may be NULL. */
 MGFFI_API int mgffi_ws_upgrade(mgffi_manager *m, uint64_t id, const char *extra_headers,
                                size_t extra_len);
+
+/* Opens a WebSocket client connection to url ("ws://host:port/path");
+ * extra_headers ("Name: value\r\n" lines, may be NULL) go into the
+ * handshake request. WS_OPEN (http: the 101 response) or ERROR follows. */
+MGFFI_API int mgffi_ws_connect(mgffi_manager *m, const char *url, const char *extra_headers,
+                               size_t extra_len, uint64_t *id);
+
+/* Largest WebSocket message accepted on a connection or, for a listener,
+ * on the connections it accepts later (0: MGFFI_DEFAULT_MAX_BODY). A peer
+ * that announces a larger message is sent close code 1009 and the
+ * connection is closed; other connections are not affected. */
+MGFFI_API int mgffi_ws_set_max_message(mgffi_manager *m, uint64_t id, uint64_t max_message);
 
 /* Sends one WebSocket frame; op: 1 text, 2 binary, 8 close, 9 ping. */
 MGFFI_API int mgffi_ws_send(mgffi_manager *m, uint64_t id, const void *buf, size_t len, int op);

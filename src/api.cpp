@@ -326,6 +326,29 @@ int mgffi_ws_upgrade(mgffi_manager *m, uint64_t id, const char *extra_headers, s
   });
 }
 
+int mgffi_ws_connect(mgffi_manager *m, const char *url, const char *extra_headers, size_t extra_len,
+                     uint64_t *id) {
+  if (m == nullptr) return MGFFI_ERR_ARG;
+  if (url == nullptr || id == nullptr || (extra_headers == nullptr && extra_len > 0)) {
+    return m->impl.fail(MGFFI_ERR_ARG, "url and id are required");
+  }
+  try {
+    return m->impl.ws_connect(url, extra_headers, extra_len, id);
+  } catch (...) {
+    return m->impl.fail(MGFFI_ERR_INTERNAL, "unexpected internal error in ws_connect");
+  }
+}
+
+int mgffi_ws_set_max_message(mgffi_manager *m, uint64_t id, uint64_t max_message) {
+  return with_conn(m, id, [max_message](Manager &mgr, mg_connection *c) -> int {
+    mgffi::ConnState *st = mgr.state_of(c);
+    if (st->protocol != MGFFI_PROTO_HTTP)
+      return mgr.fail(MGFFI_ERR_STATE, "not an HTTP connection");
+    st->max_ws_message = max_message == 0 ? MGFFI_DEFAULT_MAX_BODY : max_message;
+    return MGFFI_OK;
+  });
+}
+
 int mgffi_ws_send(mgffi_manager *m, uint64_t id, const void *buf, size_t len, int op) {
   if ((buf == nullptr && len > 0) || op < 0 || op > 15) {
     return m == nullptr ? MGFFI_ERR_ARG : m->impl.fail(MGFFI_ERR_ARG, "invalid buffer or opcode");

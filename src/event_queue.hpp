@@ -26,6 +26,14 @@ class EventQueue {
   // Appends an event; returns it for the caller to fill, or nullptr on OOM.
   mgffi_event *push(int type, std::uint64_t conn_id);
 
+  // Drops the last pushed event.
+  void pop() {
+    if (!events_.empty()) {
+      events_.pop_back();
+      offsets_.pop_back();
+    }
+  }
+
   // Attaches a copy of bytes as the last pushed event's data.
   bool attach_data(const void *bytes, std::size_t len);
 

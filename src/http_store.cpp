@@ -21,7 +21,9 @@ mgffi_str to_ffi(const mg_str &s) {
 
 bool HttpStore::assign(const mg_http_message &src, bool with_body) {
   const std::size_t head_len = src.head.len;
-  const std::size_t body_len = with_body ? src.body.len : 0;
+  // A response without Content-Length announces an unbounded body (~0).
+  const bool unbounded = src.body.len == static_cast<std::size_t>(-1);
+  const std::size_t body_len = with_body && !unbounded ? src.body.len : 0;
   bytes_.clear();
   if (!bytes_.reserve(head_len + body_len + 1)) return false;
   bytes_.append(src.head.buf, head_len);

@@ -174,6 +174,7 @@ int Manager::listen(const char *url, int protocol, std::uint64_t *id) {
   st->protocol = protocol;
   st->event_mask = default_mask(protocol);
   st->max_body = kDefaultMaxBody;
+  st->max_ws_message = kDefaultMaxBody;
   *id = c->id;
   return MGFFI_OK;
 }
@@ -230,8 +231,10 @@ void Manager::on_open(mg_connection *c) {
     st->event_mask = parent->event_mask;
     st->max_body = parent->max_body;
     st->stream_threshold = parent->stream_threshold;
+    st->max_ws_message = parent->max_ws_message;
   } else {
     st->max_body = kDefaultMaxBody;
+    st->max_ws_message = kDefaultMaxBody;
   }
   ConnState *raw = st.get();
   try {
@@ -281,7 +284,9 @@ void Manager::on_event(mg_connection *c, int ev, void *ev_data) {
     case MG_EV_CLOSE: on_close(c, st); return;
     case MG_EV_READ:
       if (st->protocol == MGFFI_PROTO_HTTP) {
-        if (st->streaming) {
+        if (c->is_websocket) {
+          check_ws_size(c, st);
+        } else if (st->streaming) {
           stream_body(c, st);
         } else if (c->is_accepted) {
           check_parse_failure(c, st);
@@ -312,6 +317,9 @@ void Manager::on_event(mg_connection *c, int ev, void *ev_data) {
   }
 
   if (!wanted) return;
+  if (ev == MG_EV_WS_CTL && (static_cast<mg_ws_message *>(ev_data)->flags & 15) == 0) {
+    return;  // a fragment: Mongoose reassembles the message itself
+  }
   mgffi_event *e = record(c, st, ev);
   if (e == nullptr) return;
   switch (ev) {
@@ -346,6 +354,11 @@ void Manager::on_event(mg_connection *c, int ev, void *ev_data) {
     case MG_EV_WS_MSG:
     case MG_EV_WS_CTL: {
       auto *wm = static_cast<mg_ws_message *>(ev_data);
+      if (ev == MG_EV_WS_MSG && wm->data.len > st->max_ws_message) {
+        back_->pop();  // not delivered: refused below instead
+        refuse_ws_message(c, st, wm->data.len);
+        break;
+      }
       e->value = wm->flags;
       if (!back_->attach_data(wm->data.buf, wm->data.len)) mg_error(c, "out of memory");
       break;
@@ -389,6 +402,39 @@ void Manager::reject(mg_connection *c, ConnState *st, int status, const char *re
     e->value = status;
     back_->attach_data(reason, std::strlen(reason));
   }
+}
+
+// Peeks at the frame Mongoose is still buffering: a message announced
+// larger than the limit is refused before it is received whole.
+void Manager::check_ws_size(mg_connection *c, ConnState *st) {
+  std::size_t assembled = reinterpret_cast<std::size_t>(c->pfn_data);  // fragments so far
+  if (assembled > c->recv.len) return;
+  const unsigned char *p = c->recv.buf + assembled;
+  std::size_t avail = c->recv.len - assembled;
+  if (avail < 2) return;
+  std::uint64_t len = p[1] & 0x7f;
+  if (len == 126) {
+    if (avail < 4) return;
+    len = (static_cast<std::uint64_t>(p[2]) << 8) | p[3];
+  } else if (len == 127) {
+    if (avail < 10) return;
+    len = 0;
+    for (int i = 2; i < 10; i++) len = (len << 8) | p[i];
+  }
+  std::uint64_t total = assembled + len;
+  if (total > st->max_ws_message) refuse_ws_message(c, st, total);
+}
+
+void Manager::refuse_ws_message(mg_connection *c, ConnState *st, std::uint64_t size) {
+  static const unsigned char kClose1009[] = {0x03, 0xf1, 'm', 'e', 's', 's', 'a', 'g', 'e',
+                                             ' ',  't',  'o', 'o', ' ', 'b', 'i', 'g'};
+  mg_ws_send(c, kClose1009, sizeof(kClose1009), WEBSOCKET_OP_CLOSE);
+  c->recv.len = 0;
+  c->pfn_data = nullptr;  // Mongoose's count of buffered fragment bytes
+  c->is_draining = 1;
+  st->closing_by_glue = true;
+  mgffi_event *e = record(c, st, MGFFI_EV_WS_TOO_BIG);
+  if (e != nullptr) e->value = static_cast<std::int64_t>(size);
 }
 
 void Manager::on_http_headers(mg_connection *c, ConnState *st, mg_http_message *hm) {
@@ -570,12 +616,39 @@ int Manager::ws_upgrade(mg_connection *c, const char *extra, std::size_t extra_l
   }
   st->request_pending = false;
   st->close_after_response = false;
+  // Mongoose would echo the client's whole Sec-WebSocket-Protocol list;
+  // the application picks one and sends it in extra instead.
+  mg_http_message &hm = st->request.mongoose_view();
+  for (auto &h : hm.headers) {
+    if (h.name.len == 0) break;
+    if (mg_strcasecmp(h.name, mg_str("Sec-WebSocket-Protocol")) == 0) {
+      h.name = mg_str("X-Offered-WebSocket-Protocol");
+    }
+  }
   if (extra != nullptr && extra_len > 0) {
     mg_ws_upgrade(c, &st->request.mongoose_view(), "%.*s", static_cast<int>(extra_len), extra);
   } else {
     mg_ws_upgrade(c, &st->request.mongoose_view(), nullptr);
   }
   if (c->is_draining) st->closing_by_glue = true;  // 426: not a WS request
+  return MGFFI_OK;
+}
+
+int Manager::ws_connect(const char *url, const char *extra, std::size_t extra_len,
+                        std::uint64_t *id) {
+  mg_connection *c = extra != nullptr && extra_len > 0
+                         ? mg_ws_connect(&mgr_, url, on_event_trampoline, nullptr, "%.*s",
+                                         static_cast<int>(extra_len), extra)
+                         : mg_ws_connect(&mgr_, url, on_event_trampoline, nullptr, nullptr);
+  if (c == nullptr) return fail(MGFFI_ERR_CONNECT, std::string("cannot connect to ") + url);
+  ConnState *st = state_of(c);
+  if (st == nullptr) {
+    c->is_closing = 1;
+    return fail(MGFFI_ERR_NOMEM, "out of memory");
+  }
+  st->protocol = MGFFI_PROTO_HTTP;
+  st->event_mask = default_mask(MGFFI_PROTO_HTTP);
+  *id = c->id;
   return MGFFI_OK;
 }
 

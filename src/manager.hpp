@@ -25,6 +25,7 @@ struct ConnState {
   // HTTP server side.
   std::uint64_t max_body = 0;
   std::uint64_t stream_threshold = 0;
+  std::uint64_t max_ws_message = 0;
   HttpStore request;             // the request waiting for its reply
   bool request_pending = false;  // a request was delivered and not answered
   bool head_request = false;     // HEAD: reply without a body
@@ -70,6 +71,7 @@ class Manager {
   int http_serve(mg_connection *c, const char *root_or_path, bool is_dir, const char *extra_headers,
                  const char *mime_types);
   int ws_upgrade(mg_connection *c, const char *extra, std::size_t extra_len);
+  int ws_connect(const char *url, const char *extra, std::size_t extra_len, std::uint64_t *id);
 
   static std::uint32_t default_mask(int protocol);
 
@@ -81,6 +83,8 @@ class Manager {
   void on_http_headers(mg_connection *c, ConnState *st, mg_http_message *hm);
   void on_http_message(mg_connection *c, ConnState *st, mg_http_message *hm);
   void check_parse_failure(mg_connection *c, ConnState *st);
+  void check_ws_size(mg_connection *c, ConnState *st);
+  void refuse_ws_message(mg_connection *c, ConnState *st, std::uint64_t size);
   void stream_body(mg_connection *c, ConnState *st);
   void reject(mg_connection *c, ConnState *st, int status, const char *reason);
   void finish_response(mg_connection *c, ConnState *st);

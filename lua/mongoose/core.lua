@@ -151,6 +151,7 @@ _M.EV = {
   WS_OPEN = 12, WS_MSG = 13, WS_CTL = 14, MQTT_CMD = 15, MQTT_MSG = 16,
   MQTT_OPEN = 17, SNTP_TIME = 18, WAKEUP = 19, MDNS_REQ = 20, MDNS_RESP = 21,
   MODBUS_REQ = 22, HTTP_BODY = 64, HTTP_BODY_END = 65, HTTP_REJECTED = 66,
+  WS_TOO_BIG = 67,
 }
 
 -- Event flags (mgffi_event.flags, mgffi_conn_info.flags).

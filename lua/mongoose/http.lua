@@ -15,6 +15,8 @@ int mgffi_http_serve_file(mgffi_manager *m, uint64_t id, const char *path, const
 int mgffi_url_decode(const char *src, size_t src_len, char *dst, size_t dst_len, int form);
 int mgffi_ws_upgrade(mgffi_manager *m, uint64_t id, const char *extra_headers, size_t extra_len);
 int mgffi_ws_send(mgffi_manager *m, uint64_t id, const void *buf, size_t len, int op);
+int mgffi_ws_connect(mgffi_manager *m, const char *url, const char *extra_headers, size_t extra_len, uint64_t *id);
+int mgffi_ws_set_max_message(mgffi_manager *m, uint64_t id, uint64_t max_message);
 ]]
 
 local C = core.C

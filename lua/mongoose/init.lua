@@ -10,6 +10,7 @@ local core = require("mongoose.core")
 local manager = require("mongoose.manager")
 local http = require("mongoose.http")
 local http_client = require("mongoose.http_client")
+local websocket = require("mongoose.websocket")
 
 local Manager = manager.Manager
 
@@ -40,6 +41,24 @@ end
 function Manager:fetch(url, opts)
   self:check_open(2)
   return http_client.fetch(self, url, opts)
+end
+
+--- Opens a WebSocket server (see mongoose.websocket.listen for opts).
+function Manager:ws_listen(url, opts)
+  self:check_open(2)
+  return websocket.listen(self, url, opts)
+end
+
+--- Connects to a WebSocket server; returns the WebSocket or nil, err.
+function Manager:ws_connect(url, opts)
+  self:check_open(2)
+  return websocket.connect(self, url, opts)
+end
+
+--- Sends to a WebSocket by connection id; nil, err if there is none.
+function Manager:ws_send(id, data, kind)
+  self:check_open(2)
+  return websocket.send(self, id, data, kind)
 end
 
 --- Performs one HTTP request on a temporary manager.

@@ -1,0 +1,444 @@
+-- mongoose.websocket: WebSocket connections, server side (upgraded from an
+-- HTTP request, or a whole server with ws_listen) and client side. Both are
+-- the same WebSocket object; its events come from the manager's queue.
+local ffi = require("ffi")
+local bit = require("bit")
+local core = require("mongoose.core")
+local http = require("mongoose.http")
+
+local C = core.C
+local EV = core.EV
+local ffi_string = ffi.string
+local band = bit.band
+local type = type
+local error = error
+local tostring = tostring
+local setmetatable = setmetatable
+local str_char = string.char
+local str_byte = string.byte
+local floor = math.floor
+
+local C_ws_send = C.mgffi_ws_send
+
+local OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 1, 2, 8, 9, 10
+local CONTROL_NAMES = { [OP_CLOSE] = "close", [OP_PING] = "ping", [OP_PONG] = "pong" }
+
+local _M = {}
+
+local WebSocket = {}
+WebSocket.__index = WebSocket
+_M.WebSocket = WebSocket
+
+local HANDLERS = { "on_open", "on_message", "on_close", "on_control", "on_error" }
+
+local function new_ws(mgr, id, opts)
+  local self = setmetatable({
+    mgr = mgr, id = id, state = {}, open = false, closed = false,
+    close_code = nil, close_reason = nil, protocol = nil,
+  }, WebSocket)
+  for _, name in ipairs(HANDLERS) do
+    local fn = opts[name]
+    if fn ~= nil and type(fn) ~= "function" then
+      error(name .. " must be a function", 4)
+    end
+    self[name] = fn
+  end
+  return self
+end
+
+local function call(self, name, ...)
+  local fn = self[name]
+  if fn then
+    self.mgr:protected_call("WebSocket " .. name, fn, self, ...)
+  end
+end
+
+local function opcode(kind)
+  if kind == nil or kind == "text" then
+    return OP_TEXT
+  elseif kind == "binary" then
+    return OP_BINARY
+  end
+  error("kind must be \"text\" or \"binary\"", 3)
+end
+
+--- Sends a message: kind "text" (default) or "binary". Returns true, or nil
+-- and an error ("closed" once the connection is gone). A client may send
+-- before the handshake completes: messages wait for it.
+function WebSocket:send(data, kind)
+  if type(data) ~= "string" then
+    error("data must be a string", 2)
+  end
+  local op = opcode(kind)
+  if self.closed or self.closing then
+    return nil, "closed"
+  end
+  if not self.open then
+    local q = self.queued
+    if not q then
+      q = {}
+      self.queued = q
+    end
+    q[#q + 1] = { data, op }
+    return true
+  end
+  local rc = C_ws_send(self.mgr.cm, self.id, data, #data, op)
+  if rc ~= 0 then
+    if rc == core.ERR_NO_CONN then
+      return nil, "closed"
+    end
+    return nil, self.mgr:last_error()
+  end
+  return true
+end
+
+--- Sends a ping with optional data (at most 125 bytes).
+function WebSocket:ping(data)
+  data = data or ""
+  if type(data) ~= "string" or #data > 125 then
+    error("ping data must be a string of at most 125 bytes", 2)
+  end
+  if self.closed or self.closing or not self.open then
+    return nil, "closed"
+  end
+  if C_ws_send(self.mgr.cm, self.id, data, #data, OP_PING) ~= 0 then
+    return nil, "closed"
+  end
+  return true
+end
+
+--- Starts the closing handshake with code (default 1000) and reason, then
+-- closes once queued data is sent. on_close follows.
+function WebSocket:close(code, reason)
+  code = code or 1000
+  reason = reason or ""
+  if type(code) ~= "number" or code < 1000 or code > 4999 or code % 1 ~= 0 then
+    error("code must be an integer from 1000 to 4999", 2)
+  end
+  if type(reason) ~= "string" or #reason > 123 then
+    error("reason must be a string of at most 123 bytes", 2)
+  end
+  if self.closed or self.closing then
+    return true
+  end
+  self.closing = true
+  self.local_close_code, self.local_close_reason = code, reason
+  if self.open then
+    local payload = str_char(floor(code / 256), code % 256) .. reason
+    C_ws_send(self.mgr.cm, self.id, payload, #payload, OP_CLOSE)
+  end
+  C.mgffi_close(self.mgr.cm, self.id, 0)
+  return true
+end
+
+--- Bytes queued for sending (backpressure), 0 once closed.
+function WebSocket:send_queued()
+  if self.closed then
+    return 0
+  end
+  local info = ffi.new("mgffi_conn_info")
+  if C.mgffi_get_conn_info(self.mgr.cm, self.id, info) ~= 0 then
+    return 0
+  end
+  return tonumber(info.send_queued)
+end
+
+local function flush_queued(self)
+  local q = self.queued
+  if not q then
+    return
+  end
+  self.queued = nil
+  for i = 1, #q do
+    C_ws_send(self.mgr.cm, self.id, q[i][1], #q[i][1], q[i][2])
+  end
+end
+
+local function response_table(h)
+  local headers = {}
+  for i = 0, h.header_count - 1 do
+    local hd = h.headers[i]
+    headers[ffi_string(hd.name.ptr, hd.name.len):lower()] = ffi_string(hd.value.ptr, hd.value.len)
+  end
+  return { status = h.status, headers = headers }
+end
+
+function WebSocket:on_event(ev, id)
+  local t = ev.type
+  if t == EV.WS_MSG then
+    local data = ev.data.len > 0 and ffi_string(ev.data.ptr, ev.data.len) or ""
+    local fn = self.on_message
+    if fn then
+      local ok, err = xpcall(fn, debug.traceback, self, data, band(tonumber(ev.value), 15) == OP_BINARY)
+      if not ok then
+        self.mgr:log("error", "WebSocket on_message failed: " .. tostring(err))
+      end
+    end
+  elseif t == EV.WS_OPEN then
+    self.open = true
+    if self.is_client and ev.http ~= nil then
+      local resp = response_table(ev.http)
+      self.protocol = resp.headers["sec-websocket-protocol"]
+      self.response = resp
+    end
+    call(self, "on_open", self.response)
+    if not self.closing then
+      flush_queued(self)
+    end
+  elseif t == EV.WS_CTL then
+    local op = band(tonumber(ev.value), 15)
+    local data = ev.data.len > 0 and ffi_string(ev.data.ptr, ev.data.len) or ""
+    if op == OP_CLOSE then
+      if #data >= 2 then
+        local hi, lo = str_byte(data, 1, 2)
+        self.close_code, self.close_reason = hi * 256 + lo, data:sub(3)
+      else
+        self.close_code, self.close_reason = 1005, ""
+      end
+      self.closing = true
+    end
+    call(self, "on_control", CONTROL_NAMES[op] or tostring(op), data)
+  elseif t == EV.WS_TOO_BIG then
+    self.local_close_code, self.local_close_reason = 1009, "message too big"
+    self.closing = true
+    self.mgr:log("info", "WebSocket " .. id .. ": message of " .. tonumber(ev.value)
+                 .. " bytes over the limit, closed with 1009")
+  elseif t == EV.ERROR then
+    self.error = ffi_string(ev.data.ptr, ev.data.len)
+    call(self, "on_error", self.error)
+  elseif t == EV.CLOSE then
+    self.closed = true
+    self.open = false
+    local l = self.listener
+    if l and l.websockets then
+      l.websockets[id] = nil
+    end
+    local code, reason = self.close_code, self.close_reason
+    if code == nil then
+      code = self.local_close_code or 1006
+      reason = self.local_close_reason or self.error or ""
+    end
+    self.close_code, self.close_reason = code, reason
+    call(self, "on_close", code, reason)
+  end
+end
+
+---------------------------------------------------------------------------
+-- Server side
+---------------------------------------------------------------------------
+
+local Request = http.Request
+local Response = http.Response
+local Listener = http.Listener
+
+--- True when the request asks for a WebSocket upgrade.
+function Request:is_websocket()
+  local upgrade = self:header("upgrade")
+  return upgrade ~= nil and upgrade:lower() == "websocket" and self:header("sec-websocket-key") ~= nil
+end
+
+--- The subprotocols the client offers (Sec-WebSocket-Protocol), in order.
+function Request:websocket_protocols()
+  local list = {}
+  local offered = self:header("sec-websocket-protocol")
+  if offered then
+    for p in offered:gmatch("[^,%s]+") do
+      list[#list + 1] = p
+    end
+  end
+  return list
+end
+
+local function request_snapshot(req)
+  -- The HTTP request's bytes are released soon; keep a plain copy.
+  return {
+    method = req.method, path = req.path, query = req.query, headers = req:headers(),
+    remote_addr = req:remote_addr(), remote_ip = req:remote_ip(), remote_port = req:remote_port(),
+  }
+end
+
+--- Upgrades the request to a WebSocket. opts: protocol (the chosen
+-- subprotocol, one the client offered), headers (extra response headers),
+-- max_message (bytes), on_open/on_message/on_close/on_control/on_error.
+-- Returns the WebSocket, or nil and an error (the client then gets 426).
+function Response:upgrade(opts)
+  self:check_unsent(2)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("opts must be a table", 2)
+  end
+  opts = opts or {}
+  local req = self.req
+  if not req:is_websocket() then
+    self:send(426, "WebSocket upgrade expected\n", { Upgrade = "websocket" })
+    return nil, "not a WebSocket handshake request"
+  end
+  local headers = opts.headers or {}
+  if opts.protocol ~= nil then
+    if type(opts.protocol) ~= "string" then
+      error("protocol must be a string", 2)
+    end
+    local offered = false
+    for _, p in ipairs(req:websocket_protocols()) do
+      offered = offered or p == opts.protocol
+    end
+    if not offered then
+      error("protocol '" .. opts.protocol .. "' was not offered by the client", 2)
+    end
+    headers["Sec-WebSocket-Protocol"] = opts.protocol
+  end
+  local block = http.header_block(headers, self.default_headers)
+  local ws = new_ws(self.mgr, self.id, opts)
+  ws.request = request_snapshot(req)
+  ws.protocol = opts.protocol
+  ws.listener = self.listener
+  local mgr = self.mgr
+  if opts.max_message then
+    C.mgffi_ws_set_max_message(mgr.cm, self.id, opts.max_message)
+  end
+  mgr:own(self.id, ws)
+  local rc = C.mgffi_ws_upgrade(mgr.cm, self.id, block, #block)
+  self.sent = true
+  req:mark_done()
+  local l = self.listener
+  if l then
+    l.pending[self.id] = nil
+  end
+  if rc ~= 0 then
+    mgr:disown(self.id)
+    return nil, mgr:last_error()
+  end
+  if l then
+    l.websockets = l.websockets or {}
+    l.websockets[self.id] = ws
+  end
+  return ws
+end
+
+--- Sends data to every open WebSocket of this listener (but except).
+-- Returns the number of connections it was queued for.
+function Listener:broadcast(data, kind, except)
+  if type(data) ~= "string" then
+    error("data must be a string", 2)
+  end
+  local op = opcode(kind)
+  local n = 0
+  local cm = self.mgr.cm
+  for id, ws in pairs(self.websockets or {}) do
+    if ws ~= except and ws.open and not ws.closing and not ws.closed then
+      if C_ws_send(cm, id, data, #data, op) == 0 then
+        n = n + 1
+      end
+    end
+  end
+  return n
+end
+
+--- The open WebSockets of this listener, by connection id.
+function Listener:websocket_connections()
+  return self.websockets or {}
+end
+
+--- Opens a WebSocket server. opts: on_open(ws), on_message(ws, data,
+-- is_binary), on_close(ws, code, reason), on_control(ws, kind, data),
+-- path (only this path upgrades; others get 404 or opts.http), protocols
+-- (supported subprotocols, the first one offered is chosen), accept(req)
+-- (return false[, status, body] to refuse), max_message, and the HTTP
+-- listen options.
+function _M.listen(mgr, url, opts)
+  if type(opts) ~= "table" then
+    error("opts must be a table", 3)
+  end
+  local path, accept, fallback = opts.path, opts.accept, opts.http
+  local supported = opts.protocols
+  local listener
+  local handler = function(req, res)
+    if path and req.path ~= path then
+      if fallback then
+        return fallback(req, res)
+      end
+      return 404, "not found\n"
+    end
+    if accept then
+      local ok, status, body = accept(req)
+      if not ok then
+        return status or 403, body or "forbidden\n"
+      end
+    end
+    local chosen
+    if supported then
+      local offered = req:websocket_protocols()
+      for _, want in ipairs(supported) do
+        for _, p in ipairs(offered) do
+          if p == want and not chosen then
+            chosen = p
+          end
+        end
+      end
+      if #offered > 0 and not chosen then
+        return 400, "no supported WebSocket subprotocol\n"
+      end
+    end
+    local ws = res:upgrade({
+      protocol = chosen, max_message = opts.max_message,
+      on_open = opts.on_open, on_message = opts.on_message, on_close = opts.on_close,
+      on_control = opts.on_control, on_error = opts.on_error,
+    })
+    if ws then
+      ws.listener = listener
+    end
+  end
+  local err
+  listener, err = http.listen(mgr, url, handler, opts)
+  if not listener then
+    return nil, err
+  end
+  if opts.max_message then
+    C.mgffi_ws_set_max_message(mgr.cm, listener.id, opts.max_message)
+  end
+  return listener
+end
+
+---------------------------------------------------------------------------
+-- Client side
+---------------------------------------------------------------------------
+
+--- Connects to a WebSocket server at url ("ws://host:port/path"). opts:
+-- headers, protocols (offered subprotocols), max_message, and the on_*
+-- handlers. Returns the WebSocket (open once on_open runs), or nil, err.
+function _M.connect(mgr, url, opts)
+  if type(url) ~= "string" then
+    error("url must be a string", 3)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("opts must be a table", 3)
+  end
+  opts = opts or {}
+  local headers = opts.headers or {}
+  if opts.protocols then
+    headers["Sec-WebSocket-Protocol"] = table.concat(opts.protocols, ", ")
+  end
+  local block = http.header_block(headers)
+  local rc = C.mgffi_ws_connect(mgr.cm, url, block, #block, mgr.id_out)
+  if rc ~= 0 then
+    return nil, mgr:last_error()
+  end
+  local id = tonumber(mgr.id_out[0])
+  local ws = new_ws(mgr, id, opts)
+  ws.is_client = true
+  if opts.max_message then
+    C.mgffi_ws_set_max_message(mgr.cm, id, opts.max_message)
+  end
+  mgr:own(id, ws)
+  return ws
+end
+
+--- Sends to the WebSocket with connection id from anywhere in the program.
+function _M.send(mgr, id, data, kind)
+  local ws = mgr.owners[id]
+  if getmetatable(ws) ~= WebSocket then
+    return nil, "no WebSocket connection with id " .. tostring(id)
+  end
+  return ws:send(data, kind)
+end
+
+return _M
