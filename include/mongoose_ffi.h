@@ -241,6 +241,19 @@ MGFFI_API int mgffi_send(mgffi_manager *m, uint64_t id, const void *buf, size_t 
  * at once (immediately != 0). */
 MGFFI_API int mgffi_close(mgffi_manager *m, uint64_t id, int immediately);
 
+/* Half-closes a TCP connection: once the queued data is sent, no more is
+ * sent (shutdown(SHUT_WR)); reading goes on until the peer closes. */
+MGFFI_API int mgffi_shutdown_write(mgffi_manager *m, uint64_t id);
+
+/* Sends one UDP datagram from connection id (a udp:// listener or client)
+ * to the address to (e.g. the remote of a READ event). */
+MGFFI_API int mgffi_udp_send_to(mgffi_manager *m, uint64_t id, const mgffi_addr *to,
+                                const void *buf, size_t len);
+
+/* Parses "1.2.3.4:80" or "[::1]:80" into *out. Returns MGFFI_OK or
+ * MGFFI_ERR_ARG. */
+MGFFI_API int mgffi_addr_parse(const char *text, mgffi_addr *out);
+
 /* Stops (paused != 0) or resumes reading from a connection. */
 MGFFI_API int mgffi_pause_reading(mgffi_manager *m, uint64_t id, int paused);
 

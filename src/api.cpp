@@ -4,6 +4,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 
@@ -173,10 +174,53 @@ int mgffi_close(mgffi_manager *m, uint64_t id, int immediately) {
 }
 
 int mgffi_pause_reading(mgffi_manager *m, uint64_t id, int paused) {
-  return with_conn(m, id, [paused](Manager &, mg_connection *c) -> int {
-    c->is_full = paused ? 1 : 0;
-    return MGFFI_OK;
+  return with_conn(m, id, [paused](Manager &mgr, mg_connection *c) -> int {
+    return mgr.pause_reading(c, paused != 0);
   });
+}
+
+int mgffi_shutdown_write(mgffi_manager *m, uint64_t id) {
+  return with_conn(m, id,
+                   [](Manager &mgr, mg_connection *c) -> int { return mgr.shutdown_write(c); });
+}
+
+int mgffi_udp_send_to(mgffi_manager *m, uint64_t id, const mgffi_addr *to, const void *buf,
+                      size_t len) {
+  if (to == nullptr || (buf == nullptr && len > 0)) {
+    return m == nullptr ? MGFFI_ERR_ARG : m->impl.fail(MGFFI_ERR_ARG, "to and buf are required");
+  }
+  return with_conn(m, id, [=](Manager &mgr, mg_connection *c) -> int {
+    return mgr.udp_send_to(c, *to, buf, len);
+  });
+}
+
+int mgffi_addr_parse(const char *text, mgffi_addr *out) {
+  if (text == nullptr || out == nullptr) return MGFFI_ERR_ARG;
+  std::memset(out, 0, sizeof(*out));
+  const char *colon = std::strrchr(text, ':');
+  if (colon == nullptr || colon == text) return MGFFI_ERR_ARG;
+  char host[INET6_ADDRSTRLEN + 2];
+  std::size_t host_len = static_cast<std::size_t>(colon - text);
+  if (text[0] == '[') {
+    if (host_len < 3 || text[host_len - 1] != ']') return MGFFI_ERR_ARG;
+    text++;
+    host_len -= 2;
+  }
+  if (host_len == 0 || host_len >= sizeof(host)) return MGFFI_ERR_ARG;
+  std::memcpy(host, text, host_len);
+  host[host_len] = '\0';
+  char *end = nullptr;
+  long port = std::strtol(colon + 1, &end, 10);
+  if (end == colon + 1 || *end != '\0' || port < 0 || port > 65535) return MGFFI_ERR_ARG;
+  if (inet_pton(AF_INET, host, out->ip) == 1) {
+    out->is_ip6 = 0;
+  } else if (inet_pton(AF_INET6, host, out->ip) == 1) {
+    out->is_ip6 = 1;
+  } else {
+    return MGFFI_ERR_ARG;
+  }
+  out->port = static_cast<uint16_t>(port);
+  return MGFFI_OK;
 }
 
 int mgffi_get_conn_info(mgffi_manager *m, uint64_t id, mgffi_conn_info *info) {

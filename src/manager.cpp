@@ -1,8 +1,12 @@
 #include "manager.hpp"
 
+#include <netinet/in.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -128,6 +132,7 @@ int Manager::poll(int timeout_ms) {
     // Dropping them frees the memory instead of recycling it.
   }
   closed_states_.clear();
+  if (!paused_.empty()) apply_paused_reads();
   mg_mgr_poll(&mgr_, timeout_ms < 0 ? 0 : timeout_ms);
   back_->finalize();
   std::swap(front_, back_);
@@ -253,6 +258,9 @@ void Manager::on_close(mg_connection *c, ConnState *st) {
     record(c, st, MGFFI_EV_CLOSE);
   }
   c->fn_data = nullptr;
+  if (st->reading_paused) {
+    paused_.erase(std::remove(paused_.begin(), paused_.end(), c->id), paused_.end());
+  }
   auto it = conns_.find(c->id);
   if (it != conns_.end()) {
     try {
@@ -276,6 +284,7 @@ void Manager::on_event(mg_connection *c, int ev, void *ev_data) {
 
   switch (ev) {
     case MG_EV_POLL:  // the per-poll tick is never queued
+      if (st->shutdown_pending) try_shutdown(c, st);
       if (st->protocol == MGFFI_PROTO_HTTP && c->is_accepted) {
         if (st->streaming && c->recv.len > 0) stream_body(c, st);
         check_parse_failure(c, st);
@@ -308,6 +317,7 @@ void Manager::on_event(mg_connection *c, int ev, void *ev_data) {
         }
         c->recv.len = 0;
       }
+      if (c->is_udp && !c->is_closing) drain_udp(c, st);
       return;
     case MG_EV_HTTP_HDRS:
       if (c->is_accepted) on_http_headers(c, st, static_cast<mg_http_message *>(ev_data));
@@ -649,6 +659,105 @@ int Manager::ws_connect(const char *url, const char *extra, std::size_t extra_le
   st->protocol = MGFFI_PROTO_HTTP;
   st->event_mask = default_mask(MGFFI_PROTO_HTTP);
   *id = c->id;
+  return MGFFI_OK;
+}
+
+// Mongoose reads one datagram per poll; a burst would overflow the socket
+// buffer. Read what else is waiting now, each datagram its own event.
+void Manager::drain_udp(mg_connection *c, ConnState *st) {
+  constexpr std::size_t kMaxDatagram = 65536;
+  constexpr int kMaxPerPoll = 256;
+  if (!udp_scratch_) udp_scratch_.reset(new (std::nothrow) char[kMaxDatagram]);
+  if (!udp_scratch_) return;
+  int fd = static_cast<int>(reinterpret_cast<std::size_t>(c->fd));
+  const bool wanted = (st->event_mask & MGFFI_MASK(MGFFI_EV_READ)) != 0;
+  for (int i = 0; i < kMaxPerPoll && !st->reading_paused; i++) {
+    sockaddr_storage from{};
+    socklen_t from_len = sizeof(from);
+    ssize_t n = recvfrom(fd, udp_scratch_.get(), kMaxDatagram, MSG_DONTWAIT,
+                         reinterpret_cast<sockaddr *>(&from), &from_len);
+    if (n < 0) break;
+    if (from.ss_family == AF_INET6) {
+      auto *sin6 = reinterpret_cast<sockaddr_in6 *>(&from);
+      std::memcpy(c->rem.addr.ip, &sin6->sin6_addr, 16);
+      c->rem.port = sin6->sin6_port;
+      c->rem.is_ip6 = true;
+    } else if (from.ss_family == AF_INET) {
+      auto *sin = reinterpret_cast<sockaddr_in *>(&from);
+      std::memset(c->rem.addr.ip, 0, sizeof(c->rem.addr.ip));
+      std::memcpy(c->rem.addr.ip, &sin->sin_addr, 4);
+      c->rem.port = sin->sin_port;
+      c->rem.is_ip6 = false;
+    }
+    if (!wanted) continue;
+    mgffi_event *e = record(c, st, MGFFI_EV_READ);
+    if (e == nullptr) break;
+    e->value = n;
+    if (!back_->attach_data(udp_scratch_.get(), static_cast<std::size_t>(n))) break;
+  }
+}
+
+void Manager::try_shutdown(mg_connection *c, ConnState *st) {
+  if (c->send.len > 0 || c->fd == nullptr) return;
+  st->shutdown_pending = false;
+  ::shutdown(static_cast<int>(reinterpret_cast<std::size_t>(c->fd)), SHUT_WR);
+}
+
+int Manager::shutdown_write(mg_connection *c) {
+  if (c->is_udp || c->is_listening) return fail(MGFFI_ERR_STATE, "not a TCP connection");
+  ConnState *st = state_of(c);
+  st->shutdown_pending = true;
+  try_shutdown(c, st);
+  return MGFFI_OK;
+}
+
+// With epoll, a paused socket that stays readable would wake every poll at
+// once (Mongoose only skips the read). Drop its read interest instead; it
+// is re-applied each poll because Mongoose re-arms EPOLLIN after writes.
+void Manager::apply_paused_reads() {
+  for (std::uint64_t id : paused_) {
+    auto it = conns_.find(id);
+    if (it == conns_.end()) continue;
+    mg_connection *c = it->second.first;
+    if (c->fd == nullptr || mgr_.epoll_fd < 0) continue;
+    epoll_event ev{};
+    ev.events = EPOLLERR | (c->send.len > 0 ? EPOLLOUT : 0u);
+    ev.data.ptr = c;
+    epoll_ctl(mgr_.epoll_fd, EPOLL_CTL_MOD, static_cast<int>(reinterpret_cast<std::size_t>(c->fd)),
+              &ev);
+  }
+}
+
+int Manager::pause_reading(mg_connection *c, bool paused) {
+  ConnState *st = state_of(c);
+  if (st->reading_paused == paused) return MGFFI_OK;
+  st->reading_paused = paused;
+  c->is_full = paused ? 1 : 0;
+  if (paused) {
+    paused_.push_back(c->id);
+    apply_paused_reads();
+  } else {
+    paused_.erase(std::remove(paused_.begin(), paused_.end(), c->id), paused_.end());
+    if (c->fd != nullptr && mgr_.epoll_fd >= 0) {
+      epoll_event ev{};
+      ev.events = EPOLLIN | EPOLLERR | EPOLLHUP | (c->send.len > 0 ? EPOLLOUT : 0u);
+      ev.data.ptr = c;
+      epoll_ctl(mgr_.epoll_fd, EPOLL_CTL_MOD,
+                static_cast<int>(reinterpret_cast<std::size_t>(c->fd)), &ev);
+    }
+  }
+  return MGFFI_OK;
+}
+
+int Manager::udp_send_to(mg_connection *c, const mgffi_addr &to, const void *buf, std::size_t len) {
+  if (!c->is_udp) return fail(MGFFI_ERR_STATE, "not a UDP connection");
+  mg_addr saved = c->rem;
+  std::memcpy(c->rem.addr.ip, to.ip, sizeof(to.ip));
+  c->rem.port = mg_htons(to.port);
+  c->rem.is_ip6 = to.is_ip6 != 0;
+  bool ok = mg_send(c, buf, len);
+  c->rem = saved;
+  if (!ok) return fail(MGFFI_ERR_STATE, std::string("sendto failed: ") + std::strerror(errno));
   return MGFFI_OK;
 }
 

@@ -33,9 +33,11 @@ struct ConnState {
   bool headers_seen = false;  // HTTP_HDRS already handled for this request
   bool streaming = false;     // the body is being passed on as HTTP_BODY
   std::uint64_t stream_remaining = 0;
-  bool chunked_open = false;     // a chunked response is being written
-  bool closing_by_glue = false;  // the glue set is_draining itself
-  bool rejected = false;         // answered 4xx by the glue
+  bool chunked_open = false;      // a chunked response is being written
+  bool closing_by_glue = false;   // the glue set is_draining itself
+  bool rejected = false;          // answered 4xx by the glue
+  bool shutdown_pending = false;  // half-close once the send buffer is empty
+  bool reading_paused = false;
 
   void reset() { *this = ConnState(); }
 };
@@ -73,6 +75,10 @@ class Manager {
   int ws_upgrade(mg_connection *c, const char *extra, std::size_t extra_len);
   int ws_connect(const char *url, const char *extra, std::size_t extra_len, std::uint64_t *id);
 
+  int shutdown_write(mg_connection *c);
+  int pause_reading(mg_connection *c, bool paused);
+  int udp_send_to(mg_connection *c, const mgffi_addr &to, const void *buf, std::size_t len);
+
   static std::uint32_t default_mask(int protocol);
 
  private:
@@ -86,6 +92,9 @@ class Manager {
   void check_ws_size(mg_connection *c, ConnState *st);
   void refuse_ws_message(mg_connection *c, ConnState *st, std::uint64_t size);
   void stream_body(mg_connection *c, ConnState *st);
+  void drain_udp(mg_connection *c, ConnState *st);
+  void apply_paused_reads();
+  void try_shutdown(mg_connection *c, ConnState *st);
   void reject(mg_connection *c, ConnState *st, int status, const char *reason);
   void finish_response(mg_connection *c, ConnState *st);
   void send_status_and_headers(mg_connection *c, ConnState *st, int status, const char *headers,
@@ -100,6 +109,8 @@ class Manager {
   std::unordered_map<std::uint64_t, std::pair<mg_connection *, std::unique_ptr<ConnState>>> conns_;
   std::vector<std::unique_ptr<ConnState>> free_states_;
   std::vector<std::unique_ptr<ConnState>> closed_states_;  // freed next poll
+  std::vector<std::uint64_t> paused_;                      // connections whose reads are paused
+  std::unique_ptr<char[]> udp_scratch_;                    // one datagram, for drain_udp
   std::string last_error_;
   bool freeing_ = false;
 };

@@ -11,6 +11,7 @@ local manager = require("mongoose.manager")
 local http = require("mongoose.http")
 local http_client = require("mongoose.http_client")
 local websocket = require("mongoose.websocket")
+local net = require("mongoose.net")
 
 local Manager = manager.Manager
 
@@ -61,6 +62,30 @@ function Manager:ws_send(id, data, kind)
   return websocket.send(self, id, data, kind)
 end
 
+--- Listens for TCP connections on tcp://HOST:PORT (see mongoose.net).
+function Manager:tcp_listen(url, opts)
+  self:check_open(2)
+  return net.tcp_listen(self, url, opts)
+end
+
+--- Connects to tcp://HOST:PORT; returns the connection or nil, err.
+function Manager:tcp_connect(url, opts)
+  self:check_open(2)
+  return net.tcp_connect(self, url, opts)
+end
+
+--- Listens for UDP datagrams on udp://HOST:PORT.
+function Manager:udp_listen(url, opts)
+  self:check_open(2)
+  return net.udp_listen(self, url, opts)
+end
+
+--- A UDP socket sending to udp://HOST:PORT.
+function Manager:udp_connect(url, opts)
+  self:check_open(2)
+  return net.udp_connect(self, url, opts)
+end
+
 --- Performs one HTTP request on a temporary manager.
 function _M.fetch(url, opts)
   local mgr = assert(manager.new())
@@ -69,6 +94,7 @@ function _M.fetch(url, opts)
   return resp, err
 end
 
+_M.address = net.address
 _M.url_decode = http.url_decode
 _M.parse_query = http.parse_query
 

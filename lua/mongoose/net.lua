@@ -1,0 +1,532 @@
+-- mongoose.net: raw TCP and UDP servers and clients. Bytes arrive as READ
+-- events; a handler sees them through a view (pointer + length) that it
+-- copies to a string only if it wants to. Framing helpers (read exactly N
+-- bytes, read up to a delimiter) buffer in Lua with a size cap.
+local ffi = require("ffi")
+local core = require("mongoose.core")
+
+ffi.cdef [[
+int mgffi_shutdown_write(mgffi_manager *m, uint64_t id);
+int mgffi_udp_send_to(mgffi_manager *m, uint64_t id, const mgffi_addr *to, const void *buf, size_t len);
+int mgffi_addr_parse(const char *text, mgffi_addr *out);
+]]
+
+local C = core.C
+local EV = core.EV
+local ffi_string = ffi.string
+local ffi_copy = ffi.copy
+local type = type
+local error = error
+local tostring = tostring
+local setmetatable = setmetatable
+local str_find = string.find
+local str_sub = string.sub
+
+local C_send = C.mgffi_send
+
+local _M = {}
+
+---------------------------------------------------------------------------
+-- Views: handed to on_data/on_datagram, valid only during that call
+---------------------------------------------------------------------------
+
+local View = {}
+View.__index = View
+View.__tostring = function(v) return v:string() end
+View.__len = function(v) return v.len end
+
+--- Copies the bytes into a Lua string.
+function View:string()
+  if self.len == 0 then
+    return ""
+  end
+  return ffi_string(self.ptr, self.len)
+end
+
+local Address = {}
+Address.__index = Address
+Address.__tostring = function(a) return core.format_addr(a.addr, true) end
+
+--- "1.2.3.4:5678" / "[::1]:5678".
+function Address:string()
+  return core.format_addr(self.addr, true)
+end
+
+function Address:ip()
+  return core.format_addr(self.addr, false)
+end
+
+function Address:port()
+  return self.addr.port
+end
+
+--- A copy that stays valid after the handler returns.
+function Address:copy()
+  local a = ffi.new("mgffi_addr")
+  ffi_copy(a, self.addr, ffi.sizeof("mgffi_addr"))
+  return setmetatable({ addr = a }, Address)
+end
+
+--- Parses "1.2.3.4:80" or "[::1]:80" into an address, or nil, err.
+function _M.address(text)
+  if type(text) ~= "string" then
+    error("address must be a string", 2)
+  end
+  local a = ffi.new("mgffi_addr")
+  if C.mgffi_addr_parse(text, a) ~= 0 then
+    return nil, "invalid address: " .. text
+  end
+  return setmetatable({ addr = a }, Address)
+end
+
+---------------------------------------------------------------------------
+-- TCP connections
+---------------------------------------------------------------------------
+
+local Conn = {}
+Conn.__index = Conn
+_M.Connection = Conn
+
+local function new_conn(mgr, id, opts, listener)
+  local self = setmetatable({
+    mgr = mgr, id = id, state = {}, listener = listener, closed = false, connected = false,
+    on_connect = opts.on_connect, on_data = opts.on_data, on_close = opts.on_close,
+    on_error = opts.on_error, max_buffer = opts.max_buffer or 1048576,
+    view = setmetatable({ ptr = nil, len = 0 }, View),
+    readers = nil, buffer = nil, remote = nil,
+  }, Conn)
+  return self
+end
+
+local function failed(self, rc)
+  if rc == core.ERR_NO_CONN then
+    return nil, "closed"
+  end
+  return nil, self.mgr:last_error()
+end
+
+--- Queues bytes for sending. Returns true, or nil and an error.
+function Conn:send(data)
+  if type(data) ~= "string" then
+    error("data must be a string", 2)
+  end
+  if self.closed then
+    return nil, "closed"
+  end
+  local rc = C_send(self.mgr.cm, self.id, data, #data)
+  if rc ~= 0 then
+    return failed(self, rc)
+  end
+  return true
+end
+
+--- Closes after the queued data is sent (immediately = true: at once).
+function Conn:close(immediately)
+  if self.closed then
+    return true
+  end
+  self.closing = true
+  C.mgffi_close(self.mgr.cm, self.id, immediately and 1 or 0)
+  return true
+end
+
+--- Half-close: sends what is queued, then no more; reading goes on.
+function Conn:shutdown()
+  if self.closed then
+    return nil, "closed"
+  end
+  local rc = C.mgffi_shutdown_write(self.mgr.cm, self.id)
+  if rc ~= 0 then
+    return failed(self, rc)
+  end
+  return true
+end
+
+--- Stops reading from the peer (the kernel buffers, then TCP pushes back).
+function Conn:pause()
+  if self.closed then
+    return nil, "closed"
+  end
+  C.mgffi_pause_reading(self.mgr.cm, self.id, 1)
+  self.paused = true
+  return true
+end
+
+function Conn:resume()
+  if self.closed then
+    return nil, "closed"
+  end
+  C.mgffi_pause_reading(self.mgr.cm, self.id, 0)
+  self.paused = false
+  return true
+end
+
+local info_buf = ffi.new("mgffi_conn_info")
+
+--- Bytes queued for sending (backpressure); 0 once closed.
+function Conn:send_queued()
+  if self.closed or C.mgffi_get_conn_info(self.mgr.cm, self.id, info_buf) ~= 0 then
+    return 0
+  end
+  return tonumber(info_buf.send_queued)
+end
+
+--- The peer as "1.2.3.4:5678" / "[::1]:5678".
+function Conn:remote_addr()
+  return self.remote
+end
+
+-- Framing: readers wait for bytes; data goes to them instead of on_data.
+local function buffered_len(self)
+  local b = self.buffer
+  return b and #b or 0
+end
+
+local function run_readers(self)
+  local readers = self.readers
+  while readers and #readers > 0 and not self.closed do
+    local r = readers[1]
+    local buf = self.buffer or ""
+    local frame
+    if r.count then
+      if #buf >= r.count then
+        frame = str_sub(buf, 1, r.count)
+        self.buffer = str_sub(buf, r.count + 1)
+      end
+    else
+      local s, e = str_find(buf, r.delimiter, 1, true)
+      if s then
+        frame = str_sub(buf, 1, r.keep and e or s - 1)
+        self.buffer = str_sub(buf, e + 1)
+      end
+    end
+    if frame == nil then
+      return
+    end
+    table.remove(readers, 1)
+    self.mgr:protected_call("TCP reader", r.fn, self, frame)
+  end
+end
+
+local function add_reader(self, reader)
+  if type(reader.fn) ~= "function" then
+    error("callback must be a function", 3)
+  end
+  self.readers = self.readers or {}
+  self.readers[#self.readers + 1] = reader
+  run_readers(self)
+end
+
+--- Calls fn(conn, bytes) once exactly n bytes have arrived.
+function Conn:read(n, fn)
+  if type(n) ~= "number" or n < 0 or n % 1 ~= 0 then
+    error("n must be a non-negative integer", 2)
+  end
+  add_reader(self, { count = n, fn = fn })
+end
+
+--- Calls fn(conn, bytes) with the bytes up to delimiter (not included unless
+-- keep is true), e.g. conn:read_until("\n", fn) for a line protocol.
+function Conn:read_until(delimiter, fn, keep)
+  if type(delimiter) ~= "string" or delimiter == "" then
+    error("delimiter must be a non-empty string", 2)
+  end
+  add_reader(self, { delimiter = delimiter, fn = fn, keep = keep })
+end
+
+function Conn:on_event(ev, id)
+  local t = ev.type
+  if t == EV.READ then
+    local readers = self.readers
+    if (readers and #readers > 0) or self.buffer then
+      local data = ffi_string(ev.data.ptr, ev.data.len)
+      if buffered_len(self) + #data > self.max_buffer then
+        self.mgr:log("info", "TCP " .. id .. ": more than " .. self.max_buffer .. " bytes buffered, closing")
+        self.error = "max_buffer exceeded"
+        self:close(true)
+        return
+      end
+      self.buffer = (self.buffer or "") .. data
+      run_readers(self)
+      if self.buffer == "" then
+        self.buffer = nil
+      end
+      return
+    end
+    local fn = self.on_data
+    if fn then
+      local view = self.view
+      view.ptr, view.len = ev.data.ptr, tonumber(ev.data.len)
+      self.mgr:protected_call("TCP on_data", fn, self, view)
+      view.ptr, view.len = nil, 0
+    end
+  elseif t == EV.ACCEPT or t == EV.CONNECT then
+    self.connected = true
+    self.remote = core.format_addr(ev.remote, true)
+    local fn = self.on_connect
+    if fn then
+      self.mgr:protected_call("TCP on_connect", fn, self)
+    end
+  elseif t == EV.ERROR then
+    self.error = ffi_string(ev.data.ptr, ev.data.len)
+    local fn = self.on_error
+    if fn then
+      self.mgr:protected_call("TCP on_error", fn, self, self.error)
+    end
+  elseif t == EV.CLOSE then
+    self.closed = true
+    local l = self.listener
+    if l then
+      l.connections[id] = nil
+    end
+    local fn = self.on_close
+    if fn then
+      self.mgr:protected_call("TCP on_close", fn, self, self.error)
+    end
+  end
+end
+
+---------------------------------------------------------------------------
+-- TCP listener
+---------------------------------------------------------------------------
+
+local TcpListener = {}
+TcpListener.__index = TcpListener
+_M.TcpListener = TcpListener
+
+function TcpListener:on_event(ev, id)
+  if ev.type == EV.ACCEPT and id ~= self.id then
+    local conn = new_conn(self.mgr, id, self.opts, self)
+    self.connections[id] = conn
+    self.mgr:own(id, conn)
+    -- on_accept sees the connection first; on_connect-style setup there.
+    conn.connected = true
+    conn.remote = core.format_addr(ev.remote, true)
+    local fn = self.opts.on_accept
+    if fn then
+      self.mgr:protected_call("TCP on_accept", fn, conn)
+    end
+  end
+end
+
+function TcpListener:close()
+  if self.closed then
+    return true
+  end
+  self.closed = true
+  if not self.mgr.closed then
+    C.mgffi_close(self.mgr.cm, self.id, 1)
+  end
+  return true
+end
+
+local function local_addr(mgr, id)
+  if C.mgffi_get_conn_info(mgr.cm, id, info_buf) ~= 0 then
+    return nil, mgr:last_error()
+  end
+  return core.format_addr(info_buf["local"], true), info_buf["local"].port
+end
+
+function TcpListener:local_addr()
+  return local_addr(self.mgr, self.id)
+end
+
+function TcpListener:port()
+  local _, port = local_addr(self.mgr, self.id)
+  return port
+end
+
+--- Number of open connections accepted by this listener.
+function TcpListener:connection_count()
+  local n = 0
+  for _ in pairs(self.connections) do
+    n = n + 1
+  end
+  return n
+end
+
+local function check_opts(opts, level)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("opts must be a table", level + 1)
+  end
+  opts = opts or {}
+  for _, name in ipairs({ "on_accept", "on_connect", "on_data", "on_close", "on_error", "on_datagram" }) do
+    if opts[name] ~= nil and type(opts[name]) ~= "function" then
+      error(name .. " must be a function", level + 1)
+    end
+  end
+  return opts
+end
+
+--- Listens on tcp://HOST:PORT. opts: on_accept(conn), on_data(conn, view),
+-- on_close(conn, err), on_error(conn, err), max_buffer (framing helpers).
+function _M.tcp_listen(mgr, url, opts)
+  if type(url) ~= "string" then
+    error("url must be a string", 3)
+  end
+  opts = check_opts(opts, 3)
+  local id, err = mgr:open_connection("listen", url, core.PROTO.RAW)
+  if not id then
+    return nil, err
+  end
+  local self = setmetatable({ mgr = mgr, id = id, url = url, opts = opts, connections = {},
+                              is_listener = true, closed = false }, TcpListener)
+  mgr:own(id, self)
+  return self
+end
+
+--- Connects to tcp://HOST:PORT. opts: on_connect(conn), on_data(conn,
+-- view), on_close(conn, err), on_error(conn, err) (a refused connection is
+-- on_error then on_close). Returns the connection, or nil, err.
+function _M.tcp_connect(mgr, url, opts)
+  if type(url) ~= "string" then
+    error("url must be a string", 3)
+  end
+  opts = check_opts(opts, 3)
+  local id, err = mgr:open_connection("connect", url, core.PROTO.RAW)
+  if not id then
+    return nil, err
+  end
+  local conn = new_conn(mgr, id, opts, nil)
+  mgr:own(id, conn)
+  return conn
+end
+
+---------------------------------------------------------------------------
+-- UDP
+---------------------------------------------------------------------------
+
+local Udp = {}
+Udp.__index = Udp
+_M.UdpSocket = Udp
+
+function Udp:on_event(ev, id)
+  local t = ev.type
+  if t == EV.READ then
+    local fn = self.on_datagram
+    if fn then
+      local view, from = self.view, self.from
+      view.ptr, view.len = ev.data.ptr, tonumber(ev.data.len)
+      from.addr = ev.remote
+      self.mgr:protected_call("UDP on_datagram", fn, self, view, from)
+      view.ptr, view.len = nil, 0
+      from.addr = nil
+    end
+  elseif t == EV.ERROR then
+    self.error = ffi_string(ev.data.ptr, ev.data.len)
+    if self.on_error then
+      self.mgr:protected_call("UDP on_error", self.on_error, self, self.error)
+    end
+  elseif t == EV.CLOSE then
+    self.closed = true
+    if self.on_close then
+      self.mgr:protected_call("UDP on_close", self.on_close, self, self.error)
+    end
+  end
+end
+
+--- Sends a datagram to to (an address from on_datagram, or "ip:port").
+function Udp:send_to(to, data)
+  if type(data) ~= "string" then
+    error("data must be a string", 2)
+  end
+  if self.closed then
+    return nil, "closed"
+  end
+  local addr
+  if type(to) == "string" then
+    local a, err = _M.address(to)
+    if not a then
+      return nil, err
+    end
+    addr = a.addr
+  elseif type(to) == "table" and to.addr ~= nil then
+    addr = to.addr
+  else
+    error("to must be an address or an \"ip:port\" string", 2)
+  end
+  local rc = C.mgffi_udp_send_to(self.mgr.cm, self.id, addr, data, #data)
+  if rc ~= 0 then
+    return failed(self, rc)
+  end
+  return true
+end
+
+--- Sends a datagram to the connected peer (udp_connect) or, for a
+-- listener, to the sender of the datagram being handled.
+function Udp:send(data)
+  if type(data) ~= "string" then
+    error("data must be a string", 2)
+  end
+  if self.from.addr ~= nil then
+    return self:send_to(self.from, data)
+  end
+  if self.closed then
+    return nil, "closed"
+  end
+  local rc = C_send(self.mgr.cm, self.id, data, #data)
+  if rc ~= 0 then
+    return failed(self, rc)
+  end
+  return true
+end
+
+function Udp:close()
+  if self.closed then
+    return true
+  end
+  self.closed = true
+  if not self.mgr.closed then
+    C.mgffi_close(self.mgr.cm, self.id, 1)
+  end
+  return true
+end
+
+function Udp:local_addr()
+  return local_addr(self.mgr, self.id)
+end
+
+function Udp:port()
+  local _, port = local_addr(self.mgr, self.id)
+  return port
+end
+
+local function new_udp(mgr, id, opts, is_listener)
+  local self = setmetatable({
+    mgr = mgr, id = id, state = {}, closed = false, is_listener = is_listener,
+    on_datagram = opts.on_datagram, on_error = opts.on_error, on_close = opts.on_close,
+    view = setmetatable({ ptr = nil, len = 0 }, View),
+    from = setmetatable({ addr = nil }, Address),
+  }, Udp)
+  mgr:own(id, self)
+  return self
+end
+
+--- Listens on udp://HOST:PORT. opts: on_datagram(sock, view, from) (reply
+-- with sock:send(data) or sock:send_to(from, data)), on_error, on_close.
+function _M.udp_listen(mgr, url, opts)
+  if type(url) ~= "string" then
+    error("url must be a string", 3)
+  end
+  opts = check_opts(opts, 3)
+  local id, err = mgr:open_connection("listen", url, core.PROTO.RAW)
+  if not id then
+    return nil, err
+  end
+  return new_udp(mgr, id, opts, true)
+end
+
+--- A UDP socket sending to udp://HOST:PORT; replies arrive in on_datagram.
+function _M.udp_connect(mgr, url, opts)
+  if type(url) ~= "string" then
+    error("url must be a string", 3)
+  end
+  opts = check_opts(opts, 3)
+  local id, err = mgr:open_connection("connect", url, core.PROTO.RAW)
+  if not id then
+    return nil, err
+  end
+  return new_udp(mgr, id, opts, false)
+end
+
+return _M
