@@ -207,6 +207,17 @@ MGFFI_API int mgffi_poll(mgffi_manager *m, int timeout_ms);
 /* The events of the last poll: an array of mgffi_poll()'s count entries. */
 MGFFI_API const mgffi_event *mgffi_events(const mgffi_manager *m);
 
+/* The manager's epoll file descriptor: it becomes readable whenever a
+ * poll would find I/O to do, so another event loop (libuv) can watch it
+ * instead of polling on a timer. -1 when the build does not use epoll. */
+MGFFI_API int mgffi_manager_fd(const mgffi_manager *m);
+
+/* When the next poll is needed, for a program that polls only when the fd
+ * above is readable: 0 = now (queued data to send, connections closing,
+ * pipelined requests), a positive number = within that many ms (DNS,
+ * connects in progress), -1 = only when the fd becomes readable. */
+MGFFI_API int mgffi_poll_hint(const mgffi_manager *m);
+
 /* Text of the last failure on m (never NULL; "" when none). */
 MGFFI_API const char *mgffi_last_error(const mgffi_manager *m);
 

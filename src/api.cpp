@@ -92,6 +92,19 @@ const mgffi_event *mgffi_events(const mgffi_manager *m) {
   return m == nullptr ? nullptr : m->impl.events();
 }
 
+int mgffi_manager_fd(const mgffi_manager *m) {
+  return m == nullptr ? -1 : m->impl.epoll_fd();
+}
+
+int mgffi_poll_hint(const mgffi_manager *m) {
+  if (m == nullptr) return -1;
+  try {
+    return m->impl.poll_hint();
+  } catch (...) {
+    return 0;
+  }
+}
+
 const char *mgffi_last_error(const mgffi_manager *m) {
   return m == nullptr ? "no manager" : m->impl.last_error();
 }

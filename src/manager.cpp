@@ -140,6 +140,24 @@ int Manager::poll(int timeout_ms) {
   return static_cast<int>(front_->size());
 }
 
+int Manager::poll_hint() const {
+  int hint = -1;
+  for (const auto &entry : conns_) {
+    const mg_connection *c = entry.second.first;
+    const ConnState *st = entry.second.second.get();
+    if (c->is_closing || c->is_draining || (c->send.len > 0 && !st->reading_paused) ||
+        st->shutdown_pending || (c->is_accepted && !c->is_resp && c->recv.len > 0)) {
+      return 0;
+    }
+    // Mongoose arms write interest for a connect only inside a poll.
+    if (c->is_connecting) return 0;
+    if (c->is_resolving) hint = hint < 0 || hint > 50 ? 50 : hint;
+  }
+  // Mongoose's own timers (DNS timeouts and the like).
+  if (mgr_.timers != nullptr) hint = hint < 0 || hint > 100 ? 100 : hint;
+  return hint;
+}
+
 mg_connection *Manager::find(std::uint64_t id) {
   auto it = conns_.find(id);
   if (it == conns_.end() || it->second.first->is_closing) {

@@ -61,6 +61,8 @@ class Manager {
   mg_connection *find(std::uint64_t id);
   ConnState *state_of(mg_connection *c) { return static_cast<ConnState *>(c->fn_data); }
   std::size_t connection_count() const { return conns_.size(); }
+  int epoll_fd() const { return mgr_.epoll_fd; }
+  int poll_hint() const;
   std::size_t connection_ids(std::uint64_t *ids, std::size_t cap) const;
 
   // HTTP replies (checked for state by the caller-facing API).

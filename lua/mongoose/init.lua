@@ -86,6 +86,17 @@ function Manager:udp_connect(url, opts)
   return net.udp_connect(self, url, opts)
 end
 
+--- Runs this manager inside a luv (libuv) loop: see mongoose.luv.
+function Manager:attach_luv(uv, opts)
+  self:check_open(2)
+  return require("mongoose.luv").attach(self, uv, opts)
+end
+
+--- Stops running inside the luv loop and closes the luv handles.
+function Manager:detach_luv()
+  return require("mongoose.luv").detach(self)
+end
+
 --- Performs one HTTP request on a temporary manager.
 function _M.fetch(url, opts)
   local mgr = assert(manager.new())

@@ -263,6 +263,9 @@ function Manager:close()
   if self.closed then
     return
   end
+  if self.luv then
+    require("mongoose.luv").detach(self)
+  end
   self.closed = true
   core.free_manager(self.cm)
   self.owners = {}
