@@ -330,6 +330,25 @@ MGFFI_API int mgffi_ws_set_max_message(mgffi_manager *m, uint64_t id, uint64_t m
 /* Sends one WebSocket frame; op: 1 text, 2 binary, 8 close, 9 ping. */
 MGFFI_API int mgffi_ws_send(mgffi_manager *m, uint64_t id, const void *buf, size_t len, int op);
 
+/* ---- TLS (when the library is built with a TLS backend) ---------------
+ * Sets the TLS parameters of a connection; for a listener they apply to
+ * every connection it accepts later (https://, wss://, tls:// URLs), for a
+ * client (mgffi_connect / mgffi_ws_connect) to its handshake. Strings are
+ * PEM (or DER) bytes, not file names; empty means "none":
+ *   ca:   server: CA that client certificates must chain to (requires
+ *         client certificates); client: CA that verifies the server.
+ *   cert, key: our certificate and private key (server: required).
+ *   name: client: the host name to verify and send as SNI.
+ *   skip_verification: client: do not verify the server (tests only).
+ * A handshake failure is an ERROR event on that connection only.
+ * Returns MGFFI_ERR_STATE when the build has no TLS. */
+MGFFI_API int mgffi_tls_set(mgffi_manager *m, uint64_t id, const char *ca, size_t ca_len,
+                            const char *cert, size_t cert_len, const char *key, size_t key_len,
+                            const char *name, size_t name_len, int skip_verification);
+
+/* The TLS backend compiled in: "none", "openssl" or "builtin". */
+MGFFI_API const char *mgffi_tls_backend(void);
+
 /* ---- process signals (for graceful stop; no Lua callback involved) ----- */
 /* Installs a handler for signo that only records it; a later poll returns
  * early. Returns MGFFI_OK or MGFFI_ERR_ARG. */

@@ -417,6 +417,28 @@ int mgffi_ws_send(mgffi_manager *m, uint64_t id, const void *buf, size_t len, in
   });
 }
 
+int mgffi_tls_set(mgffi_manager *m, uint64_t id, const char *ca, size_t ca_len, const char *cert,
+                  size_t cert_len, const char *key, size_t key_len, const char *name,
+                  size_t name_len, int skip_verification) {
+  if ((ca == nullptr && ca_len > 0) || (cert == nullptr && cert_len > 0) ||
+      (key == nullptr && key_len > 0) || (name == nullptr && name_len > 0)) {
+    return m == nullptr ? MGFFI_ERR_ARG : m->impl.fail(MGFFI_ERR_ARG, "NULL buffer with a length");
+  }
+  return with_conn(m, id, [=](Manager &mgr, mg_connection *c) -> int {
+    auto tls = std::make_shared<mgffi::TlsConfig>();
+    if (ca_len > 0) tls->ca.assign(ca, ca_len);
+    if (cert_len > 0) tls->cert.assign(cert, cert_len);
+    if (key_len > 0) tls->key.assign(key, key_len);
+    if (name_len > 0) tls->name.assign(name, name_len);
+    tls->skip_verification = skip_verification != 0;
+    return mgr.set_tls(c, std::move(tls));
+  });
+}
+
+const char *mgffi_tls_backend(void) {
+  return MG_TLS == MG_TLS_OPENSSL ? "openssl" : MG_TLS == MG_TLS_BUILTIN ? "builtin" : "none";
+}
+
 int mgffi_signal_watch(int signo) {
   if (signo <= 0 || signo >= 65) return MGFFI_ERR_ARG;
   struct sigaction sa;

@@ -60,11 +60,14 @@ bool header_equals(const mg_str *value, const char *expected) {
   return value != nullptr && mg_strcasecmp(*value, mg_str(expected)) == 0;
 }
 
+bool is_http10(const mg_http_message *hm) {
+  return hm->proto.len == 8 && strncasecmp(hm->proto.buf, "HTTP/1.0", 8) == 0;
+}
+
 // Whether the connection must close once this request is answered.
 bool wants_close(mg_http_message *hm) {
   mg_str *connection = mg_http_get_header(hm, "Connection");
-  bool http10 = hm->proto.len == 8 && strncasecmp(hm->proto.buf, "HTTP/1.0", 8) == 0;
-  if (http10) return !header_equals(connection, "keep-alive");
+  if (is_http10(hm)) return !header_equals(connection, "keep-alive");
   return header_equals(connection, "close");
 }
 
@@ -255,6 +258,7 @@ void Manager::on_open(mg_connection *c) {
     st->max_body = parent->max_body;
     st->stream_threshold = parent->stream_threshold;
     st->max_ws_message = parent->max_ws_message;
+    st->tls = parent->tls;
   } else {
     st->max_body = kDefaultMaxBody;
     st->max_ws_message = kDefaultMaxBody;
@@ -337,6 +341,11 @@ void Manager::on_event(mg_connection *c, int ev, void *ev_data) {
       }
       if (c->is_udp && !c->is_closing) drain_udp(c, st);
       return;
+    case MG_EV_ACCEPT:
+    case MG_EV_CONNECT:
+      // TLS starts here, in C: Lua would be too late for the handshake.
+      if (st->tls && (c->is_tls || ev == MG_EV_ACCEPT)) start_tls(c, st);
+      break;
     case MG_EV_HTTP_HDRS:
       if (c->is_accepted) on_http_headers(c, st, static_cast<mg_http_message *>(ev_data));
       return;
@@ -467,7 +476,13 @@ void Manager::refuse_ws_message(mg_connection *c, ConnState *st, std::uint64_t s
 
 void Manager::on_http_headers(mg_connection *c, ConnState *st, mg_http_message *hm) {
   // Mongoose fires HTTP_HDRS again on every read until the body is in.
-  bool chunked = mg_http_get_header(hm, "Transfer-Encoding") != nullptr;
+  mg_str *te = mg_http_get_header(hm, "Transfer-Encoding");
+  bool chunked = te != nullptr;
+  if (te != nullptr && mg_strcasecmp(*te, mg_str("chunked")) != 0) {
+    // Mongoose would drop the connection without a word.
+    reject(c, st, 400, "unsupported Transfer-Encoding");
+    return;
+  }
   if (!st->headers_seen) {
     st->headers_seen = true;
     if (!chunked && st->stream_threshold > 0 && hm->body.len > st->stream_threshold) {
@@ -479,6 +494,7 @@ void Manager::on_http_headers(mg_connection *c, ConnState *st, mg_http_message *
       st->request_pending = true;
       st->head_request = false;
       st->close_after_response = wants_close(hm);
+      st->http10 = is_http10(hm);
       st->streaming = true;
       st->stream_remaining = hm->body.len;
       mgffi_event *e = record(c, st, MGFFI_EV_HTTP_HDRS);
@@ -515,9 +531,10 @@ void Manager::stream_body(mg_connection *c, ConnState *st) {
     record(c, st, MGFFI_EV_HTTP_BODY_END);
     st->streaming = false;
     st->headers_seen = false;
-    // Back to Mongoose's parser for what follows, held until the reply.
+    // Back to Mongoose's parser for what follows, held until the reply
+    // (unless the handler already answered, e.g. 403 to an upload).
     c->pfn = g_http_protocol_handler;
-    c->is_resp = 1;
+    c->is_resp = st->request_pending ? 1 : 0;
   }
 }
 
@@ -533,6 +550,7 @@ void Manager::on_http_message(mg_connection *c, ConnState *st, mg_http_message *
     st->request_pending = true;
     st->head_request = mg_strcasecmp(hm->method, mg_str("HEAD")) == 0;
     st->close_after_response = wants_close(hm);
+    st->http10 = is_http10(hm);
     if (!wanted) return;
     mgffi_event *e = record(c, st, MGFFI_EV_HTTP_MSG);
     if (e != nullptr) e->http = &st->request.view();
@@ -556,7 +574,11 @@ void Manager::send_status_and_headers(mg_connection *c, ConnState *st, int statu
   int n = std::snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, status_text(status));
   mg_send(c, line, static_cast<std::size_t>(n));
   if (headers_len > 0) mg_send(c, headers, headers_len);
-  if (st->close_after_response) mg_send(c, "Connection: close\r\n", 19);
+  if (st->close_after_response) {
+    mg_send(c, "Connection: close\r\n", 19);
+  } else if (st->http10) {
+    mg_send(c, "Connection: keep-alive\r\n", 24);
+  }
 }
 
 void Manager::finish_response(mg_connection *c, ConnState *st) {
@@ -776,6 +798,29 @@ int Manager::udp_send_to(mg_connection *c, const mgffi_addr &to, const void *buf
   bool ok = mg_send(c, buf, len);
   c->rem = saved;
   if (!ok) return fail(MGFFI_ERR_STATE, std::string("sendto failed: ") + std::strerror(errno));
+  return MGFFI_OK;
+}
+
+void Manager::start_tls(mg_connection *c, ConnState *st) {
+  if (!c->is_tls) return;  // a plain-text URL on a listener with TLS set
+  const TlsConfig &t = *st->tls;
+  mg_tls_opts opts{};
+  opts.ca = mg_str_n(t.ca.data(), t.ca.size());
+  opts.cert = mg_str_n(t.cert.data(), t.cert.size());
+  opts.key = mg_str_n(t.key.data(), t.key.size());
+  opts.name = mg_str_n(t.name.data(), t.name.size());
+  opts.skip_verification = t.skip_verification;
+  mg_tls_init(c, &opts);
+}
+
+int Manager::set_tls(mg_connection *c, std::shared_ptr<const TlsConfig> tls) {
+  if (MG_TLS == MG_TLS_NONE) {
+    return fail(MGFFI_ERR_STATE, "this build of mongoose-ffi has no TLS (MGFFI_TLS=none)");
+  }
+  ConnState *st = state_of(c);
+  st->tls = std::move(tls);
+  // A client already connected (or a listener) starts TLS at its next
+  // ACCEPT/CONNECT; nothing else to do here.
   return MGFFI_OK;
 }
 

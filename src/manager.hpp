@@ -16,6 +16,12 @@
 
 namespace mgffi {
 
+// TLS parameters shared by a listener and the connections it accepts.
+struct TlsConfig {
+  std::string ca, cert, key, name;
+  bool skip_verification = false;
+};
+
 // What the glue knows about one connection, beyond Mongoose's struct.
 struct ConnState {
   std::uint64_t id = 0;
@@ -30,6 +36,7 @@ struct ConnState {
   bool request_pending = false;  // a request was delivered and not answered
   bool head_request = false;     // HEAD: reply without a body
   bool close_after_response = false;
+  bool http10 = false;        // HTTP/1.0 client: keep-alive must be said
   bool headers_seen = false;  // HTTP_HDRS already handled for this request
   bool streaming = false;     // the body is being passed on as HTTP_BODY
   std::uint64_t stream_remaining = 0;
@@ -38,6 +45,7 @@ struct ConnState {
   bool rejected = false;          // answered 4xx by the glue
   bool shutdown_pending = false;  // half-close once the send buffer is empty
   bool reading_paused = false;
+  std::shared_ptr<const TlsConfig> tls;
 
   void reset() { *this = ConnState(); }
 };
@@ -78,6 +86,7 @@ class Manager {
   int ws_connect(const char *url, const char *extra, std::size_t extra_len, std::uint64_t *id);
 
   int shutdown_write(mg_connection *c);
+  int set_tls(mg_connection *c, std::shared_ptr<const TlsConfig> tls);
   int pause_reading(mg_connection *c, bool paused);
   int udp_send_to(mg_connection *c, const mgffi_addr &to, const void *buf, std::size_t len);
 
@@ -97,6 +106,7 @@ class Manager {
   void drain_udp(mg_connection *c, ConnState *st);
   void apply_paused_reads();
   void try_shutdown(mg_connection *c, ConnState *st);
+  void start_tls(mg_connection *c, ConnState *st);
   void reject(mg_connection *c, ConnState *st, int status, const char *reason);
   void finish_response(mg_connection *c, ConnState *st);
   void send_status_and_headers(mg_connection *c, ConnState *st, int status, const char *headers,
