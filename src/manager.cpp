@@ -372,6 +372,10 @@ void Manager::on_event(mg_connection *c, int ev, void *ev_data) {
         char text[160];
         int n = std::snprintf(text, sizeof(text), "%s: %s", msg, std::strerror(so_error));
         back_->attach_data(text, n > 0 ? std::strlen(text) : 0);
+      } else if (c->is_tls_hs) {
+        char text[200];
+        int n = std::snprintf(text, sizeof(text), "TLS handshake failed (%s)", msg);
+        back_->attach_data(text, n > 0 ? std::strlen(text) : 0);
       } else {
         back_->attach_data(msg, std::strlen(msg));
       }

@@ -611,6 +611,11 @@ function _M.listen(mgr, url, handler, opts)
   if not id then
     return nil, err
   end
+  local ok
+  ok, err = require("mongoose.tls").setup(mgr, id, url, opts.tls, false)
+  if not ok then
+    return nil, err
+  end
   if opts.max_body or opts.stream_threshold then
     local rc = C.mgffi_http_set_limits(mgr.cm, id, opts.max_body or 0, opts.stream_threshold or 0)
     if rc ~= 0 then

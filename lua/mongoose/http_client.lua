@@ -49,7 +49,7 @@ local function parse_url(url)
     return nil, "invalid URL: " .. url
   end
   scheme = str_lower(scheme)
-  if scheme ~= "http" then
+  if scheme ~= "http" and scheme ~= "https" then
     return nil, "unsupported URL scheme: " .. scheme
   end
   if target == "" then
@@ -90,7 +90,8 @@ end
 
 --- Starts a request; callback(response, err) runs from a later poll.
 -- opts: method ("GET"), headers (table), body (string), timeout (ms,
--- default 30000). Returns true, or nil and an error.
+-- default 30000), tls (https: ca, name, cert, key, insecure; see
+-- mongoose.tls). Returns true, or nil and an error.
 function _M.request(mgr, url, opts, callback)
   if type(url) ~= "string" then
     error("url must be a string", 3)
@@ -123,6 +124,10 @@ function _M.request(mgr, url, opts, callback)
   local id, err = mgr:open_connection("connect", url, core.PROTO.HTTP)
   if not id then
     return nil, err
+  end
+  local tls_ok, tls_err = require("mongoose.tls").setup(mgr, id, url, opts.tls, true)
+  if not tls_ok then
+    return nil, tls_err
   end
   local req = setmetatable({ mgr = mgr, id = id, callback = callback, finished = false }, Request)
   mgr:own(id, req)

@@ -369,6 +369,11 @@ function _M.tcp_listen(mgr, url, opts)
   if not id then
     return nil, err
   end
+  local ok
+  ok, err = require("mongoose.tls").setup(mgr, id, url, opts.tls, false)
+  if not ok then
+    return nil, err
+  end
   local self = setmetatable({ mgr = mgr, id = id, url = url, opts = opts, connections = {},
                               is_listener = true, closed = false }, TcpListener)
   mgr:own(id, self)
@@ -385,6 +390,11 @@ function _M.tcp_connect(mgr, url, opts)
   opts = check_opts(opts, 3)
   local id, err = mgr:open_connection("connect", url, core.PROTO.RAW)
   if not id then
+    return nil, err
+  end
+  local ok
+  ok, err = require("mongoose.tls").setup(mgr, id, url, opts.tls, true)
+  if not ok then
     return nil, err
   end
   local conn = new_conn(mgr, id, opts, nil)

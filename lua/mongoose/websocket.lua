@@ -423,6 +423,10 @@ function _M.connect(mgr, url, opts)
     return nil, mgr:last_error()
   end
   local id = tonumber(mgr.id_out[0])
+  local ok, err = require("mongoose.tls").setup(mgr, id, url, opts.tls, true)
+  if not ok then
+    return nil, err
+  end
   local ws = new_ws(mgr, id, opts)
   ws.is_client = true
   if opts.max_message then
