@@ -353,7 +353,8 @@ MGFFI_API const char *mgffi_tls_backend(void);
 /* Installs a handler for signo that only records it; a later poll returns
  * early. Returns MGFFI_OK or MGFFI_ERR_ARG. */
 MGFFI_API int mgffi_signal_watch(int signo);
-/* Returns the oldest recorded signal number and forgets it, or 0. */
+/* Returns the lowest-numbered recorded signal and forgets it, or 0 (a
+ * signal delivered several times before this call counts once). */
 MGFFI_API int mgffi_signal_take(void);
 
 #ifdef __cplusplus

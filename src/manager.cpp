@@ -307,6 +307,10 @@ void Manager::on_event(mg_connection *c, int ev, void *ev_data) {
   switch (ev) {
     case MG_EV_POLL:  // the per-poll tick is never queued
       if (st->shutdown_pending) try_shutdown(c, st);
+      if (st->close_when_served && !c->is_resp) {
+        st->close_when_served = false;
+        c->is_draining = 1;
+      }
       if (st->protocol == MGFFI_PROTO_HTTP && c->is_accepted) {
         if (st->streaming && c->recv.len > 0) stream_body(c, st);
         check_parse_failure(c, st);
@@ -650,7 +654,12 @@ int Manager::http_serve(mg_connection *c, const char *root_or_path, bool is_dir,
     return fail(MGFFI_ERR_STATE, "no request is waiting for a reply on this connection");
   }
   mg_http_serve_opts opts{};
-  opts.extra_headers = extra_headers;
+  std::string headers = extra_headers != nullptr ? extra_headers : "";
+  if (st->close_after_response)
+    headers += "Connection: close\r\n";
+  else if (st->http10)
+    headers += "Connection: keep-alive\r\n";
+  opts.extra_headers = headers.empty() ? nullptr : headers.c_str();
   opts.mime_types = mime_types;
   if (is_dir) {
     opts.root_dir = root_or_path;
@@ -658,8 +667,17 @@ int Manager::http_serve(mg_connection *c, const char *root_or_path, bool is_dir,
   } else {
     mg_http_serve_file(c, &st->request.mongoose_view(), root_or_path, &opts);
   }
-  // Mongoose clears is_resp itself once the file is sent.
+  // Mongoose clears is_resp itself once the file is sent; close after that
+  // if the client asked for it.
   st->request_pending = false;
+  if (st->close_after_response) {
+    st->closing_by_glue = true;
+    if (c->is_resp) {
+      st->close_when_served = true;
+    } else {
+      c->is_draining = 1;
+    }
+  }
   return MGFFI_OK;
 }
 

@@ -40,10 +40,12 @@ struct ConnState {
   bool headers_seen = false;  // HTTP_HDRS already handled for this request
   bool streaming = false;     // the body is being passed on as HTTP_BODY
   std::uint64_t stream_remaining = 0;
-  bool chunked_open = false;      // a chunked response is being written
-  bool closing_by_glue = false;   // the glue set is_draining itself
-  bool rejected = false;          // answered 4xx by the glue
-  bool shutdown_pending = false;  // half-close once the send buffer is empty
+  bool chunked_open = false;     // a chunked response is being written
+  bool closing_by_glue = false;  // the glue set is_draining itself
+  bool rejected = false;         // answered 4xx by the glue
+  bool shutdown_pending = false;
+  bool close_when_served = false;  // serve_dir/file: close once the file is out  // half-close once
+                                   // the send buffer is empty
   bool reading_paused = false;
   std::shared_ptr<const TlsConfig> tls;
 

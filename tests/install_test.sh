@@ -24,4 +24,14 @@ if [ "$out" != "installed ok" ]; then
   echo "unexpected output: $out" >&2
   exit 1
 fi
-echo "install test: 1 passed, 0 failed"
+# The dynamic loader finds libmongoose_ffi.so (a link) for ffi.load's fallback.
+test -L "$prefix/lib/libmongoose_ffi.so"
+version="$(env -u LUA_PATH -u LUA_CPATH LD_LIBRARY_PATH="$prefix/lib" luajit -e "
+package.path = '$prefix/share/lua/5.1/?.lua;$prefix/share/lua/5.1/?/init.lua;' .. package.path
+package.cpath = ''
+io.write(require('mongoose').mongoose_version)")"
+if [ "$version" != "7.23" ]; then
+  echo "loading through the dynamic loader failed: $version" >&2
+  exit 1
+fi
+echo "install test: 2 passed, 0 failed"

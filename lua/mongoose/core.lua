@@ -118,7 +118,8 @@ int mgffi_signal_take(void);
 local ABI_VERSION = 1
 
 -- Finds the shared library: $MONGOOSE_FFI_LIB, then package.cpath (where
--- `cmake --install` and LUA_CPATH=build/?.so put it), then the loader's path.
+-- `cmake --install` and LUA_CPATH=build/?.so put it), then the dynamic
+-- loader's search path (libmongoose_ffi.so, installed as a link).
 local function load_library()
   local explicit = os.getenv("MONGOOSE_FFI_LIB")
   if explicit and explicit ~= "" then
@@ -137,6 +138,10 @@ if C.mgffi_abi_version() ~= ABI_VERSION then
   error(string.format("mongoose_ffi library has ABI version %d, these Lua modules need %d",
                       C.mgffi_abi_version(), ABI_VERSION))
 end
+
+-- Mongoose logs at debug level unless told otherwise; its errors reach Lua
+-- as events, so it starts silent (mongoose.core.set_log_level changes it).
+C.mgffi_log_set_level(0)
 
 local _M = {
   C = C,

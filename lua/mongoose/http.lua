@@ -201,7 +201,13 @@ end
 
 --- Content-Length of the request (for streamed bodies: the announced size).
 function Request:content_length()
-  return tonumber(self.http.content_length)
+  local n = self.content_length_number
+  if n == nil then
+    self:check_views()
+    n = tonumber(self.http.content_length)
+    self.content_length_number = n
+  end
+  return n
 end
 
 local decode_buf_size = 1024
@@ -445,6 +451,15 @@ function Response:serve_file(path, opts)
   return true
 end
 
+--- Calls fn(res) if the connection closes before the response is sent
+-- (the client went away while a deferred reply was being prepared).
+function Response:on_close(fn)
+  if type(fn) ~= "function" then
+    error("on_close expects a function", 2)
+  end
+  self.on_close_fn = fn
+end
+
 --- Closes the connection (after flushing what was queued).
 function Response:close()
   if self.closed then
@@ -520,6 +535,7 @@ function Listener:on_event(ev, id)
     fill_remote(req, ev.remote)
     self:handle(req)
   elseif t == EV_CLOSE then
+    self.streams[id] = nil
     local res = self.pending[id]
     if res then
       self.pending[id] = nil
@@ -580,7 +596,10 @@ function Listener:local_addr()
 end
 
 function Listener:port()
-  local _, port = self:local_addr()
+  local addr, port = self:local_addr()
+  if not addr then
+    return nil
+  end
   return port
 end
 
@@ -629,6 +648,7 @@ function _M.listen(mgr, url, handler, opts)
     is_listener = true, closed = false,
   }, Listener)
   mgr:own(id, self)
+  mgr.listeners[id] = self
   return self
 end
 

@@ -92,28 +92,36 @@ end
 -- opts: method ("GET"), headers (table), body (string), timeout (ms,
 -- default 30000), tls (https: ca, name, cert, key, insecure; see
 -- mongoose.tls). Returns true, or nil and an error.
-function _M.request(mgr, url, opts, callback)
+function _M.request(mgr, url, opts, callback, level)
+  level = level or 3 -- the caller of Manager:http_request
   if type(url) ~= "string" then
-    error("url must be a string", 3)
+    error("url must be a string", level)
   end
   if opts ~= nil and type(opts) ~= "table" then
-    error("opts must be a table", 3)
+    error("opts must be a table", level)
   end
   if type(callback) ~= "function" then
-    error("callback must be a function", 3)
+    error("callback must be a function", level)
   end
   opts = opts or {}
+  local timeout = opts.timeout or 30000
+  if type(timeout) ~= "number" or timeout <= 0 then
+    error("timeout must be a positive number of ms", level)
+  end
   local host, target = parse_url(url)
   if not host then
     return nil, target
   end
   local method = opts.method or "GET"
   if type(method) ~= "string" or not method:match("^[A-Z]+$") then
-    error("method must be an upper-case token", 3)
+    error("method must be an upper-case token", level)
   end
   local body = opts.body
   if body ~= nil and type(body) ~= "string" then
-    error("body must be a string", 3)
+    error("body must be a string", level)
+  end
+  if opts.headers ~= nil and type(opts.headers) ~= "table" then
+    error("headers must be a table", level)
   end
   local headers = opts.headers or {}
   local defaults = { Host = host, Connection = "close" }
@@ -136,7 +144,6 @@ function _M.request(mgr, url, opts, callback)
   if body and #body > 0 then
     C.mgffi_send(mgr.cm, id, body, #body)
   end
-  local timeout = opts.timeout or 30000
   req.timer = mgr:set_timeout(timeout, function()
     req:done(nil, "timeout after " .. timeout .. " ms")
   end)
@@ -146,15 +153,16 @@ end
 --- Performs a request and waits for it, polling mgr meanwhile (servers on
 -- the same manager keep serving). Not callable from a handler.
 -- Returns the response, or nil and an error.
-function _M.fetch(mgr, url, opts)
+function _M.fetch(mgr, url, opts, level)
+  level = level or 3
   if mgr.dispatching then
-    error("fetch cannot be called from inside a handler; use request()", 3)
+    error("fetch cannot be called from inside a handler; use http_request()", level)
   end
   local result, failure
   local done = false
   local ok, err = _M.request(mgr, url, opts, function(resp, e)
     result, failure, done = resp, e, true
-  end)
+  end, level == 0 and 0 or level + 1)
   if not ok then
     return nil, err
   end

@@ -29,79 +29,100 @@ end
 --- Opens an HTTP server: handler(req, res) for every request.
 function Manager:http_listen(url, handler, opts)
   self:check_open(2)
-  return http.listen(self, url, handler, opts)
+  local a, b = http.listen(self, url, handler, opts)
+  return a, b
 end
 
 --- Starts an HTTP request; callback(response, err) runs from a later poll.
 function Manager:http_request(url, opts, callback)
   self:check_open(2)
-  return http_client.request(self, url, opts, callback)
+  local a, b = http_client.request(self, url, opts, callback)
+  return a, b
 end
 
 --- Performs an HTTP request and waits for the response while polling.
 function Manager:fetch(url, opts)
   self:check_open(2)
-  return http_client.fetch(self, url, opts)
+  local a, b = http_client.fetch(self, url, opts)
+  return a, b
 end
 
 --- Opens a WebSocket server (see mongoose.websocket.listen for opts).
 function Manager:ws_listen(url, opts)
   self:check_open(2)
-  return websocket.listen(self, url, opts)
+  local a, b = websocket.listen(self, url, opts)
+  return a, b
 end
 
 --- Connects to a WebSocket server; returns the WebSocket or nil, err.
 function Manager:ws_connect(url, opts)
   self:check_open(2)
-  return websocket.connect(self, url, opts)
+  local a, b = websocket.connect(self, url, opts)
+  return a, b
 end
 
 --- Sends to a WebSocket by connection id; nil, err if there is none.
 function Manager:ws_send(id, data, kind)
   self:check_open(2)
-  return websocket.send(self, id, data, kind)
+  local a, b = websocket.send(self, id, data, kind)
+  return a, b
 end
 
 --- Listens for TCP connections on tcp://HOST:PORT (see mongoose.net).
 function Manager:tcp_listen(url, opts)
   self:check_open(2)
-  return net.tcp_listen(self, url, opts)
+  local a, b = net.tcp_listen(self, url, opts)
+  return a, b
 end
 
 --- Connects to tcp://HOST:PORT; returns the connection or nil, err.
 function Manager:tcp_connect(url, opts)
   self:check_open(2)
-  return net.tcp_connect(self, url, opts)
+  local a, b = net.tcp_connect(self, url, opts)
+  return a, b
 end
 
 --- Listens for UDP datagrams on udp://HOST:PORT.
 function Manager:udp_listen(url, opts)
   self:check_open(2)
-  return net.udp_listen(self, url, opts)
+  local a, b = net.udp_listen(self, url, opts)
+  return a, b
 end
 
 --- A UDP socket sending to udp://HOST:PORT.
 function Manager:udp_connect(url, opts)
   self:check_open(2)
-  return net.udp_connect(self, url, opts)
+  local a, b = net.udp_connect(self, url, opts)
+  return a, b
 end
 
 --- Runs this manager inside a luv (libuv) loop: see mongoose.luv.
 function Manager:attach_luv(uv, opts)
   self:check_open(2)
-  return require("mongoose.luv").attach(self, uv, opts)
+  local a, b = require("mongoose.luv").attach(self, uv, opts)
+  return a, b
 end
 
 --- Stops running inside the luv loop and closes the luv handles.
 function Manager:detach_luv()
-  return require("mongoose.luv").detach(self)
+  local a, b = require("mongoose.luv").detach(self)
+  return a, b
 end
 
 --- Performs one HTTP request on a temporary manager.
 function _M.fetch(url, opts)
+  if type(url) ~= "string" then
+    error("url must be a string", 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("opts must be a table", 2)
+  end
   local mgr = assert(manager.new())
-  local resp, err = http_client.fetch(mgr, url, opts)
+  local ok, resp, err = pcall(http_client.fetch, mgr, url, opts, 0)
   mgr:close()
+  if not ok then
+    error(resp, 2)
+  end
   return resp, err
 end
 

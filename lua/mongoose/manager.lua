@@ -37,8 +37,8 @@ local LOG_RANK = { error = 1, warn = 2, info = 3, debug = 4 }
 -- opts.log: function(level, message) receiving "error", "warn", "info",
 --   "debug" messages (default: stderr); opts.log_level: the most verbose
 --   level passed on (default "warn"); opts.mongoose_log_level: Mongoose's own
---   log level, printed to stdout (default "none": its errors reach Lua as
---   events anyway).
+--   log level, printed to stderr, for the whole process (default "none":
+--   its errors reach Lua as events anyway).
 function _M.new(opts)
   if opts ~= nil and type(opts) ~= "table" then
     error("opts must be a table", 2)
@@ -48,7 +48,9 @@ function _M.new(opts)
   if not LOG_RANK[log_level] then
     error("unknown log_level: " .. tostring(log_level), 2)
   end
-  core.set_log_level(opts.mongoose_log_level or "none")
+  if opts.mongoose_log_level ~= nil then
+    core.set_log_level(opts.mongoose_log_level) -- process-wide, like Mongoose's
+  end
   local cm, err = core.new_manager()
   if not cm then
     return nil, err
@@ -56,6 +58,8 @@ function _M.new(opts)
   local self = setmetatable({
     cm = cm,
     owners = {},          -- conn or listener id -> Lua object with on_event
+    listeners = {},       -- listener id -> listener, kept after it closes so
+                          -- that connections it accepted are served to the end
     timers = timer.new_heap(),
     poll_seq = 0,         -- number of C polls so far
     dispatching = false,
@@ -95,6 +99,9 @@ end
 
 -- The text of the last C failure on this manager.
 function Manager:last_error()
+  if self.cm == nil then
+    return "manager is closed"
+  end
   return ffi_string(C.mgffi_last_error(self.cm))
 end
 
@@ -129,11 +136,18 @@ function Manager:poll(timeout_ms)
   end
   if n > 0 then
     self:dispatch(n)
+    if self.close_requested then
+      self:close()
+      return n
+    end
   end
   if self.timers.n > 0 then
     self.dispatching = true
     self.timers:run_due(tonumber(C_millis()), self.fire_timer)
     self.dispatching = false
+    if self.close_requested then
+      self:close()
+    end
   end
   return n
 end
@@ -149,7 +163,7 @@ function Manager:dispatch(n)
     if owner == nil then
       local lid = tonumber(ev.listener_id)
       if lid ~= 0 then
-        owner = owners[lid]
+        owner = owners[lid] or self.listeners[lid]
       end
     end
     if owner ~= nil then
@@ -161,13 +175,16 @@ function Manager:dispatch(n)
     if ev.type == EV_CLOSE and owners[id] ~= nil then
       owners[id] = nil
     end
+    if self.closed then
+      break -- a handler closed the manager: the event array is gone
+    end
   end
   self.dispatching = false
 end
 
 --- Calls fn(timer) once after delay_ms. Returns the timer (timer:cancel()).
 function Manager:set_timeout(delay_ms, fn)
-  if type(delay_ms) ~= "number" or delay_ms < 0 then
+  if type(delay_ms) ~= "number" or not (delay_ms >= 0) then
     error("delay_ms must be a non-negative number", 2)
   end
   if type(fn) ~= "function" then
@@ -178,7 +195,7 @@ end
 
 --- Calls fn(timer) every interval_ms until timer:cancel().
 function Manager:set_interval(interval_ms, fn)
-  if type(interval_ms) ~= "number" or interval_ms <= 0 then
+  if type(interval_ms) ~= "number" or not (interval_ms > 0) then
     error("interval_ms must be a positive number", 2)
   end
   if type(fn) ~= "function" then
@@ -258,9 +275,16 @@ function Manager:shutdown(timeout_ms)
   self:close()
 end
 
---- Frees the manager and every connection now. Idempotent.
+--- Frees the manager and every connection now (from inside a handler: once
+-- the handler returns). Idempotent.
 function Manager:close()
   if self.closed then
+    return
+  end
+  if self.dispatching then
+    -- The event array being walked belongs to the C manager.
+    self.close_requested = true
+    self.stopping = true
     return
   end
   if self.luv then
@@ -268,7 +292,9 @@ function Manager:close()
   end
   self.closed = true
   core.free_manager(self.cm)
+  self.cm = nil -- every C call now fails cleanly with MGFFI_ERR_ARG
   self.owners = {}
+  self.listeners = {}
   self.timers = timer.new_heap()
 end
 
@@ -280,6 +306,15 @@ end
 
 -- Starts a listener or a client connection in C; returns its id or nil, err.
 function Manager:open_connection(kind, url, protocol)
+  -- Mongoose would silently take port 0 for "abc" and wrap 70000 onto
+  -- another port: check the port part of the URL first.
+  local authority = url:match("^%a[%w+.-]*://([^/?#]*)")
+  if authority then
+    local port = authority:match("^%[.*%]:(.*)$") or (not authority:find("^%[") and authority:match("^[^:]*:(.*)$"))
+    if port and (not port:match("^%d+$") or tonumber(port) > 65535) then
+      return nil, "invalid port '" .. port .. "' in " .. url
+    end
+  end
   local fn = kind == "listen" and C.mgffi_listen or C.mgffi_connect
   local rc = fn(self.cm, url, protocol, self.id_out)
   if rc ~= 0 then

@@ -332,7 +332,10 @@ function TcpListener:local_addr()
 end
 
 function TcpListener:port()
-  local _, port = local_addr(self.mgr, self.id)
+  local addr, port = local_addr(self.mgr, self.id)
+  if not addr then
+    return nil
+  end
   return port
 end
 
@@ -377,6 +380,7 @@ function _M.tcp_listen(mgr, url, opts)
   local self = setmetatable({ mgr = mgr, id = id, url = url, opts = opts, connections = {},
                               is_listener = true, closed = false }, TcpListener)
   mgr:own(id, self)
+  mgr.listeners[id] = self
   return self
 end
 
@@ -497,7 +501,10 @@ function Udp:local_addr()
 end
 
 function Udp:port()
-  local _, port = local_addr(self.mgr, self.id)
+  local addr, port = local_addr(self.mgr, self.id)
+  if not addr then
+    return nil
+  end
   return port
 end
 

@@ -5,7 +5,11 @@
 local T = require("testlib")
 local ffi = require("ffi")
 local core = require("mongoose.core")
-require("mongoose.http") -- declares the HTTP/WebSocket functions
+-- Every module that declares C functions.
+for _, name in ipairs({ "mongoose", "mongoose.http", "mongoose.websocket", "mongoose.net",
+                        "mongoose.tls", "mongoose.luv" }) do
+  require(name)
+end
 
 local header_path = T.source_dir .. "/include/mongoose_ffi.h"
 local header = assert(T.read_file(header_path), "cannot read " .. header_path)
