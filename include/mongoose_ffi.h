@@ -284,6 +284,32 @@ MGFFI_API size_t mgffi_addr_format(const mgffi_addr *addr, int with_port, char *
 MGFFI_API int mgffi_http_set_limits(mgffi_manager *m, uint64_t listener_id, uint64_t max_body,
                                     uint64_t stream_threshold);
 
+/* Hardening limits of a listener (inherited by the connections it accepts)
+ * or of one connection; 0 keeps the current value, see the defaults below.
+ * max_connections: accepted connections open at once; one more is closed
+ *   at once (HTTP: after a 503 reply) without disturbing the others.
+ * idle_timeout_ms: a connection with no request in progress and no traffic
+ *   for this long is closed (HTTP keep-alive, raw TCP when set).
+ * request_timeout_ms: HTTP: a request whose head and body have not all
+ *   arrived this long after its first byte gets 408 and is closed
+ *   (slowloris).
+ * max_header_size / max_headers: HTTP: a request head larger than this, or
+ *   with more header lines, gets 431 and is closed. */
+MGFFI_API int mgffi_set_limits(mgffi_manager *m, uint64_t id, uint32_t max_connections,
+                               uint32_t idle_timeout_ms, uint32_t request_timeout_ms,
+                               uint32_t max_header_size, uint32_t max_headers);
+
+#define MGFFI_DEFAULT_MAX_CONNECTIONS 10000
+#define MGFFI_DEFAULT_IDLE_TIMEOUT_MS 60000
+#define MGFFI_DEFAULT_REQUEST_TIMEOUT_MS 15000
+#define MGFFI_DEFAULT_MAX_HEADER_SIZE 16384
+#define MGFFI_DEFAULT_MAX_HEADERS 64
+
+/* The cap on payload bytes queued by one poll (default 64 MiB). Past it, raw
+ * connections stop being read until the next poll, so one flooding client
+ * cannot grow the queue without bound. */
+MGFFI_API int mgffi_set_max_queue_bytes(mgffi_manager *m, uint64_t max_bytes);
+
 /* Sends a whole response: status line, headers (a block of "Name: value\r\n"
  * lines, may be empty), Content-Length and body. Ends the pending request. */
 MGFFI_API int mgffi_http_reply(mgffi_manager *m, uint64_t id, int status, const char *headers,

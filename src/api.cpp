@@ -308,6 +308,33 @@ int mgffi_http_set_limits(mgffi_manager *m, uint64_t listener_id, uint64_t max_b
   });
 }
 
+int mgffi_set_limits(mgffi_manager *m, uint64_t id, uint32_t max_connections,
+                     uint32_t idle_timeout_ms, uint32_t request_timeout_ms,
+                     uint32_t max_header_size, uint32_t max_headers) {
+  return with_conn(m, id, [=](Manager &mgr, mg_connection *c) -> int {
+    mgffi::ConnState *st = mgr.state_of(c);
+    if (max_header_size > MG_MAX_RECV_SIZE / 2) {
+      return mgr.fail(MGFFI_ERR_ARG, "max_header_size is too large");
+    }
+    if (max_headers > MG_MAX_HTTP_HEADERS) {
+      return mgr.fail(MGFFI_ERR_ARG, "max_headers exceeds the build's limit of " +
+                                         std::to_string(MG_MAX_HTTP_HEADERS));
+    }
+    if (max_connections != 0) st->max_connections = max_connections;
+    if (idle_timeout_ms != 0) st->idle_timeout_ms = idle_timeout_ms;
+    if (request_timeout_ms != 0) st->request_timeout_ms = request_timeout_ms;
+    if (max_header_size != 0) st->max_header_size = max_header_size;
+    if (max_headers != 0) st->max_headers = max_headers;
+    return MGFFI_OK;
+  });
+}
+
+int mgffi_set_max_queue_bytes(mgffi_manager *m, uint64_t max_bytes) {
+  if (m == nullptr || max_bytes == 0) return MGFFI_ERR_ARG;
+  m->impl.set_max_queue_bytes(max_bytes);
+  return MGFFI_OK;
+}
+
 int mgffi_http_reply(mgffi_manager *m, uint64_t id, int status, const char *headers,
                      size_t headers_len, const char *body, size_t body_len) {
   if ((headers == nullptr && headers_len > 0) || (body == nullptr && body_len > 0) ||

@@ -47,6 +47,7 @@ class EventQueue {
 
   const mgffi_event *data() const { return events_.data(); }
   std::size_t size() const { return events_.size(); }
+  std::size_t bytes() const { return arena_.size(); }
 
  private:
   static constexpr std::size_t kNoData = static_cast<std::size_t>(-1);

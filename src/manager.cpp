@@ -135,7 +135,15 @@ int Manager::poll(int timeout_ms) {
     // Dropping them frees the memory instead of recycling it.
   }
   closed_states_.clear();
+  for (std::uint64_t id : throttled_) {
+    auto it = conns_.find(id);
+    if (it == conns_.end()) continue;
+    it->second.second->throttled = false;
+    if (!it->second.second->reading_paused) it->second.first->is_full = 0;
+  }
+  throttled_.clear();
   if (!paused_.empty()) apply_paused_reads();
+  poll_now_ = mg_millis();
   mg_mgr_poll(&mgr_, timeout_ms < 0 ? 0 : timeout_ms);
   back_->finalize();
   std::swap(front_, back_);
@@ -155,6 +163,20 @@ int Manager::poll_hint() const {
     // Mongoose arms write interest for a connect only inside a poll.
     if (c->is_connecting) return 0;
     if (c->is_resolving) hint = hint < 0 || hint > 50 ? 50 : hint;
+    // A timeout to enforce: wake up in time for it.
+    if (!c->is_listening && (st->idle_timeout_ms != 0 || st->request_timeout_ms != 0)) {
+      std::uint64_t now = mg_millis();
+      std::uint64_t due =
+          st->idle_timeout_ms != 0 ? st->last_activity_ms + st->idle_timeout_ms : UINT64_MAX;
+      if (st->request_timeout_ms != 0 && st->request_started_ms != 0) {
+        std::uint64_t r = st->request_started_ms + st->request_timeout_ms;
+        if (r < due) due = r;
+      }
+      if (due != UINT64_MAX) {
+        int wait = due <= now ? 1 : static_cast<int>(due - now < 60000 ? due - now + 1 : 60000);
+        if (hint < 0 || wait < hint) hint = wait;
+      }
+    }
   }
   // Mongoose's own timers (DNS timeouts and the like).
   if (mgr_.timers != nullptr) hint = hint < 0 || hint > 100 ? 100 : hint;
@@ -201,6 +223,10 @@ int Manager::listen(const char *url, int protocol, std::uint64_t *id) {
   st->event_mask = default_mask(protocol);
   st->max_body = kDefaultMaxBody;
   st->max_ws_message = kDefaultMaxBody;
+  if (protocol == MGFFI_PROTO_HTTP) {
+    st->idle_timeout_ms = MGFFI_DEFAULT_IDLE_TIMEOUT_MS;
+    st->request_timeout_ms = MGFFI_DEFAULT_REQUEST_TIMEOUT_MS;
+  }
   *id = c->id;
   return MGFFI_OK;
 }
@@ -259,10 +285,17 @@ void Manager::on_open(mg_connection *c) {
     st->stream_threshold = parent->stream_threshold;
     st->max_ws_message = parent->max_ws_message;
     st->tls = parent->tls;
+    st->max_connections = parent->max_connections;
+    st->idle_timeout_ms = parent->idle_timeout_ms;
+    st->request_timeout_ms = parent->request_timeout_ms;
+    st->max_header_size = parent->max_header_size;
+    st->max_headers = parent->max_headers;
+    parent->children++;
   } else {
     st->max_body = kDefaultMaxBody;
     st->max_ws_message = kDefaultMaxBody;
   }
+  st->last_activity_ms = mg_millis();
   ConnState *raw = st.get();
   try {
     conns_.emplace(c->id, std::make_pair(c, std::move(st)));
@@ -280,6 +313,12 @@ void Manager::on_close(mg_connection *c, ConnState *st) {
     record(c, st, MGFFI_EV_CLOSE);
   }
   c->fn_data = nullptr;
+  if (st->listener_id != 0) {
+    auto parent = conns_.find(st->listener_id);
+    if (parent != conns_.end() && parent->second.second->children > 0) {
+      parent->second.second->children--;
+    }
+  }
   if (st->reading_paused) {
     paused_.erase(std::remove(paused_.begin(), paused_.end(), c->id), paused_.end());
   }
@@ -311,6 +350,9 @@ void Manager::on_event(mg_connection *c, int ev, void *ev_data) {
         st->close_when_served = false;
         c->is_draining = 1;
       }
+      if (st->idle_timeout_ms != 0 || st->request_timeout_ms != 0) {
+        check_timeouts(c, st, *static_cast<std::uint64_t *>(ev_data));
+      }
       if (st->protocol == MGFFI_PROTO_HTTP && c->is_accepted) {
         if (st->streaming && c->recv.len > 0) stream_body(c, st);
         check_parse_failure(c, st);
@@ -318,7 +360,19 @@ void Manager::on_event(mg_connection *c, int ev, void *ev_data) {
       return;
     case MG_EV_CLOSE: on_close(c, st); return;
     case MG_EV_READ:
+      st->last_activity_ms = poll_now_;
       if (st->protocol == MGFFI_PROTO_HTTP) {
+        if (c->is_accepted && !c->is_websocket && !st->streaming && !c->is_resp && !st->rejected &&
+            c->recv.len > 0) {
+          if (st->request_started_ms == 0) st->request_started_ms = poll_now_;
+          // Headers still incomplete past the limit: Mongoose would buffer
+          // up to MG_MAX_RECV_SIZE before giving up.
+          if (c->recv.len > st->max_header_size &&
+              mg_http_get_request_len(c->recv.buf, c->recv.len) == 0) {
+            reject(c, st, 431, "request head larger than the limit");
+            return;
+          }
+        }
         if (c->is_websocket) {
           check_ws_size(c, st);
         } else if (st->streaming) {
@@ -332,7 +386,16 @@ void Manager::on_event(mg_connection *c, int ev, void *ev_data) {
         }
         return;
       }
-      // Raw TCP/UDP: hand the bytes to Lua and consume them.
+      // Raw TCP/UDP: hand the bytes to Lua and consume them, unless this
+      // poll has queued enough already (then read again next poll).
+      if (c->recv.len > 0 && back_->bytes() + c->recv.len > max_queue_bytes_ && !c->is_udp) {
+        if (!st->throttled) {
+          st->throttled = true;
+          c->is_full = 1;
+          throttled_.push_back(c->id);
+        }
+        return;
+      }
       if (c->recv.len > 0) {
         if (wanted) {
           mgffi_event *e = record(c, st, MGFFI_EV_READ);
@@ -346,6 +409,8 @@ void Manager::on_event(mg_connection *c, int ev, void *ev_data) {
       if (c->is_udp && !c->is_closing) drain_udp(c, st);
       return;
     case MG_EV_ACCEPT:
+      if (over_connection_limit(c, st)) return;
+      // fall through
     case MG_EV_CONNECT:
       // TLS starts here, in C: Lua would be too late for the handshake.
       if (st->tls && (c->is_tls || ev == MG_EV_ACCEPT)) start_tls(c, st);
@@ -493,6 +558,12 @@ void Manager::on_http_headers(mg_connection *c, ConnState *st, mg_http_message *
   }
   if (!st->headers_seen) {
     st->headers_seen = true;
+    std::size_t lines = 0;  // Mongoose parses at most MG_MAX_HTTP_HEADERS, ignoring more
+    for (std::size_t i = 0; i < hm->head.len; i++) lines += hm->head.buf[i] == '\n';
+    if (hm->head.len > st->max_header_size || (lines >= 2 && lines - 2 > st->max_headers)) {
+      reject(c, st, 431, "request head larger than the limit");
+      return;
+    }
     if (!chunked && st->stream_threshold > 0 && hm->body.len > st->stream_threshold) {
       // Hand the body to Lua piece by piece instead of buffering it.
       if (!st->request.assign(*hm, false)) {
@@ -527,6 +598,7 @@ void Manager::stream_body(mg_connection *c, ConnState *st) {
   std::size_t n = c->recv.len;
   if (n > st->stream_remaining) n = static_cast<std::size_t>(st->stream_remaining);
   if (n > 0) {
+    st->last_activity_ms = poll_now_;
     mgffi_event *e = record(c, st, MGFFI_EV_HTTP_BODY);
     if (e != nullptr) {
       e->value = static_cast<std::int64_t>(n);
@@ -536,6 +608,7 @@ void Manager::stream_body(mg_connection *c, ConnState *st) {
     st->stream_remaining -= n;
   }
   if (st->stream_remaining == 0) {
+    st->request_started_ms = 0;
     record(c, st, MGFFI_EV_HTTP_BODY_END);
     st->streaming = false;
     st->headers_seen = false;
@@ -550,6 +623,8 @@ void Manager::on_http_message(mg_connection *c, ConnState *st, mg_http_message *
   const bool wanted = (st->event_mask & MGFFI_MASK(MGFFI_EV_HTTP_MSG)) != 0;
   if (c->is_accepted) {
     st->headers_seen = false;
+    st->request_started_ms = 0;
+    st->last_activity_ms = poll_now_;
     if (st->rejected) return;
     if (!st->request.assign(*hm, true)) {
       mg_error(c, "out of memory");
@@ -591,6 +666,7 @@ void Manager::send_status_and_headers(mg_connection *c, ConnState *st, int statu
 
 void Manager::finish_response(mg_connection *c, ConnState *st) {
   st->request_pending = false;
+  st->last_activity_ms = mg_millis();
   st->chunked_open = false;
   c->is_resp = 0;  // lets Mongoose parse a pipelined request on next poll
   if (st->close_after_response) {
@@ -844,6 +920,39 @@ int Manager::set_tls(mg_connection *c, std::shared_ptr<const TlsConfig> tls) {
   // A client already connected (or a listener) starts TLS at its next
   // ACCEPT/CONNECT; nothing else to do here.
   return MGFFI_OK;
+}
+
+// One connection too many for its listener: closed before Lua hears of it.
+bool Manager::over_connection_limit(mg_connection *c, ConnState *st) {
+  auto parent = conns_.find(st->listener_id);
+  if (parent == conns_.end()) return false;
+  if (parent->second.second->children <= st->max_connections) return false;
+  if (st->protocol == MGFFI_PROTO_HTTP && !c->is_tls) {
+    static const char k503[] =
+        "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+    mg_send(c, k503, sizeof(k503) - 1);
+    c->is_draining = 1;
+  } else {
+    c->is_closing = 1;
+  }
+  st->closing_by_glue = true;
+  st->rejected = true;
+  st->event_mask = 0;  // nothing of it reaches Lua
+  return true;
+}
+
+void Manager::check_timeouts(mg_connection *c, ConnState *st, std::uint64_t now) {
+  if (c->is_listening || c->is_closing || c->is_draining) return;
+  if (st->request_timeout_ms != 0 && st->request_started_ms != 0 && !st->request_pending &&
+      now - st->request_started_ms > st->request_timeout_ms) {
+    reject(c, st, 408, "request not received in time");
+    return;
+  }
+  if (st->idle_timeout_ms != 0 && !st->request_pending && !st->streaming && c->send.len == 0 &&
+      st->request_started_ms == 0 && now - st->last_activity_ms > st->idle_timeout_ms) {
+    st->closing_by_glue = true;
+    c->is_draining = 1;
+  }
 }
 
 }  // namespace mgffi

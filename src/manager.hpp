@@ -48,6 +48,16 @@ struct ConnState {
                                    // the send buffer is empty
   bool reading_paused = false;
   std::shared_ptr<const TlsConfig> tls;
+  // Hardening limits (see mgffi_set_limits).
+  std::uint32_t max_connections = MGFFI_DEFAULT_MAX_CONNECTIONS;
+  std::uint32_t idle_timeout_ms = 0;
+  std::uint32_t request_timeout_ms = 0;
+  std::uint32_t max_header_size = MGFFI_DEFAULT_MAX_HEADER_SIZE;
+  std::uint32_t max_headers = MGFFI_DEFAULT_MAX_HEADERS;
+  std::uint32_t children = 0;            // listener: accepted connections open
+  std::uint64_t last_activity_ms = 0;    // last read, write or reply
+  std::uint64_t request_started_ms = 0;  // first byte of an incomplete request
+  bool throttled = false;                // not read until next poll (queue cap)
 
   void reset() { *this = ConnState(); }
 };
@@ -89,6 +99,7 @@ class Manager {
 
   int shutdown_write(mg_connection *c);
   int set_tls(mg_connection *c, std::shared_ptr<const TlsConfig> tls);
+  void set_max_queue_bytes(std::uint64_t n) { max_queue_bytes_ = n; }
   int pause_reading(mg_connection *c, bool paused);
   int udp_send_to(mg_connection *c, const mgffi_addr &to, const void *buf, std::size_t len);
 
@@ -109,6 +120,8 @@ class Manager {
   void apply_paused_reads();
   void try_shutdown(mg_connection *c, ConnState *st);
   void start_tls(mg_connection *c, ConnState *st);
+  void check_timeouts(mg_connection *c, ConnState *st, std::uint64_t now);
+  bool over_connection_limit(mg_connection *c, ConnState *st);
   void reject(mg_connection *c, ConnState *st, int status, const char *reason);
   void finish_response(mg_connection *c, ConnState *st);
   void send_status_and_headers(mg_connection *c, ConnState *st, int status, const char *headers,
@@ -125,6 +138,9 @@ class Manager {
   std::vector<std::unique_ptr<ConnState>> closed_states_;  // freed next poll
   std::vector<std::uint64_t> paused_;                      // connections whose reads are paused
   std::unique_ptr<char[]> udp_scratch_;                    // one datagram, for drain_udp
+  std::vector<std::uint64_t> throttled_;                   // unthrottled at the next poll
+  std::uint64_t max_queue_bytes_ = 64ull * 1024 * 1024;
+  std::uint64_t poll_now_ = 0;
   std::string last_error_;
   bool freeing_ = false;
 };

@@ -111,6 +111,8 @@ int mgffi_close(mgffi_manager *m, uint64_t id, int immediately);
 int mgffi_pause_reading(mgffi_manager *m, uint64_t id, int paused);
 int mgffi_get_conn_info(mgffi_manager *m, uint64_t id, mgffi_conn_info *info);
 size_t mgffi_addr_format(const mgffi_addr *addr, int with_port, char *buf, size_t len);
+int mgffi_set_limits(mgffi_manager *m, uint64_t id, uint32_t max_connections, uint32_t idle_timeout_ms, uint32_t request_timeout_ms, uint32_t max_header_size, uint32_t max_headers);
+int mgffi_set_max_queue_bytes(mgffi_manager *m, uint64_t max_bytes);
 int mgffi_signal_watch(int signo);
 int mgffi_signal_take(void);
 ]]
@@ -178,6 +180,33 @@ function _M.mask(...)
     m = bit.bor(m, bit.lshift(1, (select(i, ...))))
   end
   return m
+end
+
+local LIMIT_OPTS = { "max_connections", "idle_timeout", "request_timeout", "max_header_size", "max_headers" }
+
+--- Applies the hardening options of a listen call (max_connections,
+-- idle_timeout and request_timeout in ms, max_header_size, max_headers) to
+-- connection id. Raises on a wrong type; returns true or nil, err.
+function _M.apply_limits(m, id, opts, level)
+  local any = false
+  for _, name in ipairs(LIMIT_OPTS) do
+    local v = opts[name]
+    if v ~= nil then
+      if type(v) ~= "number" or v < 1 or v > 4294967295 or v % 1 ~= 0 then
+        error(name .. " must be a positive integer", (level or 1) + 1)
+      end
+      any = true
+    end
+  end
+  if not any then
+    return true
+  end
+  local rc = C.mgffi_set_limits(m, id, opts.max_connections or 0, opts.idle_timeout or 0,
+                                opts.request_timeout or 0, opts.max_header_size or 0, opts.max_headers or 0)
+  if rc ~= 0 then
+    return nil, ffi_string(C.mgffi_last_error(m))
+  end
+  return true
 end
 
 -- Creates a manager; the cdata frees it when collected (or call free()).

@@ -614,7 +614,10 @@ end
 
 --- Opens an HTTP server on url with handler(req, res).
 -- opts.max_body: largest request body accepted (413 beyond);
--- opts.stream_threshold: bodies above this size are streamed (req:on_body).
+-- opts.stream_threshold: bodies above this size are streamed (req:on_body);
+-- opts.max_connections, idle_timeout, request_timeout (ms), max_header_size,
+-- max_headers: hardening limits (see docs/http.md); opts.tls: see
+-- mongoose.tls.
 function _M.listen(mgr, url, handler, opts)
   if type(url) ~= "string" then
     error("url must be a string", 3)
@@ -633,6 +636,11 @@ function _M.listen(mgr, url, handler, opts)
   local ok
   ok, err = require("mongoose.tls").setup(mgr, id, url, opts.tls, false)
   if not ok then
+    return nil, err
+  end
+  ok, err = core.apply_limits(mgr.cm, id, opts, 3)
+  if not ok then
+    C.mgffi_close(mgr.cm, id, 1)
     return nil, err
   end
   if opts.max_body or opts.stream_threshold then

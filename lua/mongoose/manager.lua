@@ -55,6 +55,12 @@ function _M.new(opts)
   if not cm then
     return nil, err
   end
+  if opts.max_queue_bytes ~= nil then
+    if type(opts.max_queue_bytes) ~= "number" or opts.max_queue_bytes < 1 then
+      error("max_queue_bytes must be a positive number", 2)
+    end
+    C.mgffi_set_max_queue_bytes(cm, opts.max_queue_bytes)
+  end
   local self = setmetatable({
     cm = cm,
     owners = {},          -- conn or listener id -> Lua object with on_event

@@ -377,6 +377,11 @@ function _M.tcp_listen(mgr, url, opts)
   if not ok then
     return nil, err
   end
+  ok, err = core.apply_limits(mgr.cm, id, opts, 3)
+  if not ok then
+    C.mgffi_close(mgr.cm, id, 1)
+    return nil, err
+  end
   local self = setmetatable({ mgr = mgr, id = id, url = url, opts = opts, connections = {},
                               is_listener = true, closed = false }, TcpListener)
   mgr:own(id, self)
