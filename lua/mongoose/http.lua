@@ -34,6 +34,8 @@ local setmetatable = setmetatable
 local str_lower = string.lower
 local str_find = string.find
 local concat = table.concat
+local xpcall = xpcall
+local traceback = debug.traceback
 
 local C_http_reply = C.mgffi_http_reply
 local C_begin_chunked = C.mgffi_http_begin_chunked
@@ -134,7 +136,6 @@ local function new_request(mgr, id, ev)
     path = ffi_string(h.uri.ptr, h.uri.len),
     query = query,
     version = ffi_string(h.proto.ptr, h.proto.len),
-    remote = ev.remote,  -- copied below: ev is only valid until next poll
     stale_after = nil,   -- poll_seq after which the C views are gone
     streaming = bit_band(ev.flags, F.STREAMING) ~= 0,
   }, Request)
@@ -254,16 +255,36 @@ function Request:query_params(name)
   return t
 end
 
---- The peer as "1.2.3.4:5678" / "[::1]:5678", and its IP and port.
+local info_buf = ffi.new("mgffi_conn_info")
+
+-- The peer's address, looked up when first asked (most handlers never do).
+local function load_remote(req)
+  if req.remote_string == nil then
+    if C.mgffi_get_conn_info(req.mgr.cm, req.id, info_buf) ~= 0 then
+      return false
+    end
+    local r = info_buf.remote
+    req.remote_string = core.format_addr(r, true)
+    req.remote_ip_string = core.format_addr(r, false)
+    req.remote_port_number = r.port
+  end
+  return true
+end
+
+--- The peer as "1.2.3.4:5678" / "[::1]:5678", its IP and its port (nil
+-- once the connection has closed without having been asked before).
 function Request:remote_addr()
+  load_remote(self)
   return self.remote_string
 end
 
 function Request:remote_ip()
+  load_remote(self)
   return self.remote_ip_string
 end
 
 function Request:remote_port()
+  load_remote(self)
   return self.remote_port_number
 end
 
@@ -473,11 +494,10 @@ end
 
 --- Bytes queued for sending on this connection (0 once closed).
 function Response:send_queued()
-  local info = ffi.new("mgffi_conn_info")
-  if C.mgffi_get_conn_info(self.mgr.cm, self.id, info) ~= 0 then
+  if C.mgffi_get_conn_info(self.mgr.cm, self.id, info_buf) ~= 0 then
     return 0
   end
-  return tonumber(info.send_queued)
+  return tonumber(info_buf.send_queued)
 end
 
 ---------------------------------------------------------------------------
@@ -488,12 +508,6 @@ local Listener = {}
 Listener.__index = Listener
 _M.Listener = Listener
 
-local function fill_remote(req, remote)
-  req.remote_string = core.format_addr(remote, true)
-  req.remote_ip_string = core.format_addr(remote, false)
-  req.remote_port_number = remote.port
-  req.remote = nil
-end
 
 -- Handles the request: calls the handler, answers 500 if it fails and
 -- sends what it returned if it returned a status.
@@ -502,8 +516,10 @@ function Listener:handle(req)
   res.listener = self
   self.pending[req.id] = res
   local mgr = self.mgr
-  local ok, status, body, headers = mgr:protected_call(
-    "HTTP handler for " .. req.method .. " " .. req.path, self.handler, req, res)
+  local ok, status, body, headers = xpcall(self.handler, traceback, req, res)
+  if not ok then
+    mgr:log("error", "HTTP handler for " .. req.method .. " " .. req.path .. " failed: " .. tostring(status))
+  end
   if res.sent or res.chunked or res.closed then
     if not ok and res.chunked and not res.sent then
       res:close()  -- the status line is gone: the client sees a cut response
@@ -531,9 +547,7 @@ end
 function Listener:on_event(ev, id)
   local t = ev.type
   if t == EV_HTTP_MSG then
-    local req = new_request(self.mgr, id, ev)
-    fill_remote(req, ev.remote)
-    self:handle(req)
+    self:handle(new_request(self.mgr, id, ev))
   elseif t == EV_CLOSE then
     self.streams[id] = nil
     local res = self.pending[id]
@@ -548,7 +562,6 @@ function Listener:on_event(ev, id)
     end
   elseif t == EV_HTTP_HDRS then
     local req = new_request(self.mgr, id, ev)
-    fill_remote(req, ev.remote)
     self.streams[id] = req
     self:handle(req)
   elseif t == EV_HTTP_BODY then

@@ -190,7 +190,7 @@ end
 
 --- Calls fn(timer) once after delay_ms. Returns the timer (timer:cancel()).
 function Manager:set_timeout(delay_ms, fn)
-  if type(delay_ms) ~= "number" or not (delay_ms >= 0) then
+  if type(delay_ms) ~= "number" or delay_ms ~= delay_ms or delay_ms < 0 then -- NaN too
     error("delay_ms must be a non-negative number", 2)
   end
   if type(fn) ~= "function" then
@@ -201,7 +201,7 @@ end
 
 --- Calls fn(timer) every interval_ms until timer:cancel().
 function Manager:set_interval(interval_ms, fn)
-  if type(interval_ms) ~= "number" or not (interval_ms > 0) then
+  if type(interval_ms) ~= "number" or interval_ms ~= interval_ms or interval_ms <= 0 then
     error("interval_ms must be a positive number", 2)
   end
   if type(fn) ~= "function" then
@@ -316,7 +316,8 @@ function Manager:open_connection(kind, url, protocol)
   -- another port: check the port part of the URL first.
   local authority = url:match("^%a[%w+.-]*://([^/?#]*)")
   if authority then
-    local port = authority:match("^%[.*%]:(.*)$") or (not authority:find("^%[") and authority:match("^[^:]*:(.*)$"))
+    local port = authority:match("^%[.*%]:(.*)$")
+      or (not authority:find("^%[") and authority:match("^[^:]*:(.*)$"))
     if port and (not port:match("^%d+$") or tonumber(port) > 65535) then
       return nil, "invalid port '" .. port .. "' in " .. url
     end

@@ -17,7 +17,6 @@ local ffi_string = ffi.string
 local ffi_copy = ffi.copy
 local type = type
 local error = error
-local tostring = tostring
 local setmetatable = setmetatable
 local str_find = string.find
 local str_sub = string.sub
