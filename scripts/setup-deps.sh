@@ -61,6 +61,8 @@ fi
 
 # --- build and runtime deps from bookworm ---------------------------------------
 want cmake g++ make pkg-config libssl-dev curl python3 libgtest-dev ca-certificates
+# libuv bindings (Lua 5.1 C module, loads under luajit and luajit2): mongoose.luv and its tests.
+want lua-luv
 
 # The library does not link against LuaJIT (it is loaded with ffi.load), so
 # only the interpreter is needed. luajit and luajit2 conflict: asking for one
@@ -73,7 +75,7 @@ case "$LUAJIT_FLAVOR" in
 esac
 
 if [ "$WANT_TEST_TOOLS" = 1 ]; then
-  want lua-check clang-format python3-websockets
+  want lua-check clang-format python3-websockets netcat-openbsd socat
 fi
 if [ "$WANT_BENCH_TOOLS" = 1 ]; then
   want wrk

@@ -219,6 +219,9 @@ int Manager::listen(const char *url, int protocol, std::uint64_t *id) {
   if (protocol == MGFFI_PROTO_HTTP && g_http_protocol_handler == nullptr) {
     g_http_protocol_handler = c->pfn;
   }
+  // Mongoose sizes recvfrom's address buffer from c->rem: make it IPv6 on
+  // an IPv6 UDP listener, or the first sender's address is cut off.
+  if (c->is_udp && c->loc.is_ip6) c->rem.is_ip6 = true;
   st->protocol = protocol;
   st->event_mask = default_mask(protocol);
   st->max_body = kDefaultMaxBody;

@@ -1,0 +1,37 @@
+-- A UDP echo server: every datagram goes back to its sender.
+--
+--   PORT=9001 HOST=127.0.0.1 luajit examples/udp_echo_server.lua
+--   printf 'hello' | nc -u -w 1 127.0.0.1 9001
+--
+-- HOST may be an IPv6 address (HOST=::1). Stops cleanly on SIGINT (Ctrl-C)
+-- or SIGTERM.
+local mongoose = require("mongoose")
+
+local host = os.getenv("HOST") or "127.0.0.1"
+local port = tonumber(os.getenv("PORT") or "9001")
+if not port then
+  io.stderr:write("PORT must be a number\n")
+  os.exit(2)
+end
+if host:find(":", 1, true) then
+  host = "[" .. host .. "]"
+end
+
+local mgr = assert(mongoose.new_manager({ log_level = "info" }))
+local datagrams = 0
+
+local sock, err = mgr:udp_listen(string.format("udp://%s:%d", host, port), {
+  on_datagram = function(s, view)
+    datagrams = datagrams + 1
+    s:send(view:string())
+  end,
+})
+if not sock then
+  io.stderr:write("udp echo: ", err, "\n")
+  os.exit(1)
+end
+
+print(string.format("udp echo: serving on udp://%s (Ctrl-C to stop)", (sock:local_addr())))
+io.stdout:flush()
+mgr:run({ signals = { "INT", "TERM" } })
+print(string.format("udp echo: stopped after %d datagrams", datagrams))
