@@ -1,6 +1,11 @@
--- The demo server: an HTML page at / and a JSON endpoint at /api/status.
+-- The demo server: an HTML page at / with a small chat, a JSON endpoint at
+-- /api/status and a WebSocket chat at /ws (each message is echoed to its
+-- sender as "you: ..." and sent to everyone else as "peer: ...").
 --
 --   PORT=8000 HOST=127.0.0.1 luajit examples/demo_server.lua
+--
+-- /?autosend=text makes the page send "text" once its WebSocket is open
+-- (used by the browser test).
 --
 -- Stops cleanly on SIGINT (Ctrl-C) or SIGTERM.
 local mongoose = require("mongoose")
@@ -22,6 +27,9 @@ local PAGE = [[
  body { font-family: sans-serif; max-width: 40em; margin: 2em auto; color: #222; }
  code { background: #eee; padding: 0 .3em; }
  #status { white-space: pre; background: #f6f6f6; padding: 1em; }
+ #messages { list-style: none; padding: .5em; min-height: 6em; background: #f6f6f6; }
+ #messages li.info { color: #777; font-style: italic; }
+ #chat input { width: 30em; }
 </style>
 </head>
 <body>
@@ -29,11 +37,42 @@ local PAGE = [[
 <p>This page is served by a LuaJIT handler running on Mongoose %s.</p>
 <p>Live status from <code>/api/status</code>:</p>
 <div id="status">loading...</div>
+<h2>Chat</h2>
+<p>Messages go over a WebSocket to <code>/ws</code>; open this page twice to talk to yourself.</p>
+<form id="chat">
+<input id="input" autocomplete="off" placeholder="say something" maxlength="1000">
+<button id="send" type="submit">Send</button>
+</form>
+<ul id="messages"></ul>
 <script>
 fetch('/api/status').then(r => r.json()).then(s => {
   document.getElementById('status').textContent = JSON.stringify(s, null, 2);
 }).catch(e => {
   document.getElementById('status').textContent = 'error: ' + e;
+});
+
+const messages = document.getElementById('messages');
+const input = document.getElementById('input');
+function show(text, cls) {
+  const li = document.createElement('li');
+  li.textContent = text;
+  if (cls) li.className = cls;
+  messages.appendChild(li);
+}
+const ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws');
+ws.onopen = () => {
+  show('connected', 'info');
+  const auto = new URLSearchParams(location.search).get('autosend');
+  if (auto) ws.send(auto);
+};
+ws.onmessage = e => show(e.data);
+ws.onclose = e => show('disconnected (' + e.code + ')', 'info');
+document.getElementById('chat').addEventListener('submit', e => {
+  e.preventDefault();
+  if (input.value && ws.readyState === WebSocket.OPEN) {
+    ws.send(input.value);
+    input.value = '';
+  }
 });
 </script>
 </body>
@@ -43,6 +82,30 @@ fetch('/api/status').then(r => r.json()).then(s => {
 local mgr = assert(mongoose.new_manager({ log_level = "info" }))
 local started = mongoose.core.millis()
 local requests = 0
+local chat_clients = 0
+
+-- The chat: every text message goes back to its sender as "you: ..." and
+-- to the other chat connections of the listener as "peer: ...".
+local CHAT = {
+  max_message = 4096,
+  on_open = function(ws)
+    ws.state.counted = true
+    chat_clients = chat_clients + 1
+  end,
+  on_message = function(ws, data, is_binary)
+    if is_binary then
+      ws:close(1003, "text only")
+      return
+    end
+    ws:send("you: " .. data)
+    ws.listener:broadcast("peer: " .. data, "text", ws)
+  end,
+  on_close = function(ws)
+    if ws.state.counted then
+      chat_clients = chat_clients - 1
+    end
+  end,
+}
 
 local function json_string(s)
   return '"' .. s:gsub('[%c"\\]', function(c)
@@ -54,12 +117,18 @@ local listener, err = mgr:http_listen(string.format("http://%s:%d", host, port),
   requests = requests + 1
   if req.path == "/" then
     return 200, PAGE:format(mongoose.mongoose_version), { ["Content-Type"] = "text/html; charset=utf-8" }
+  elseif req.path == "/ws" then
+    local ws, upgrade_err = res:upgrade(CHAT)
+    if not ws then
+      mgr:log("info", "demo: /ws: " .. upgrade_err)
+    end
+    return
   elseif req.path == "/api/status" then
     local body = string.format(
       '{"server":"mongoose-ffi","version":%s,"mongoose":%s,"uptime_ms":%d,"requests":%d,'
-        .. '"connections":%d,"client":%s}',
+        .. '"connections":%d,"chat_clients":%d,"client":%s}',
       json_string(mongoose._VERSION), json_string(mongoose.mongoose_version),
-      mongoose.core.millis() - started, requests, mgr:connection_count(),
+      mongoose.core.millis() - started, requests, mgr:connection_count(), chat_clients,
       json_string(req:remote_addr()))
     return 200, body, { ["Content-Type"] = "application/json" }
   end

@@ -75,7 +75,7 @@ case "$LUAJIT_FLAVOR" in
 esac
 
 if [ "$WANT_TEST_TOOLS" = 1 ]; then
-  want lua-check clang-format python3-websockets netcat-openbsd socat
+  want lua-check clang-format python3-websockets chromium netcat-openbsd socat
 fi
 if [ "$WANT_BENCH_TOOLS" = 1 ]; then
   want wrk

@@ -272,7 +272,10 @@ function Response:upgrade(opts)
     self:send(426, "WebSocket upgrade expected\n", { Upgrade = "websocket" })
     return nil, "not a WebSocket handshake request"
   end
-  local headers = opts.headers or {}
+  local headers = {}  -- a copy: the caller's table may be shared
+  for k, v in pairs(opts.headers or {}) do
+    headers[k] = v
+  end
   if opts.protocol ~= nil then
     if type(opts.protocol) ~= "string" then
       error("protocol must be a string", 2)
@@ -413,7 +416,10 @@ function _M.connect(mgr, url, opts)
     error("opts must be a table", 3)
   end
   opts = opts or {}
-  local headers = opts.headers or {}
+  local headers = {}  -- a copy: the caller's table may be shared
+  for k, v in pairs(opts.headers or {}) do
+    headers[k] = v
+  end
   if opts.protocols then
     headers["Sec-WebSocket-Protocol"] = table.concat(opts.protocols, ", ")
   end
