@@ -26,15 +26,17 @@ local _M = {}
 
 -- Polls while the glue reports work that needs a poll now; bounded, and
 -- stops early when a poll changes nothing (waiting on the kernel).
-local function poll_pending(mgr, first)
-  if mgr.closed then
+local function poll_pending(att, first)
+  local mgr = att.mgr
+  if mgr.closed or mgr.luv ~= att then
     return
   end
   if first then
     mgr:poll(0)
   end
   for _ = 1, 8 do
-    if mgr.closed or C_poll_hint(mgr.cm) ~= 0 then
+    -- A handler may have closed or detached the manager meanwhile.
+    if mgr.closed or mgr.luv ~= att or C_poll_hint(mgr.cm) ~= 0 then
       return
     end
     if mgr:poll(0) == 0 and C_poll_hint(mgr.cm) == 0 then
@@ -46,7 +48,7 @@ end
 -- Re-arms the luv timer for the next Lua timer or Mongoose's own deadline.
 local function arm_timer(att)
   local mgr = att.mgr
-  if mgr.closed then
+  if mgr.closed or mgr.luv ~= att or att.timer == nil then
     return
   end
   local now = tonumber(C_millis())
@@ -81,10 +83,14 @@ function _M.attach(mgr, uv, opts)
     error("opts must be a table", 3)
   end
   opts = opts or {}
+  local mode = opts.mode or "epoll"
+  if mode ~= "epoll" and mode ~= "interval" then
+    error("mode must be \"epoll\" or \"interval\"", 3)
+  end
   if mgr.luv then
     return nil, "manager is already attached to a luv loop"
   end
-  local att = { mgr = mgr, uv = uv, mode = opts.mode or "epoll" }
+  local att = { mgr = mgr, uv = uv, mode = mode }
 
   if att.mode == "interval" then
     local interval = opts.interval or 10
@@ -93,7 +99,7 @@ function _M.attach(mgr, uv, opts)
     end
     att.timer = uv.new_timer()
     att.timer:start(interval, interval, function()
-      poll_pending(mgr, true)
+      poll_pending(att, true)
     end)
   elseif att.mode == "epoll" then
     local fd = C.mgffi_manager_fd(mgr.cm)
@@ -103,7 +109,7 @@ function _M.attach(mgr, uv, opts)
     att.timer = uv.new_timer()
     att.on_timer = function()
       att.timer_due = nil
-      poll_pending(mgr, true)
+      poll_pending(att, true)
       arm_timer(att)
     end
     att.poll = uv.new_poll(fd)
@@ -112,13 +118,13 @@ function _M.attach(mgr, uv, opts)
         mgr:log("error", "luv poll on the Mongoose descriptor failed: " .. tostring(err))
         return
       end
-      poll_pending(mgr, true)
+      poll_pending(att, true)
       arm_timer(att)
     end)
     att.prepare = uv.new_prepare()
     att.prepare:start(function()
-      if C_poll_hint(mgr.cm) == 0 then
-        poll_pending(mgr, false)
+      if mgr.luv == att and not mgr.closed and C_poll_hint(mgr.cm) == 0 then
+        poll_pending(att, false)
       end
       arm_timer(att)
     end)
