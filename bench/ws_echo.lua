@@ -1,0 +1,19 @@
+-- ws_echo: the Lua side of the ws_echo benchmark in bench/run.sh. The
+-- WebSocket echo server of bench/ws_echo_c.c written with the high-level
+-- API: every request is upgraded (any path) and every message is sent back
+-- with its kind (text or binary).
+--
+--   BUILD_DIR=build-bench scripts/lua-env.sh luajit bench/ws_echo.lua [port]
+--
+-- Listens on 127.0.0.1 only (default port 8104); stops on SIGINT or SIGTERM.
+local mongoose = require("mongoose")
+
+local port = tonumber(arg and arg[1]) or 8104
+
+local mgr = assert(mongoose.new_manager())
+assert(mgr:ws_listen("http://127.0.0.1:" .. port, {
+  on_message = function(ws, data, is_binary)
+    ws:send(data, is_binary and "binary" or "text")
+  end,
+}))
+mgr:run({ signals = { "INT", "TERM" } })

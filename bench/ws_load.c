@@ -1,0 +1,287 @@
+// ws_load: the load client of the ws_echo benchmark in bench/run.sh. Plain
+// sockets and epoll, no Mongoose: opens N WebSocket connections to
+// 127.0.0.1:PORT, then on each one sends a window of W small masked text
+// frames in one write, waits for all W echoes (checking each one's opcode,
+// length and payload), and sends the next window. Counts the echoes that
+// arrive during the measured seconds, after a warm-up.
+//
+//   bench_ws_load -p PORT [-c connections] [-w window] [-s size]
+//                 [-d seconds] [-W warm-up seconds]
+//
+// Prints one line: "ws_load: ... msg/s N". Exits non-zero on any protocol
+// error, a closed connection or a stall (no echo at all for 5 s).
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+struct conn {
+  int fd;
+  unsigned char *rbuf;  // unparsed received bytes
+  size_t rlen, rcap;
+  size_t wpos;   // bytes of the current window already written
+  int pending;   // echoes still expected for the current window
+  int want_out;  // registered for EPOLLOUT
+};
+
+static int s_window = 16;
+static size_t s_size = 32;
+static unsigned char *s_frames;  // one window of masked frames
+static size_t s_frames_len;
+static unsigned char *s_payload;  // the unmasked payload every echo must carry
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what) {
+  fprintf(stderr, "ws_load: %s: %s\n", what, errno ? strerror(errno) : "failed");
+  exit(1);
+}
+
+static void fail(const char *what) {
+  fprintf(stderr, "ws_load: %s\n", what);
+  exit(1);
+}
+
+// Builds the client frame (FIN, text, masked) for payload into out; returns
+// its length.
+static size_t build_frame(unsigned char *out, const unsigned char *payload, size_t len,
+                          const unsigned char mask[4]) {
+  size_t n = 0, i;
+  out[n++] = 0x81;
+  if (len < 126) {
+    out[n++] = (unsigned char)(0x80 | len);
+  } else if (len < 65536) {
+    out[n++] = 0x80 | 126;
+    out[n++] = (unsigned char)(len >> 8);
+    out[n++] = (unsigned char)(len & 0xff);
+  } else {
+    fail("message size must be below 65536");
+  }
+  memcpy(out + n, mask, 4);
+  n += 4;
+  for (i = 0; i < len; i++) out[n + i] = payload[i] ^ mask[i % 4];
+  return n + len;
+}
+
+static int connect_ws(int port) {
+  struct sockaddr_in sa;
+  char req[512], resp[4096];
+  size_t got = 0;
+  int one = 1;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) die("socket");
+  memset(&sa, 0, sizeof(sa));
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) die("connect");
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  int n = snprintf(req, sizeof(req),
+                   "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+                   "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                   "Sec-WebSocket-Version: 13\r\n\r\n",
+                   port);
+  if (write(fd, req, (size_t)n) != n) die("handshake write");
+  // The server sends nothing after its 101 until we send, so reading up to
+  // the blank line never swallows frame bytes.
+  while (got < sizeof(resp) - 1) {
+    ssize_t r = read(fd, resp + got, 1);
+    if (r <= 0) die("handshake read");
+    got++;
+    resp[got] = 0;
+    if (got >= 4 && memcmp(resp + got - 4, "\r\n\r\n", 4) == 0) break;
+  }
+  if (strncmp(resp, "HTTP/1.1 101", 12) != 0) {
+    fprintf(stderr, "ws_load: handshake refused: %.80s\n", resp);
+    exit(1);
+  }
+  return fd;
+}
+
+static int fcntl_nonblock(int fd) {
+  int flags = fcntl(fd, F_GETFL, 0);
+  return flags < 0 ? -1 : fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+static void set_events(int ep, struct conn *c, int want_out) {
+  struct epoll_event ev;
+  if (c->want_out == want_out) return;
+  ev.events = EPOLLIN | (want_out ? EPOLLOUT : 0);
+  ev.data.ptr = c;
+  if (epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev) != 0) die("epoll_ctl");
+  c->want_out = want_out;
+}
+
+// Writes what is left of the current window.
+static void flush_window(int ep, struct conn *c) {
+  while (c->wpos < s_frames_len) {
+    ssize_t w = write(c->fd, s_frames + c->wpos, s_frames_len - c->wpos);
+    if (w < 0) {
+      if (errno == EAGAIN || errno == EINTR) break;
+      die("write");
+    }
+    c->wpos += (size_t)w;
+  }
+  set_events(ep, c, c->wpos < s_frames_len);
+}
+
+static void start_window(int ep, struct conn *c) {
+  c->wpos = 0;
+  c->pending = s_window;
+  flush_window(ep, c);
+}
+
+// Parses whole frames out of c->rbuf; returns the number of echoes.
+static long parse(struct conn *c) {
+  long echoes = 0;
+  size_t off = 0;
+  while (c->rlen - off >= 2) {
+    const unsigned char *p = c->rbuf + off;
+    size_t hdr = 2;
+    uint64_t len = p[1] & 0x7f;
+    if (p[1] & 0x80) fail("the server sent a masked frame");
+    if (len == 126) {
+      if (c->rlen - off < 4) break;
+      len = ((uint64_t)p[2] << 8) | p[3];
+      hdr = 4;
+    } else if (len == 127) {
+      fail("unexpected 64-bit frame length");
+    }
+    if (c->rlen - off < hdr + len) break;
+    if ((p[0] & 0x0f) == 8) fail("the server closed a connection");
+    if (p[0] != 0x81) fail("unexpected frame type (want a final text frame)");
+    if (len != s_size || memcmp(p + hdr, s_payload, s_size) != 0) fail("echo differs");
+    off += hdr + (size_t)len;
+    echoes++;
+  }
+  memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+  c->rlen -= off;
+  return echoes;
+}
+
+static void usage(const char *argv0) {
+  fprintf(stderr, "usage: %s -p port [-c conns] [-w window] [-s size] [-d secs] [-W warmup]\n",
+          argv0);
+  exit(2);
+}
+
+int main(int argc, char *argv[]) {
+  int port = 0, nconns = 50, opt, i;
+  double secs = 5, warmup = 1;
+  unsigned char mask[4] = {0x37, 0xfa, 0x21, 0x3d};
+  unsigned char *one_frame;
+  size_t frame_len;
+  struct conn *conns;
+  struct epoll_event events[256];
+  int ep;
+  long counted = 0;
+  double t0, t_measure, t_end, t_last_echo;
+
+  while ((opt = getopt(argc, argv, "p:c:w:s:d:W:")) != -1) {
+    switch (opt) {
+      case 'p': port = atoi(optarg); break;
+      case 'c': nconns = atoi(optarg); break;
+      case 'w': s_window = atoi(optarg); break;
+      case 's': s_size = (size_t)atol(optarg); break;
+      case 'd': secs = atof(optarg); break;
+      case 'W': warmup = atof(optarg); break;
+      default: usage(argv[0]);
+    }
+  }
+  if (port <= 0 || port > 65535 || nconns <= 0 || s_window <= 0 || s_size == 0 || s_size >= 65536 ||
+      secs <= 0 || warmup < 0) {
+    usage(argv[0]);
+  }
+  signal(SIGPIPE, SIG_IGN);
+
+  s_payload = malloc(s_size);
+  one_frame = malloc(s_size + 8);
+  s_frames = malloc((s_size + 8) * (size_t)s_window);
+  if (!s_payload || !one_frame || !s_frames) fail("out of memory");
+  for (i = 0; i < (int)s_size; i++) s_payload[i] = (unsigned char)('a' + i % 26);
+  frame_len = build_frame(one_frame, s_payload, s_size, mask);
+  for (i = 0; i < s_window; i++) memcpy(s_frames + (size_t)i * frame_len, one_frame, frame_len);
+  s_frames_len = frame_len * (size_t)s_window;
+
+  ep = epoll_create1(0);
+  if (ep < 0) die("epoll_create1");
+  conns = calloc((size_t)nconns, sizeof(*conns));
+  if (!conns) fail("out of memory");
+  for (i = 0; i < nconns; i++) {
+    struct conn *c = &conns[i];
+    struct epoll_event ev;
+    c->fd = connect_ws(port);
+    c->rcap = 65536;
+    c->rbuf = malloc(c->rcap);
+    if (!c->rbuf) fail("out of memory");
+    if (fcntl_nonblock(c->fd) != 0) die("fcntl");
+    ev.events = EPOLLIN;
+    ev.data.ptr = c;
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) != 0) die("epoll_ctl");
+  }
+  for (i = 0; i < nconns; i++) start_window(ep, &conns[i]);
+
+  t0 = now_s();
+  t_measure = t0 + warmup;
+  t_end = t_measure + secs;
+  t_last_echo = t0;
+  for (;;) {
+    double t = now_s();
+    int n, k;
+    if (t >= t_end) break;
+    if (t - t_last_echo > 5) fail("stalled: no echo for 5 s");
+    n = epoll_wait(ep, events, 256, 100);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      die("epoll_wait");
+    }
+    t = now_s();
+    for (k = 0; k < n; k++) {
+      struct conn *c = events[k].data.ptr;
+      if (events[k].events & EPOLLOUT) flush_window(ep, c);
+      if (events[k].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+        for (;;) {
+          long e;
+          ssize_t r;
+          size_t room = c->rcap - c->rlen;
+          if (room == 0) fail("receive buffer full");
+          r = read(c->fd, c->rbuf + c->rlen, room);
+          if (r == 0) fail("the server closed a connection");
+          if (r < 0) {
+            if (errno == EAGAIN || errno == EINTR) break;
+            die("read");
+          }
+          c->rlen += (size_t)r;
+          e = parse(c);
+          if (e > 0) {
+            t_last_echo = t;
+            if (t >= t_measure && t < t_end) counted += e;
+            c->pending -= (int)e;
+            if (c->pending < 0) fail("more echoes than messages sent");
+            if (c->pending == 0) start_window(ep, c);
+          }
+          if ((size_t)r < room) break;  // a short read: the socket is drained
+        }
+      }
+    }
+  }
+  printf("ws_load: connections %d window %d size %zu seconds %.1f messages %ld msg/s %.0f\n",
+         nconns, s_window, s_size, secs, counted, (double)counted / secs);
+  for (i = 0; i < nconns; i++) close(conns[i].fd);
+  return 0;
+}
