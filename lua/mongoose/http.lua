@@ -34,8 +34,6 @@ local setmetatable = setmetatable
 local str_lower = string.lower
 local str_find = string.find
 local concat = table.concat
-local xpcall = xpcall
-local traceback = debug.traceback
 
 local C_http_reply = C.mgffi_http_reply
 local C_begin_chunked = C.mgffi_http_begin_chunked
@@ -64,6 +62,33 @@ local function check_header_text(s, what)
   end
 end
 
+-- Appends one header (or one per value of a list) at header_parts[n+1..];
+-- returns the new count. A plain function, not a closure: the JIT compiles
+-- it, and building the block allocates only the resulting string.
+local function add_header(n, name, value)
+  if type(name) ~= "string" then
+    error("header names must be strings", 4)
+  end
+  local tv = type(value)
+  if tv == "table" then
+    for _, v in ipairs(value) do
+      n = add_header(n, name, v)
+    end
+    return n
+  elseif tv == "number" then
+    value = tostring(value)
+  elseif tv ~= "string" then
+    error("header '" .. name .. "' has a " .. tv .. " value", 4)
+  end
+  check_header_text(name, "header name")
+  check_header_text(value, "header value")
+  header_parts[n + 1] = name
+  header_parts[n + 2] = ": "
+  header_parts[n + 3] = value
+  header_parts[n + 4] = "\r\n"
+  return n + 4
+end
+
 -- Builds "Name: value\r\n..." from a table { Name = "value" | {values} }
 -- merged over defaults; raises on values that would split the response.
 local function header_block(headers, defaults)
@@ -71,33 +96,10 @@ local function header_block(headers, defaults)
     return ""
   end
   local n = 0
-  local function add(name, value)
-    if type(name) ~= "string" then
-      error("header names must be strings", 4)
-    end
-    local tv = type(value)
-    if tv == "table" then
-      for _, v in ipairs(value) do
-        add(name, v)
-      end
-      return
-    elseif tv == "number" then
-      value = tostring(value)
-    elseif tv ~= "string" then
-      error("header '" .. name .. "' has a " .. tv .. " value", 4)
-    end
-    check_header_text(name, "header name")
-    check_header_text(value, "header value")
-    header_parts[n + 1] = name
-    header_parts[n + 2] = ": "
-    header_parts[n + 3] = value
-    header_parts[n + 4] = "\r\n"
-    n = n + 4
-  end
   if defaults then
     for name, value in pairs(defaults) do
       if headers == nil or headers[name] == nil then
-        add(name, value)
+        n = add_header(n, name, value)
       end
     end
   end
@@ -106,14 +108,14 @@ local function header_block(headers, defaults)
       error("headers must be a table", 3)
     end
     for name, value in pairs(headers) do
-      add(name, value)
+      n = add_header(n, name, value)
     end
   end
-  local block = concat(header_parts, "", 1, n)
-  for i = n, 1, -1 do
-    header_parts[i] = nil
+  if n == 0 then
+    return ""
   end
-  return block
+  -- Entries past n are left from longer blocks: concat reads only 1..n.
+  return concat(header_parts, "", 1, n)
 end
 _M.header_block = header_block
 
@@ -509,39 +511,58 @@ Listener.__index = Listener
 _M.Listener = Listener
 
 
--- Handles the request: calls the handler, answers 500 if it fails and
--- sends what it returned if it returned a status.
+local TEXT_PLAIN = { ["Content-Type"] = "text/plain" }
+
+-- Handles the request: calls the handler and sends what it returned if it
+-- returned a status. The handler is called directly, not under its own
+-- xpcall, so that the JIT can compile the whole request path; an error it
+-- raises is caught by the manager's dispatch loop, which calls
+-- on_event_error below (answer 500) and goes on with the next event.
 function Listener:handle(req)
   local res = new_response(req)
   res.listener = self
   self.pending[req.id] = res
-  local mgr = self.mgr
-  local ok, status, body, headers = xpcall(self.handler, traceback, req, res)
-  if not ok then
-    mgr:log("error", "HTTP handler for " .. req.method .. " " .. req.path .. " failed: " .. tostring(status))
-  end
+  self.current = res
+  local status, body, headers = self.handler(req, res)
   if res.sent or res.chunked or res.closed then
-    if not ok and res.chunked and not res.sent then
-      res:close()  -- the status line is gone: the client sees a cut response
-    end
+    self.current = nil
     return
   end
-  if not ok then
-    res:send(500, "Internal Server Error\n", { ["Content-Type"] = "text/plain" })
-  elseif type(status) == "number" then
-    local ok2, err = pcall(res.send, res, status, body, headers)
-    if not ok2 then
-      mgr:log("error", "HTTP handler returned an invalid response: " .. tostring(err))
-      if not res.sent then
-        res:send(500, "Internal Server Error\n", { ["Content-Type"] = "text/plain" })
-      end
-    end
+  if type(status) == "number" then
+    self.sending_returned = true
+    res:send(status, body, headers) -- raises on an invalid response: 500
+    self.sending_returned = false
   elseif status ~= nil then
-    mgr:log("error", "HTTP handler for " .. req.method .. " " .. req.path
-            .. " returned " .. type(status) .. " instead of a status number")
-    res:send(500, "Internal Server Error\n", { ["Content-Type"] = "text/plain" })
+    self.current = nil
+    self.mgr:log("error", "HTTP handler for " .. req.method .. " " .. req.path
+                 .. " returned " .. type(status) .. " instead of a status number")
+    res:send(500, "Internal Server Error\n", TEXT_PLAIN)
   end
   -- Returned nothing and did not reply: the reply comes later (deferred).
+  self.current = nil
+end
+
+-- An error escaped while handling an event of this listener.
+function Listener:on_event_error(err)
+  local res = self.current
+  self.current = nil
+  if not res then
+    self.mgr:log("error", "HTTP listener event failed: " .. tostring(err))
+    return
+  end
+  local req = res.req
+  if self.sending_returned then
+    self.sending_returned = false
+    self.mgr:log("error", "HTTP handler for " .. req.method .. " " .. req.path
+                 .. " returned an invalid response: " .. tostring(err))
+  else
+    self.mgr:log("error", "HTTP handler for " .. req.method .. " " .. req.path .. " failed: " .. tostring(err))
+  end
+  if res.chunked and not res.sent then
+    res:close() -- the status line is gone: the client sees a cut response
+  elseif not res.sent and not res.closed then
+    res:send(500, "Internal Server Error\n", TEXT_PLAIN)
+  end
 end
 
 function Listener:on_event(ev, id)

@@ -158,32 +158,72 @@ function Manager:poll(timeout_ms)
   return n
 end
 
-function Manager:dispatch(n)
-  local events = C_events(self.cm)
+-- Routes events first..n-1 to their owners; returns the index reached.
+-- Called under one xpcall per poll, not one per event: handlers of user
+-- code are protected where they are called, this only guards the routing.
+local function owner_of(self, ev, id)
+  local owner = self.owners[id]
+  if owner == nil then
+    local lid = tonumber(ev.listener_id)
+    if lid ~= 0 then
+      owner = self.owners[lid] or self.listeners[lid]
+    end
+  end
+  return owner
+end
+
+local function route(self, events, first, n)
   local owners = self.owners
-  self.dispatching = true
-  for i = 0, n - 1 do
+  for i = first, n - 1 do
+    self.dispatch_index = i
     local ev = events[i]
     local id = tonumber(ev.conn_id)
     local owner = owners[id]
     if owner == nil then
-      local lid = tonumber(ev.listener_id)
-      if lid ~= 0 then
-        owner = owners[lid] or self.listeners[lid]
-      end
+      owner = owner_of(self, ev, id)
     end
     if owner ~= nil then
-      local ok, err = xpcall(owner.on_event, traceback, owner, ev, id)
-      if not ok then
-        self:log("error", "event handler failed: " .. tostring(err))
-      end
+      owner:on_event(ev, id)
     end
     if ev.type == EV_CLOSE and owners[id] ~= nil then
       owners[id] = nil
     end
-    if self.closed then
-      break -- a handler closed the manager: the event array is gone
+    if self.closed or self.close_requested then
+      return n -- the manager is closing: the rest of the array is moot
     end
+  end
+  return n
+end
+
+function Manager:dispatch(n)
+  local events = C_events(self.cm)
+  self.dispatching = true
+  local first = 0
+  while first < n do
+    local ok, err = xpcall(route, traceback, self, events, first, n)
+    if ok then
+      break
+    end
+    -- An error escaped an event handler: let its owner recover (an HTTP
+    -- listener answers 500), log it, and go on with the next event.
+    local failed = self.dispatch_index
+    local ev = events[failed]
+    local owner = owner_of(self, ev, tonumber(ev.conn_id))
+    if owner ~= nil and owner.on_event_error then
+      local ok2, err2 = pcall(owner.on_event_error, owner, err)
+      if not ok2 then
+        self:log("error", "error handler failed: " .. tostring(err2))
+      end
+    else
+      self:log("error", "event handler failed: " .. tostring(err))
+    end
+    if ev.type == EV_CLOSE then
+      self.owners[tonumber(ev.conn_id)] = nil
+    end
+    if self.closed or self.close_requested then
+      break
+    end
+    first = failed + 1
   end
   self.dispatching = false
 end
