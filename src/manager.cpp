@@ -905,11 +905,15 @@ int Manager::udp_send_to(mg_connection *c, const mgffi_addr &to, const void *buf
 void Manager::start_tls(mg_connection *c, ConnState *st) {
   if (!c->is_tls) return;  // a plain-text URL on a listener with TLS set
   const TlsConfig &t = *st->tls;
+  // Mongoose's builtin TLS takes a non-NULL pointer as "given", even empty.
+  auto view = [](const std::string &v) {
+    return v.empty() ? mg_str_n(nullptr, 0) : mg_str_n(v.data(), v.size());
+  };
   mg_tls_opts opts{};
-  opts.ca = mg_str_n(t.ca.data(), t.ca.size());
-  opts.cert = mg_str_n(t.cert.data(), t.cert.size());
-  opts.key = mg_str_n(t.key.data(), t.key.size());
-  opts.name = mg_str_n(t.name.data(), t.name.size());
+  opts.ca = view(t.ca);
+  opts.cert = view(t.cert);
+  opts.key = view(t.key);
+  opts.name = view(t.name);
   opts.skip_verification = t.skip_verification;
   mg_tls_init(c, &opts);
 }

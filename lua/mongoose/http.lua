@@ -556,7 +556,8 @@ function Listener:on_event_error(err)
     self.mgr:log("error", "HTTP handler for " .. req.method .. " " .. req.path
                  .. " returned an invalid response: " .. tostring(err))
   else
-    self.mgr:log("error", "HTTP handler for " .. req.method .. " " .. req.path .. " failed: " .. tostring(err))
+    self.mgr:log("error", "HTTP handler for " .. req.method .. " " .. req.path
+                 .. " failed: " .. tostring(err))
   end
   if res.chunked and not res.sent then
     res:close() -- the status line is gone: the client sees a cut response
@@ -663,6 +664,7 @@ function _M.listen(mgr, url, handler, opts)
     error("opts must be a table", 3)
   end
   opts = opts or {}
+  require("mongoose.tls").check(opts.tls, 3)
   local id, err = mgr:open_connection("listen", url, core.PROTO.HTTP)
   if not id then
     return nil, err

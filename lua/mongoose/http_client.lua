@@ -129,6 +129,7 @@ function _M.request(mgr, url, opts, callback, level)
     defaults["Content-Length"] = tostring(body and #body or 0)
   end
   local block = http.header_block(headers, defaults)
+  require("mongoose.tls").check(opts.tls, level)
   local id, err = mgr:open_connection("connect", url, core.PROTO.HTTP)
   if not id then
     return nil, err

@@ -127,6 +127,7 @@ function _M.fetch(url, opts)
 end
 
 _M.address = net.address
+_M.tls = require("mongoose.tls")
 _M.url_decode = http.url_decode
 _M.parse_query = http.parse_query
 

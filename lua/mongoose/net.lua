@@ -367,6 +367,7 @@ function _M.tcp_listen(mgr, url, opts)
     error("url must be a string", 3)
   end
   opts = check_opts(opts, 3)
+  require("mongoose.tls").check(opts.tls, 3)
   local id, err = mgr:open_connection("listen", url, core.PROTO.RAW)
   if not id then
     return nil, err
@@ -396,6 +397,7 @@ function _M.tcp_connect(mgr, url, opts)
     error("url must be a string", 3)
   end
   opts = check_opts(opts, 3)
+  require("mongoose.tls").check(opts.tls, 3)
   local id, err = mgr:open_connection("connect", url, core.PROTO.RAW)
   if not id then
     return nil, err

@@ -101,6 +101,26 @@ end
 --- For a connection just opened on url: applies opts_tls when the URL
 -- asks for TLS (or opts_tls is given). On failure closes the connection and
 -- returns nil, err.
+local TLS_FIELDS = { cert = "string", key = "string", ca = "string", name = "string", insecure = "boolean" }
+
+--- Raises (at level) unless opts_tls is nil or a table of known fields.
+function _M.check(opts_tls, level)
+  if opts_tls == nil then
+    return
+  end
+  if type(opts_tls) ~= "table" then
+    error("tls must be a table", level + 1)
+  end
+  for k, v in pairs(opts_tls) do
+    local want = TLS_FIELDS[k]
+    if want == nil then
+      error("unknown tls option: " .. tostring(k), level + 1)
+    elseif type(v) ~= want then
+      error("tls." .. k .. " must be a " .. want, level + 1)
+    end
+  end
+end
+
 function _M.setup(mgr, id, url, opts_tls, is_client)
   local wants = _M.is_tls_url(url)
   if not wants then

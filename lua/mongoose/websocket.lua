@@ -424,6 +424,7 @@ function _M.connect(mgr, url, opts)
     headers["Sec-WebSocket-Protocol"] = table.concat(opts.protocols, ", ")
   end
   local block = http.header_block(headers)
+  require("mongoose.tls").check(opts.tls, 3)
   local rc = C.mgffi_ws_connect(mgr.cm, url, block, #block, mgr.id_out)
   if rc ~= 0 then
     return nil, mgr:last_error()
