@@ -767,6 +767,11 @@ int Manager::ws_upgrade(mg_connection *c, const char *extra, std::size_t extra_l
   }
   st->request_pending = false;
   st->close_after_response = false;
+  // HTTP's keep-alive and request timeouts do not apply to a WebSocket,
+  // which may rightly stay quiet for long.
+  st->idle_timeout_ms = 0;
+  st->request_timeout_ms = 0;
+  st->request_started_ms = 0;
   // Mongoose would echo the client's whole Sec-WebSocket-Protocol list;
   // the application picks one and sends it in extra instead.
   mg_http_message &hm = st->request.mongoose_view();

@@ -187,18 +187,27 @@ local LIMIT_OPTS = { "max_connections", "idle_timeout", "request_timeout", "max_
 --- Applies the hardening options of a listen call (max_connections,
 -- idle_timeout and request_timeout in ms, max_header_size, max_headers) to
 -- connection id. Raises on a wrong type; returns true or nil, err.
-function _M.apply_limits(m, id, opts, level)
+local LIMIT_MAX = { max_headers = 64, max_header_size = 8388608 }
+
+--- Raises (at level) unless the hardening options of opts are valid.
+-- Returns whether any is set.
+function _M.check_limits(opts, level)
   local any = false
   for _, name in ipairs(LIMIT_OPTS) do
     local v = opts[name]
     if v ~= nil then
-      if type(v) ~= "number" or v < 1 or v > 4294967295 or v % 1 ~= 0 then
-        error(name .. " must be a positive integer", (level or 1) + 1)
+      local max = LIMIT_MAX[name] or 4294967295
+      if type(v) ~= "number" or v < 1 or v > max or v % 1 ~= 0 then
+        error(name .. " must be an integer from 1 to " .. max, (level or 1) + 1)
       end
       any = true
     end
   end
-  if not any then
+  return any
+end
+
+function _M.apply_limits(m, id, opts, level)
+  if not _M.check_limits(opts, (level or 1) + 1) then
     return true
   end
   local rc = C.mgffi_set_limits(m, id, opts.max_connections or 0, opts.idle_timeout or 0,

@@ -665,6 +665,7 @@ function _M.listen(mgr, url, handler, opts)
   end
   opts = opts or {}
   require("mongoose.tls").check(opts.tls, 3)
+  core.check_limits(opts, 3)
   local id, err = mgr:open_connection("listen", url, core.PROTO.HTTP)
   if not id then
     return nil, err

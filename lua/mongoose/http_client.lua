@@ -105,7 +105,7 @@ function _M.request(mgr, url, opts, callback, level)
   end
   opts = opts or {}
   local timeout = opts.timeout or 30000
-  if type(timeout) ~= "number" or timeout <= 0 then
+  if type(timeout) ~= "number" or timeout ~= timeout or timeout <= 0 then
     error("timeout must be a positive number of ms", level)
   end
   local host, target = parse_url(url)

@@ -321,8 +321,8 @@ function Manager:shutdown(timeout_ms)
   self:close()
 end
 
---- Frees the manager and every connection now (from inside a handler: once
--- the handler returns). Idempotent.
+--- Frees the manager and every connection now (from inside a handler or
+-- timer: at the end of the current poll's dispatch). Idempotent.
 function Manager:close()
   if self.closed then
     return

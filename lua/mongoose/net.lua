@@ -32,7 +32,6 @@ local _M = {}
 local View = {}
 View.__index = View
 View.__tostring = function(v) return v:string() end
-View.__len = function(v) return v.len end
 
 --- Copies the bytes into a Lua string.
 function View:string()
@@ -362,12 +361,27 @@ end
 
 --- Listens on tcp://HOST:PORT. opts: on_accept(conn), on_data(conn, view),
 -- on_close(conn, err), on_error(conn, err), max_buffer (framing helpers).
+local TCP_SCHEMES = { tcp = true, tls = true, ssl = true, tcps = true }
+
+local function check_scheme(url, schemes, what)
+  local scheme = url:match("^(%a[%w+.-]*)://")
+  if not scheme or not schemes[scheme:lower()] then
+    return nil, what .. " needs a " .. what .. " URL, not " .. url
+  end
+  return true
+end
+
 function _M.tcp_listen(mgr, url, opts)
   if type(url) ~= "string" then
     error("url must be a string", 3)
   end
+  local scheme_ok, scheme_err = check_scheme(url, TCP_SCHEMES, "tcp_listen")
+  if not scheme_ok then
+    return nil, scheme_err
+  end
   opts = check_opts(opts, 3)
   require("mongoose.tls").check(opts.tls, 3)
+  core.check_limits(opts, 3)
   local id, err = mgr:open_connection("listen", url, core.PROTO.RAW)
   if not id then
     return nil, err
@@ -395,6 +409,10 @@ end
 function _M.tcp_connect(mgr, url, opts)
   if type(url) ~= "string" then
     error("url must be a string", 3)
+  end
+  local scheme_ok, scheme_err = check_scheme(url, TCP_SCHEMES, "tcp_connect")
+  if not scheme_ok then
+    return nil, scheme_err
   end
   opts = check_opts(opts, 3)
   require("mongoose.tls").check(opts.tls, 3)
@@ -531,6 +549,10 @@ function _M.udp_listen(mgr, url, opts)
   if type(url) ~= "string" then
     error("url must be a string", 3)
   end
+  local scheme_ok, scheme_err = check_scheme(url, { udp = true }, "udp_listen")
+  if not scheme_ok then
+    return nil, scheme_err
+  end
   opts = check_opts(opts, 3)
   local id, err = mgr:open_connection("listen", url, core.PROTO.RAW)
   if not id then
@@ -543,6 +565,10 @@ end
 function _M.udp_connect(mgr, url, opts)
   if type(url) ~= "string" then
     error("url must be a string", 3)
+  end
+  local scheme_ok, scheme_err = check_scheme(url, { udp = true }, "udp_connect")
+  if not scheme_ok then
+    return nil, scheme_err
   end
   opts = check_opts(opts, 3)
   local id, err = mgr:open_connection("connect", url, core.PROTO.RAW)

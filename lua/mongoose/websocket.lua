@@ -31,6 +31,16 @@ _M.WebSocket = WebSocket
 
 local HANDLERS = { "on_open", "on_message", "on_close", "on_control", "on_error" }
 
+-- Raises (at level) unless every on_* option is a function or nil.
+local function check_handlers(opts, level)
+  for _, name in ipairs(HANDLERS) do
+    local fn = opts[name]
+    if fn ~= nil and type(fn) ~= "function" then
+      error(name .. " must be a function", level + 1)
+    end
+  end
+end
+
 local function new_ws(mgr, id, opts)
   local self = setmetatable({
     mgr = mgr, id = id, state = {}, open = false, closed = false,
@@ -267,6 +277,7 @@ function Response:upgrade(opts)
     error("opts must be a table", 2)
   end
   opts = opts or {}
+  check_handlers(opts, 2)
   local req = self.req
   if not req:is_websocket() then
     self:send(426, "WebSocket upgrade expected\n", { Upgrade = "websocket" })
@@ -336,9 +347,15 @@ function Listener:broadcast(data, kind, except)
   return n
 end
 
---- The open WebSockets of this listener, by connection id.
+--- The open WebSockets of this listener, by connection id (a new table).
 function Listener:websocket_connections()
-  return self.websockets or {}
+  local open = {}
+  for id, ws in pairs(self.websockets or {}) do
+    if ws.open and not ws.closed then
+      open[id] = ws
+    end
+  end
+  return open
 end
 
 --- Opens a WebSocket server. opts: on_open(ws), on_message(ws, data,
@@ -350,6 +367,12 @@ end
 function _M.listen(mgr, url, opts)
   if type(opts) ~= "table" then
     error("opts must be a table", 3)
+  end
+  check_handlers(opts, 3)
+  for _, name in ipairs({ "accept", "http" }) do
+    if opts[name] ~= nil and type(opts[name]) ~= "function" then
+      error(name .. " must be a function", 3)
+    end
   end
   local path, accept, fallback = opts.path, opts.accept, opts.http
   local supported = opts.protocols
@@ -416,6 +439,15 @@ function _M.connect(mgr, url, opts)
     error("opts must be a table", 3)
   end
   opts = opts or {}
+  check_handlers(opts, 3)
+  local scheme = url:match("^(%a[%w+.-]*)://")
+  if not scheme or (scheme:lower() ~= "ws" and scheme:lower() ~= "wss") then
+    return nil, "ws_connect needs a ws:// or wss:// URL, not " .. url
+  end
+  local port = url:match("^%a[%w+.-]*://[^/?#]*:(%d+)[/?#]?")
+  if port and tonumber(port) > 65535 then
+    return nil, "invalid port '" .. port .. "' in " .. url
+  end
   local headers = {}  -- a copy: the caller's table may be shared
   for k, v in pairs(opts.headers or {}) do
     headers[k] = v
