@@ -391,7 +391,7 @@ void Manager::on_event(mg_connection *c, int ev, void *ev_data) {
       }
       // Raw TCP/UDP: hand the bytes to Lua and consume them, unless this
       // poll has queued enough already (then read again next poll).
-      if (c->recv.len > 0 && back_->bytes() + c->recv.len > max_queue_bytes_ && !c->is_udp) {
+      if (c->recv.len > 0 && back_->bytes() >= max_queue_bytes_ && !c->is_udp) {
         if (!st->throttled) {
           st->throttled = true;
           c->is_full = 1;
@@ -534,8 +534,10 @@ void Manager::check_ws_size(mg_connection *c, ConnState *st) {
     len = 0;
     for (int i = 2; i < 10; i++) len = (len << 8) | p[i];
   }
-  std::uint64_t total = assembled + len;
-  if (total > st->max_ws_message) refuse_ws_message(c, st, total);
+  // Overflow-safe: a length near 2^64 must not wrap around to "small".
+  if (len > st->max_ws_message || assembled > st->max_ws_message - len) {
+    refuse_ws_message(c, st, len > UINT64_MAX - assembled ? UINT64_MAX : assembled + len);
+  }
 }
 
 void Manager::refuse_ws_message(mg_connection *c, ConnState *st, std::uint64_t size) {
@@ -588,6 +590,33 @@ void Manager::on_http_headers(mg_connection *c, ConnState *st, mg_http_message *
       // the READ that follows in the same call delivers the first bytes.
       mg_iobuf_del(&c->recv, 0, hm->head.len);
       return;
+    }
+  }
+  // Mongoose reads a Content-Length of 2^64-1 as "none" (a body of 0):
+  // check the header's digits here, overflow included.
+  if (!chunked) {
+    mg_str *cl = mg_http_get_header(hm, "Content-Length");
+    if (cl != nullptr) {
+      std::uint64_t value = 0;
+      bool valid = cl->len > 0;
+      for (std::size_t i = 0; valid && i < cl->len; i++) {
+        char ch = cl->buf[i];
+        if (ch < '0' || ch > '9') {
+          valid = false;
+        } else if (value > (UINT64_MAX - static_cast<unsigned>(ch - '0')) / 10) {
+          value = UINT64_MAX;  // saturate: surely over the limit
+        } else {
+          value = value * 10 + static_cast<unsigned>(ch - '0');
+        }
+      }
+      if (!valid) {
+        reject(c, st, 400, "invalid Content-Length");
+        return;
+      }
+      if (value > st->max_body && !st->streaming) {
+        reject(c, st, 413, "request body larger than the limit");
+        return;
+      }
     }
   }
   if (!chunked && hm->body.len != static_cast<size_t>(-1) && hm->body.len > st->max_body) {

@@ -546,23 +546,26 @@ end
 function Listener:on_event_error(err)
   local res = self.current
   self.current = nil
+  -- The client is answered first: logging may fail on odd error values.
+  if res and res.chunked and not res.sent then
+    res:close() -- the status line is gone: the client sees a cut response
+  elseif res and not res.sent and not res.closed then
+    res:send(500, "Internal Server Error\n", TEXT_PLAIN)
+  end
+  local ok, text = pcall(tostring, err)
+  err = ok and text or "(an error value that cannot be turned into a string)"
   if not res then
-    self.mgr:log("error", "HTTP listener event failed: " .. tostring(err))
+    self.mgr:log("error", "HTTP listener event failed: " .. err)
     return
   end
   local req = res.req
   if self.sending_returned then
     self.sending_returned = false
     self.mgr:log("error", "HTTP handler for " .. req.method .. " " .. req.path
-                 .. " returned an invalid response: " .. tostring(err))
+                 .. " returned an invalid response: " .. err)
   else
     self.mgr:log("error", "HTTP handler for " .. req.method .. " " .. req.path
-                 .. " failed: " .. tostring(err))
-  end
-  if res.chunked and not res.sent then
-    res:close() -- the status line is gone: the client sees a cut response
-  elseif not res.sent and not res.closed then
-    res:send(500, "Internal Server Error\n", TEXT_PLAIN)
+                 .. " failed: " .. err)
   end
 end
 

@@ -92,7 +92,8 @@ end
 function Manager:protected_call(what, fn, ...)
   local ok, a, b, c = xpcall(fn, traceback, ...)
   if not ok then
-    self:log("error", what .. " failed: " .. tostring(a))
+    local ok2, text = pcall(tostring, a)
+    self:log("error", what .. " failed: " .. (ok2 and text or "(unprintable error)"))
   end
   return ok, a, b, c
 end
@@ -215,7 +216,8 @@ function Manager:dispatch(n)
         self:log("error", "error handler failed: " .. tostring(err2))
       end
     else
-      self:log("error", "event handler failed: " .. tostring(err))
+      local ok3, text = pcall(tostring, err)
+      self:log("error", "event handler failed: " .. (ok3 and text or "(unprintable error)"))
     end
     if ev.type == EV_CLOSE then
       self.owners[tonumber(ev.conn_id)] = nil
