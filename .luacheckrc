@@ -1,6 +1,6 @@
 -- luacheck configuration (Debian package lua-check).
 std = "luajit"
-max_line_length = 110
+max_line_length = 120
 codes = true
 -- Methods of the public API keep their documented parameters even where an
 -- implementation does not use all of them.

@@ -9,7 +9,8 @@
 #   WARMUP       seconds of an unmeasured wrk run before a server's rounds (default 2)
 #   CONNECTIONS  wrk connection counts, one round each (default "50 200")
 #   REPEAT       wrk runs per server and round; the median counts (default 1)
-#   BENCHMARKS   which benchmarks to run (default: all, i.e. "http_hello ws_echo tcp_echo udp_echo")
+#   BENCHMARKS   which benchmarks to run (default: all, i.e. "http_hello ws_echo tcp_echo udp_echo
+#                https_hello")
 #   TCP_CONNECTIONS  tcp_echo: connections (default 8)
 #   TCP_CHUNK    tcp_echo: bytes per write (default 65536)
 #   UDP_WINDOW   udp_echo: datagrams in flight (default 50)
@@ -33,7 +34,7 @@ DURATION="${DURATION:-10}"
 WARMUP="${WARMUP:-2}"
 CONNECTIONS="${CONNECTIONS:-50 200}"
 REPEAT="${REPEAT:-1}"
-BENCHMARKS="${BENCHMARKS:-http_hello ws_echo tcp_echo udp_echo}"
+BENCHMARKS="${BENCHMARKS:-http_hello ws_echo tcp_echo udp_echo https_hello}"
 TCP_CONNECTIONS="${TCP_CONNECTIONS:-8}"
 TCP_CHUNK="${TCP_CHUNK:-65536}"
 UDP_WINDOW="${UDP_WINDOW:-50}"
@@ -145,9 +146,13 @@ print_setup() {
 
 # ---- servers and wrk -----------------------------------------------------------
 
+# SCHEME: http, or https while the https_hello benchmark runs (answers and
+# run_wrk use it; the test certificate is not verified there).
+SCHEME=http
+
 # answers PORT: true when an HTTP server answers on 127.0.0.1:PORT.
 answers() {
-  curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$1/" 2>/dev/null
+  curl -s -k -o /dev/null --max-time 1 "$SCHEME://127.0.0.1:$1/" 2>/dev/null
 }
 
 # start_server NAME PORT COMMAND...: starts COMMAND pinned to the server CPU
@@ -208,7 +213,7 @@ run_wrk() {
   t0="$(cpu_ticks "$pid")"
   w0="$(date +%s%N)"
   timeout $((secs + 30)) taskset -c "$CLIENT_CPU" \
-    wrk -t1 -c"$conns" -d"${secs}s" "http://127.0.0.1:$port/" >"$out" 2>&1 &
+    wrk -t1 -c"$conns" -d"${secs}s" "$SCHEME://127.0.0.1:$port/" >"$out" 2>&1 &
   WRK_PID=$!
   wait "$WRK_PID" || rc=$?
   WRK_PID=
@@ -359,6 +364,44 @@ bench_ws_echo() {
   SUMMARY+=("ws echo: C $c msg/s, Lua $lua msg/s, ratio $(ratio "$lua" "$c")" \
     "  ($WS_CONNECTIONS connections, windows of $WS_WINDOW messages of $WS_SIZE bytes, ratio Lua/C;" \
     "   CPU per message: C $cu us, Lua $lu us, ratio $(ratio "$cu" "$lu"))")
+}
+
+# ---- https_hello -----------------------------------------------------------------
+# http_hello over TLS: the hello-world handler through the high-level Lua API
+# with opts.tls (bench/https_hello.lua) against the same server in pure C
+# (bench/c_https_hello.c), both on the same mongoose.c, settings and TLS
+# library (the build's MGFFI_TLS). wrk speaks https with keep-alive (one TLS
+# handshake per connection, then requests on it), so this measures TLS
+# record processing plus the HTTP path. A throwaway EC prime256v1 certificate
+# is made in WORK_DIR (removed on exit). As http_hello: both servers run
+# throughout, warm-up, then CONNECTIONS rounds of REPEAT runs alternately.
+bench_https_hello() {
+  local c_port=$((PORT_BASE + 8)) lua_port=$((PORT_BASE + 9)) c_pid lua_pid row
+  local bench conns c lua r cu lu cr
+  [ -x "$BUILD_DIR/bench_c_https_hello" ] ||
+    die "$BUILD_DIR/bench_c_https_hello was not built (a build with MGFFI_TLS=none has no TLS)"
+  command -v openssl >/dev/null || die "openssl is missing"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    -keyout "$WORK_DIR/bench.key" -out "$WORK_DIR/bench.pem" >/dev/null 2>&1 ||
+    die "openssl could not make the test certificate"
+  SCHEME=https
+  start_server c_https_hello "$c_port" "$BUILD_DIR/bench_c_https_hello" \
+    "$WORK_DIR/bench.pem" "$WORK_DIR/bench.key" "$c_port"
+  c_pid="$SERVER_PID"
+  start_server lua_https_hello "$lua_port" scripts/lua-env.sh "$LUAJIT" bench/https_hello.lua \
+    "$WORK_DIR/bench.pem" "$WORK_DIR/bench.key" "$lua_port"
+  lua_pid="$SERVER_PID"
+  compare https_hello "$c_port" "$c_pid" "$lua_port" "$lua_pid"
+  stop_server "$c_pid"
+  stop_server "$lua_pid"
+  SCHEME=http
+  for row in "${RESULTS[@]}"; do
+    IFS='|' read -r bench conns c lua r cu lu cr <<<"$row"
+    [ "$bench" = https_hello ] || continue
+    SUMMARY+=("https hello: C $c req/s, Lua $lua req/s, ratio $r" \
+      "  ($conns connections, keep-alive, TLS: $(cache_value MGFFI_TLS); CPU per request: C $cu us, Lua $lu us)")
+  done
 }
 
 # ---- tcp_echo and udp_echo -------------------------------------------------------

@@ -7,6 +7,10 @@
 -- /?autosend=text makes the page send "text" once its WebSocket is open
 -- (used by the browser test).
 --
+-- With TLS_CERT and TLS_KEY (PEM files) set it serves https:// (and the chat
+-- wss://) instead:
+--   TLS_CERT=server.pem TLS_KEY=server.key luajit examples/demo_server.lua
+--
 -- Stops cleanly on SIGINT (Ctrl-C) or SIGTERM.
 local mongoose = require("mongoose")
 
@@ -113,7 +117,13 @@ local function json_string(s)
   end) .. '"'
 end
 
-local listener, err = mgr:http_listen(string.format("http://%s:%d", host, port), function(req, res)
+-- HTTPS (and WSS) when a certificate and key are given.
+local scheme, listen_opts = "http", nil
+if os.getenv("TLS_CERT") and os.getenv("TLS_KEY") then
+  scheme, listen_opts = "https", { tls = { cert = os.getenv("TLS_CERT"), key = os.getenv("TLS_KEY") } }
+end
+
+local listener, err = mgr:http_listen(string.format("%s://%s:%d", scheme, host, port), function(req, res)
   requests = requests + 1
   if req.path == "/" then
     return 200, PAGE:format(mongoose.mongoose_version), { ["Content-Type"] = "text/html; charset=utf-8" }
@@ -133,13 +143,13 @@ local listener, err = mgr:http_listen(string.format("http://%s:%d", host, port),
     return 200, body, { ["Content-Type"] = "application/json" }
   end
   return 404, "not found\n", { ["Content-Type"] = "text/plain" }
-end)
+end, listen_opts)
 if not listener then
   io.stderr:write("demo: ", err, "\n")
   os.exit(1)
 end
 
-print(string.format("demo: serving on http://%s (Ctrl-C to stop)", (listener:local_addr())))
+print(string.format("demo: serving on %s://%s (Ctrl-C to stop)", scheme, (listener:local_addr())))
 io.stdout:flush()
 mgr:run({ signals = { "INT", "TERM" } })
 print("demo: stopped")

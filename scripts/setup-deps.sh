@@ -76,6 +76,8 @@ esac
 
 if [ "$WANT_TEST_TOOLS" = 1 ]; then
   want lua-check clang-format python3-websockets chromium netcat-openbsd socat
+  # Hardening: valgrind (leak test), clang + libFuzzer runtime (scripts/fuzz.sh).
+  want valgrind clang-14 libclang-rt-14-dev
 fi
 if [ "$WANT_BENCH_TOOLS" = 1 ]; then
   want wrk

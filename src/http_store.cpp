@@ -7,9 +7,10 @@ namespace mgffi {
 
 namespace {
 
-// Moves a view of src's head onto the same bytes in the copy at base.
+// Moves a view of src's head onto the same bytes in the copy at base. An
+// empty value keeps a (valid) pointer: Mongoose hands such values to memcpy.
 mg_str rebase(const mg_str &s, const char *old_base, char *new_base) {
-  if (s.buf == nullptr || s.len == 0) return mg_str{nullptr, 0};
+  if (s.buf == nullptr) return mg_str{nullptr, 0};
   return mg_str{new_base + (s.buf - old_base), s.len};
 }
 

@@ -794,6 +794,11 @@ int Manager::ws_upgrade(mg_connection *c, const char *extra, std::size_t extra_l
   if (!st->request_pending || st->chunked_open) {
     return fail(MGFFI_ERR_STATE, "no request is waiting for a reply on this connection");
   }
+  mg_str *key = mg_http_get_header(&st->request.mongoose_view(), "Sec-WebSocket-Key");
+  if (key != nullptr && key->len == 0) {
+    http_reply(c, 400, nullptr, 0, "empty Sec-WebSocket-Key\n", 24);
+    return fail(MGFFI_ERR_STATE, "empty Sec-WebSocket-Key: answered 400");
+  }
   st->request_pending = false;
   st->close_after_response = false;
   // HTTP's keep-alive and request timeouts do not apply to a WebSocket,

@@ -244,7 +244,8 @@ local Listener = http.Listener
 --- True when the request asks for a WebSocket upgrade.
 function Request:is_websocket()
   local upgrade = self:header("upgrade")
-  return upgrade ~= nil and upgrade:lower() == "websocket" and self:header("sec-websocket-key") ~= nil
+  local key = self:header("sec-websocket-key")
+  return upgrade ~= nil and upgrade:lower() == "websocket" and key ~= nil and key ~= ""
 end
 
 --- The subprotocols the client offers (Sec-WebSocket-Protocol), in order.

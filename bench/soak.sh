@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Soak test (not a unit test): one server process (bench/soak_server.lua)
+# serves SOAK_REQUESTS keep-alive HTTP requests (wrk, SOAK_CONNECTIONS
+# connections, in rounds until the server has served that many) and then SOAK_WS WebSocket
+# connect/message/close cycles (bench/soak_ws.py). Prints the server's RSS
+# after a short warm-up and at the end, and the error counts. Fails on any
+# error, on a request or message count that does not match, or on RSS
+# growth of SOAK_MAX_GROWTH percent or more.
+#   bash bench/soak.sh                                   full run (1M + 10k)
+#   SOAK_REQUESTS=20000 SOAK_WS=200 bash bench/soak.sh   quick run
+# Also: BUILD_DIR (default build), LUAJIT (default luajit).
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+SOAK_REQUESTS="${SOAK_REQUESTS:-1000000}"
+SOAK_WS="${SOAK_WS:-10000}"
+SOAK_CONNECTIONS="${SOAK_CONNECTIONS:-50}"
+SOAK_MAX_GROWTH="${SOAK_MAX_GROWTH:-5}"
+WARMUP_REQUESTS="${WARMUP_REQUESTS:-20000}"
+WARMUP_WS="${WARMUP_WS:-200}"
+LUAJIT="${LUAJIT:-luajit}"
+export BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
+command -v wrk >/dev/null || { echo "soak: wrk is missing (apt-get install wrk)" >&2; exit 1; }
+[ -f "$BUILD_DIR/mongoose_ffi.so" ] || { echo "soak: build first (bash scripts/build.sh)" >&2; exit 1; }
+
+TMP="$(mktemp -d /tmp/mgffi-soak.XXXXXX)"
+SERVER_PID=""
+cleanup() {
+  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+bash scripts/lua-env.sh "$LUAJIT" bench/soak_server.lua "$TMP/port" 2>"$TMP/server.err" &
+SERVER_PID=$!
+for _ in $(seq 100); do [ -f "$TMP/port" ] && break; sleep 0.1; done
+PORT="$(cat "$TMP/port")"
+URL="http://127.0.0.1:$PORT"
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$SERVER_PID/status"; }
+
+# wrk runs for a duration, not a count: run it in rounds sized from the
+# measured rate until the server has served the requests asked for (at
+# most 200 rounds). Socket errors and non-2xx responses are summed.
+stat() { curl -sS -m 5 "$URL/stats" | awk -v k="$1" '$1 == k { print $2 }'; }
+WRK_ERRORS=0
+run_requests() { # count log_file; sets SERVED
+  local want="$1" log="$2" base done_ secs=1 rate round=0
+  base="$(stat requests)"
+  : >"$log"
+  while :; do
+    done_=$(( $(stat requests) - base ))
+    [ "$done_" -ge "$want" ] && break
+    round=$((round + 1))
+    [ "$round" -le 200 ] || { echo "soak: wrk rounds exhausted" >&2; WRK_ERRORS=$((WRK_ERRORS + 1)); break; }
+    wrk -t2 -c"$SOAK_CONNECTIONS" -d"${secs}s" "$URL/hello" >"$TMP/round.txt"
+    cat "$TMP/round.txt" >>"$log"
+    if grep -qE "Socket errors|Non-2xx" "$TMP/round.txt"; then WRK_ERRORS=$((WRK_ERRORS + 1)); fi
+    rate="$(awk '/^Requests\/sec/ { printf "%d", $2 }' "$TMP/round.txt")"
+    [ "${rate:-0}" -gt 0 ] || rate=1000
+    secs=$(( (want - ($(stat requests) - base)) / rate + 1 ))
+    [ "$secs" -le 60 ] || secs=60
+  done
+  SERVED=$(( $(stat requests) - base ))
+}
+
+echo "soak: server pid $SERVER_PID on $URL"
+RSS0="$(rss_kb)"
+echo "soak: warm-up: $WARMUP_REQUESTS requests, $WARMUP_WS WebSocket cycles"
+run_requests "$WARMUP_REQUESTS" "$TMP/warm.txt"
+python3 bench/soak_ws.py "$PORT" "$WARMUP_WS" >"$TMP/warm-ws.txt"
+REQ0="$(stat requests)"; MSG0="$(stat messages)"
+RSS1="$(rss_kb)"
+echo "soak: RSS cold ${RSS0} kB, after warm-up (start) ${RSS1} kB"
+
+start=$(date +%s)
+echo "soak: $SOAK_REQUESTS keep-alive requests over $SOAK_CONNECTIONS connections"
+run_requests "$SOAK_REQUESTS" "$TMP/wrk.txt"
+served="$SERVED"
+echo "soak: served $served requests in $(grep -c "requests in" "$TMP/wrk.txt") wrk rounds;" \
+  "rates (req/s): $(awk '/^Requests\/sec/ { printf "%d ", $2 }' "$TMP/wrk.txt")"
+RSS2="$(rss_kb)"
+echo "soak: RSS after HTTP ${RSS2} kB"
+echo "soak: $SOAK_WS WebSocket connect/message/close cycles"
+WSOUT="$(python3 bench/soak_ws.py "$PORT" "$SOAK_WS")"
+echo "soak: $WSOUT"
+sleep 0.5
+RSS3="$(rss_kb)"
+end=$(date +%s)
+
+REQ1="$(stat requests)"; MSG1="$(stat messages)"
+OPENED="$(stat opened)"; CLOSED="$(stat closed)"; SERR="$(stat errors)"; LUAKB="$(stat lua_kb)"
+echoed=$((MSG1 - MSG0))
+wrk_resp="$(awk '/ requests in / { s += $1 } END { print s + 0 }' "$TMP/wrk.txt")"
+wrk_bad="$(grep -c "Non-2xx" "$TMP/wrk.txt" || true)"
+sock_err="$(grep -c "Socket errors" "$TMP/wrk.txt" || true)"
+ws_err="$(echo "$WSOUT" | awk '{ print $4 }')"
+growth="$(awk -v a="$RSS1" -v b="$RSS3" 'BEGIN { printf "%.2f", (b - a) * 100 / a }')"
+
+echo "== soak results ($((end - start)) s)"
+echo "requests served:     $served of $((REQ1 - REQ0)) in total (wrk counted $wrk_resp; rounds with non-2xx: $wrk_bad, with socket errors: $sock_err)"
+echo "ws cycles:           $SOAK_WS ($echoed messages echoed, $ws_err client errors; opened $OPENED, closed $CLOSED in total)"
+echo "server errors:       $SERR (Lua heap after GC: $LUAKB kB)"
+echo "RSS start/end:       $RSS1 kB -> $RSS3 kB (growth $growth %, goal < $SOAK_MAX_GROWTH %); after HTTP $RSS2 kB"
+fail=0
+[ "$served" -ge "$SOAK_REQUESTS" ] || { echo "soak: FAIL: fewer requests served than asked"; fail=1; }
+[ "$wrk_bad" = 0 ] && [ "$sock_err" = 0 ] && [ "$WRK_ERRORS" = 0 ] || { echo "soak: FAIL: HTTP errors"; fail=1; }
+[ "$ws_err" = 0 ] && [ "$echoed" = "$SOAK_WS" ] || { echo "soak: FAIL: WebSocket errors"; fail=1; }
+[ "$SERR" = 0 ] || { echo "soak: FAIL: server logged errors"; fail=1; }
+awk -v g="$growth" -v max="$SOAK_MAX_GROWTH" 'BEGIN { exit !(g < max) }' ||
+  { echo "soak: FAIL: RSS grew $growth %"; fail=1; }
+[ "$fail" = 0 ] && echo "soak: OK"
+exit "$fail"
