@@ -362,40 +362,64 @@ end
 --- Listens on tcp://HOST:PORT. opts: on_accept(conn), on_data(conn, view),
 -- on_close(conn, err), on_error(conn, err), max_buffer (framing helpers).
 local TCP_SCHEMES = { tcp = true, tls = true, ssl = true, tcps = true }
+local UDP_SCHEMES = { udp = true }
 
 local function check_scheme(url, schemes, what)
   local scheme = url:match("^(%a[%w+.-]*)://")
   if not scheme or not schemes[scheme:lower()] then
-    return nil, what .. " needs a " .. what .. " URL, not " .. url
+    local names = {}
+    for name in pairs(schemes) do
+      names[#names + 1] = name .. "://"
+    end
+    table.sort(names)
+    return nil, what .. " takes " .. table.concat(names, ", ") .. " URLs, not " .. url
   end
   return true
 end
 
-function _M.tcp_listen(mgr, url, opts)
+-- What tcp_listen, tcp_connect, udp_listen and udp_connect share: argument
+-- checks (raised at the user's call), the connection, TLS and limits.
+-- Returns id, opts or nil, err.
+local function open_raw(mgr, kind, url, opts, schemes, what)
   if type(url) ~= "string" then
-    error("url must be a string", 3)
+    error("url must be a string", 4)
   end
-  local scheme_ok, scheme_err = check_scheme(url, TCP_SCHEMES, "tcp_listen")
+  local scheme_ok, scheme_err = check_scheme(url, schemes, what)
   if not scheme_ok then
     return nil, scheme_err
   end
-  opts = check_opts(opts, 3)
-  require("mongoose.tls").check(opts.tls, 3)
-  core.check_limits(opts, 3)
-  local id, err = mgr:open_connection("listen", url, core.PROTO.RAW)
+  opts = check_opts(opts, 4)
+  local tls = require("mongoose.tls")
+  tls.check(opts.tls, 4)
+  local listening = kind == "listen"
+  if listening then
+    core.check_limits(opts, 4)
+  end
+  local id, err = mgr:open_connection(kind, url, core.PROTO.RAW)
   if not id then
     return nil, err
   end
   local ok
-  ok, err = require("mongoose.tls").setup(mgr, id, url, opts.tls, false)
+  ok, err = tls.setup(mgr, id, url, opts.tls, not listening)
   if not ok then
     return nil, err
   end
-  ok, err = core.apply_limits(mgr.cm, id, opts, 3)
-  if not ok then
-    C.mgffi_close(mgr.cm, id, 1)
+  if listening then
+    ok, err = core.apply_limits(mgr.cm, id, opts, 4)
+    if not ok then
+      C.mgffi_close(mgr.cm, id, 1)
+      return nil, err
+    end
+  end
+  return id, opts
+end
+
+function _M.tcp_listen(mgr, url, opts)
+  local id, err = open_raw(mgr, "listen", url, opts, TCP_SCHEMES, "tcp_listen")
+  if not id then
     return nil, err
   end
+  opts = err
   local self = setmetatable({ mgr = mgr, id = id, url = url, opts = opts, connections = {},
                               is_listener = true, closed = false }, TcpListener)
   mgr:own(id, self)
@@ -407,24 +431,11 @@ end
 -- view), on_close(conn, err), on_error(conn, err) (a refused connection is
 -- on_error then on_close). Returns the connection, or nil, err.
 function _M.tcp_connect(mgr, url, opts)
-  if type(url) ~= "string" then
-    error("url must be a string", 3)
-  end
-  local scheme_ok, scheme_err = check_scheme(url, TCP_SCHEMES, "tcp_connect")
-  if not scheme_ok then
-    return nil, scheme_err
-  end
-  opts = check_opts(opts, 3)
-  require("mongoose.tls").check(opts.tls, 3)
-  local id, err = mgr:open_connection("connect", url, core.PROTO.RAW)
+  local id, err = open_raw(mgr, "connect", url, opts, TCP_SCHEMES, "tcp_connect")
   if not id then
     return nil, err
   end
-  local ok
-  ok, err = require("mongoose.tls").setup(mgr, id, url, opts.tls, true)
-  if not ok then
-    return nil, err
-  end
+  opts = err
   local conn = new_conn(mgr, id, opts, nil)
   mgr:own(id, conn)
   return conn
@@ -546,35 +557,21 @@ end
 --- Listens on udp://HOST:PORT. opts: on_datagram(sock, view, from) (reply
 -- with sock:send(data) or sock:send_to(from, data)), on_error, on_close.
 function _M.udp_listen(mgr, url, opts)
-  if type(url) ~= "string" then
-    error("url must be a string", 3)
-  end
-  local scheme_ok, scheme_err = check_scheme(url, { udp = true }, "udp_listen")
-  if not scheme_ok then
-    return nil, scheme_err
-  end
-  opts = check_opts(opts, 3)
-  local id, err = mgr:open_connection("listen", url, core.PROTO.RAW)
+  local id, err = open_raw(mgr, "listen", url, opts, UDP_SCHEMES, "udp_listen")
   if not id then
     return nil, err
   end
+  opts = err
   return new_udp(mgr, id, opts, true)
 end
 
 --- A UDP socket sending to udp://HOST:PORT; replies arrive in on_datagram.
 function _M.udp_connect(mgr, url, opts)
-  if type(url) ~= "string" then
-    error("url must be a string", 3)
-  end
-  local scheme_ok, scheme_err = check_scheme(url, { udp = true }, "udp_connect")
-  if not scheme_ok then
-    return nil, scheme_err
-  end
-  opts = check_opts(opts, 3)
-  local id, err = mgr:open_connection("connect", url, core.PROTO.RAW)
+  local id, err = open_raw(mgr, "connect", url, opts, UDP_SCHEMES, "udp_connect")
   if not id then
     return nil, err
   end
+  opts = err
   return new_udp(mgr, id, opts, false)
 end
 
