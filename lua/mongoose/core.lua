@@ -253,6 +253,51 @@ function _M.format_addr(addr, with_port)
   return ffi_string(addr_buf, n)
 end
 
+-- Methods shared by the high-level objects that stand for one listening or
+-- UDP socket (HTTP and TCP listeners, UDP sockets); they use self.mgr,
+-- self.id and self.closed.
+local endpoint_info = ffi.new("mgffi_conn_info")
+local Endpoint = {}
+
+--- Stops listening (UDP: closes the socket). Connections already accepted
+-- are served to the end. Idempotent.
+function Endpoint:close()
+  if self.closed then
+    return true
+  end
+  self.closed = true
+  if not self.mgr.closed then
+    C.mgffi_close(self.mgr.cm, self.id, 1)
+  end
+  return true
+end
+
+--- The bound address ("127.0.0.1:8000", "[::1]:8000") and port (useful
+-- after listening on port 0), or nil and an error once closed.
+function Endpoint:local_addr()
+  if C.mgffi_get_conn_info(self.mgr.cm, self.id, endpoint_info) ~= 0 then
+    return nil, self.mgr:last_error()
+  end
+  local addr = endpoint_info["local"]
+  return _M.format_addr(addr, true), addr.port
+end
+
+--- The bound port, or nil once closed.
+function Endpoint:port()
+  local addr, port = self:local_addr()
+  if not addr then
+    return nil
+  end
+  return port
+end
+
+--- Gives class the endpoint methods (close, local_addr, port).
+function _M.add_endpoint_methods(class)
+  for name, fn in pairs(Endpoint) do
+    class[name] = fn
+  end
+end
+
 function _M.millis()
   return tonumber(C.mgffi_millis())
 end

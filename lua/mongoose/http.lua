@@ -611,35 +611,7 @@ function Listener:on_event(ev, id)
   end
 end
 
---- Stops listening. Connections already accepted are served to the end.
-function Listener:close()
-  if self.closed then
-    return true
-  end
-  self.closed = true
-  if not self.mgr.closed then
-    C.mgffi_close(self.mgr.cm, self.id, 1)
-  end
-  return true
-end
-
---- The address the listener is bound to: "127.0.0.1:8000", and the port
--- (useful after listening on port 0).
-function Listener:local_addr()
-  local info = ffi.new("mgffi_conn_info")
-  if C.mgffi_get_conn_info(self.mgr.cm, self.id, info) ~= 0 then
-    return nil, self.mgr:last_error()
-  end
-  return core.format_addr(info["local"], true), info["local"].port
-end
-
-function Listener:port()
-  local addr, port = self:local_addr()
-  if not addr then
-    return nil
-  end
-  return port
-end
+core.add_endpoint_methods(Listener) -- close, local_addr, port
 
 --- Responses not yet sent, by connection id (deferred replies).
 function Listener:pending_count()

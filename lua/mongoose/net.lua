@@ -307,35 +307,7 @@ function TcpListener:on_event(ev, id)
   end
 end
 
-function TcpListener:close()
-  if self.closed then
-    return true
-  end
-  self.closed = true
-  if not self.mgr.closed then
-    C.mgffi_close(self.mgr.cm, self.id, 1)
-  end
-  return true
-end
-
-local function local_addr(mgr, id)
-  if C.mgffi_get_conn_info(mgr.cm, id, info_buf) ~= 0 then
-    return nil, mgr:last_error()
-  end
-  return core.format_addr(info_buf["local"], true), info_buf["local"].port
-end
-
-function TcpListener:local_addr()
-  return local_addr(self.mgr, self.id)
-end
-
-function TcpListener:port()
-  local addr, port = local_addr(self.mgr, self.id)
-  if not addr then
-    return nil
-  end
-  return port
-end
+core.add_endpoint_methods(TcpListener) -- close, local_addr, port
 
 --- Number of open connections accepted by this listener.
 function TcpListener:connection_count()
@@ -520,28 +492,7 @@ function Udp:send(data)
   return true
 end
 
-function Udp:close()
-  if self.closed then
-    return true
-  end
-  self.closed = true
-  if not self.mgr.closed then
-    C.mgffi_close(self.mgr.cm, self.id, 1)
-  end
-  return true
-end
-
-function Udp:local_addr()
-  return local_addr(self.mgr, self.id)
-end
-
-function Udp:port()
-  local addr, port = local_addr(self.mgr, self.id)
-  if not addr then
-    return nil
-  end
-  return port
-end
+core.add_endpoint_methods(Udp) -- close, local_addr, port
 
 local function new_udp(mgr, id, opts, is_listener)
   local self = setmetatable({
