@@ -153,6 +153,7 @@ int Manager::poll(int timeout_ms) {
 
 int Manager::poll_hint() const {
   int hint = -1;
+  const std::uint64_t now = mg_millis();
   for (const auto &entry : conns_) {
     const mg_connection *c = entry.second.first;
     const ConnState *st = entry.second.second.get();
@@ -165,7 +166,6 @@ int Manager::poll_hint() const {
     if (c->is_resolving) hint = hint < 0 || hint > 50 ? 50 : hint;
     // A timeout to enforce: wake up in time for it.
     if (!c->is_listening && (st->idle_timeout_ms != 0 || st->request_timeout_ms != 0)) {
-      std::uint64_t now = mg_millis();
       std::uint64_t due =
           st->idle_timeout_ms != 0 ? st->last_activity_ms + st->idle_timeout_ms : UINT64_MAX;
       if (st->request_timeout_ms != 0 && st->request_started_ms != 0) {
