@@ -823,4 +823,28 @@ T.test("own client: bad URLs and arguments", function()
   T.eq(core.millis() > 0, true)
 end)
 
+T.test("an empty Sec-WebSocket-Key is refused (426), the server goes on", function()
+  local mgr, listener = ws_server({ on_message = echo })
+  local port = listener:port()
+  local out, rc = T.run_client(mgr, T.python .. " -c " .. T.q(string.format([[
+import socket
+s = socket.create_connection(("127.0.0.1", %d)); s.settimeout(5)
+s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key:\r\n\r\n")
+print(s.recv(100).split(b"\r\n")[0].decode())
+]], port)))
+  T.eq(rc, 0, "python exit")
+  T.match(out, "^HTTP/1.1 426", "status line of a handshake with an empty key")
+  -- A good client is still served.
+  local got
+  local c = assert(mgr:ws_connect("ws://127.0.0.1:" .. port .. "/ws", {
+    on_open = function(ws) ws:send("still here") end,
+    on_message = function(_, data) got = data end,
+  }))
+  T.ok(T.poll_until(mgr, function() return got ~= nil end, 5000), "echo after the bad handshake")
+  T.eq(got, "still here", "echo")
+  c:close()
+  mgr:close()
+end)
+
 T.run()
