@@ -739,3 +739,21 @@ TEST_F(HttpTest, ChunkedReplyToHeadHasNoBody) {
 }
 
 }  // namespace
+
+// An upgrade request with an empty Sec-WebSocket-Key: Mongoose would hash
+// the empty value and answer 101; the glue answers 400 and refuses.
+TEST_F(HttpTest, WsUpgradeWithEmptyKeyGets400) {
+  Client c(port);
+  ASSERT_TRUE(c.Send(m,
+                     "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key:\r\n\r\n"));
+  const mgffi_event *ev = WaitRequest();
+  ASSERT_NE(ev, nullptr);
+  EXPECT_EQ(mgffi_ws_upgrade(m, ev->conn_id, nullptr, 0), MGFFI_ERR_STATE);
+  EXPECT_NE(std::string(mgffi_last_error(m)).find("empty Sec-WebSocket-Key"), std::string::npos);
+  ASSERT_TRUE(
+      c.ReadUntil(m, [](const std::string &b) { return b.find("\r\n\r\n") != std::string::npos; }));
+  HttpResponse resp;
+  ASSERT_GT(mgtest::ParseResponse(c.buffer(), false, &resp), 0);
+  EXPECT_EQ(resp.status, 400);
+}
