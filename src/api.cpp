@@ -179,6 +179,7 @@ int mgffi_close(mgffi_manager *m, uint64_t id, int immediately) {
     st->closing_by_glue = true;
     if (immediately) {
       c->is_closing = 1;
+      if (c->is_listening) mgr.release_listening_socket(c);
     } else {
       c->is_draining = 1;
     }

@@ -891,6 +891,17 @@ int Manager::shutdown_write(mg_connection *c) {
   return MGFFI_OK;
 }
 
+// A listener closed at once gives its port back now, not at the next poll
+// (when Mongoose frees it), so the program can listen there again at once.
+// Mongoose skips an invalid socket when it frees the connection.
+void Manager::release_listening_socket(mg_connection *c) {
+  int fd = static_cast<int>(reinterpret_cast<std::size_t>(c->fd));
+  if (fd == static_cast<int>(MG_INVALID_SOCKET)) return;
+  if (mgr_.epoll_fd >= 0) epoll_ctl(mgr_.epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
+  ::close(fd);
+  c->fd = reinterpret_cast<void *>(static_cast<std::size_t>(MG_INVALID_SOCKET));
+}
+
 // With epoll, a paused socket that stays readable would wake every poll at
 // once (Mongoose only skips the read). Drop its read interest instead; it
 // is re-applied each poll because Mongoose re-arms EPOLLIN after writes.

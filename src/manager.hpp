@@ -98,6 +98,7 @@ class Manager {
   int ws_connect(const char *url, const char *extra, std::size_t extra_len, std::uint64_t *id);
 
   int shutdown_write(mg_connection *c);
+  void release_listening_socket(mg_connection *c);
   int set_tls(mg_connection *c, std::shared_ptr<const TlsConfig> tls);
   void set_max_queue_bytes(std::uint64_t n) { max_queue_bytes_ = n; }
   int pause_reading(mg_connection *c, bool paused);

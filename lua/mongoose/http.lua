@@ -639,14 +639,20 @@ function _M.listen(mgr, url, handler, opts)
     error("opts must be a table", 3)
   end
   opts = opts or {}
-  require("mongoose.tls").check(opts.tls, 3)
+  local tls = require("mongoose.tls")
+  tls.check(opts.tls, 3)
   core.check_limits(opts, 3)
-  local id, err = mgr:open_connection("listen", url, core.PROTO.HTTP)
+  local tls_material, err = tls.prepare(url, opts.tls, false)
+  if tls_material == nil then
+    return nil, err
+  end
+  local id
+  id, err = mgr:open_connection("listen", url, core.PROTO.HTTP)
   if not id then
     return nil, err
   end
   local ok
-  ok, err = require("mongoose.tls").setup(mgr, id, url, opts.tls, false)
+  ok, err = tls.install(mgr, id, tls_material)
   if not ok then
     return nil, err
   end

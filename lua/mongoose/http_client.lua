@@ -129,12 +129,18 @@ function _M.request(mgr, url, opts, callback, level)
     defaults["Content-Length"] = tostring(body and #body or 0)
   end
   local block = http.header_block(headers, defaults)
-  require("mongoose.tls").check(opts.tls, level)
-  local id, err = mgr:open_connection("connect", url, core.PROTO.HTTP)
+  local tls = require("mongoose.tls")
+  tls.check(opts.tls, level)
+  local tls_material, err = tls.prepare(url, opts.tls, true)
+  if tls_material == nil then
+    return nil, err
+  end
+  local id
+  id, err = mgr:open_connection("connect", url, core.PROTO.HTTP)
   if not id then
     return nil, err
   end
-  local tls_ok, tls_err = require("mongoose.tls").setup(mgr, id, url, opts.tls, true)
+  local tls_ok, tls_err = tls.install(mgr, id, tls_material)
   if not tls_ok then
     return nil, tls_err
   end

@@ -367,12 +367,17 @@ local function open_raw(mgr, kind, url, opts, schemes, what)
   if listening then
     core.check_limits(opts, 4)
   end
-  local id, err = mgr:open_connection(kind, url, core.PROTO.RAW)
+  local tls_material, err = tls.prepare(url, opts.tls, not listening)
+  if tls_material == nil then
+    return nil, err
+  end
+  local id
+  id, err = mgr:open_connection(kind, url, core.PROTO.RAW)
   if not id then
     return nil, err
   end
   local ok
-  ok, err = tls.setup(mgr, id, url, opts.tls, not listening)
+  ok, err = tls.install(mgr, id, tls_material)
   if not ok then
     return nil, err
   end

@@ -37,12 +37,18 @@ local function load(value, what)
   if type(value) ~= "string" then
     error("tls." .. what .. " must be a PEM string or a file name", 4)
   end
+  if value == "" then
+    -- Most likely an unset environment variable: never read as "none",
+    -- which for tls.ca would silently drop certificate checks.
+    return nil, "tls." .. what .. " is empty (give PEM text or a file name)"
+  end
   if value:find("-----BEGIN", 1, true) then
     return value
   end
   local f, err = io.open(value, "rb")
   if not f then
-    return nil, "cannot read TLS " .. what .. " file " .. value .. ": " .. tostring(err)
+    -- io.open's message already starts with the file name.
+    return nil, "cannot read TLS " .. what .. " file " .. tostring(err)
   end
   local data = f:read("*a")
   f:close()
@@ -52,15 +58,13 @@ local function load(value, what)
   return data
 end
 
---- Applies opts to connection id. Server (is_client false): cert and key
--- required, ca optional (then clients must present a certificate signed by
--- it). Client: ca (default: the system CAs), name (default: host of url),
--- cert/key for a client certificate, insecure = true to skip verification.
--- Returns true, or nil and an error naming the file that failed.
-function _M.apply(mgr, id, opts, is_client, url)
-  if type(opts) ~= "table" then
-    error("tls must be a table", 3)
-  end
+-- The TLS material of opts (read from files where they are names), for a
+-- server (is_client false: cert and key required, ca optional, then
+-- clients must present a certificate signed by it) or a client (ca
+-- default: the system CAs; name default: host of url; cert/key for a client
+-- certificate; insecure = true skips verification).
+-- Returns the material, or nil and an error naming the file that failed.
+local function read_material(opts, is_client, url)
   if _M.backend == "none" then
     return nil, "this build of mongoose-ffi has no TLS (configure with -DMGFFI_TLS=openssl)"
   end
@@ -91,16 +95,9 @@ function _M.apply(mgr, id, opts, is_client, url)
     ca, err = load(opts.ca, "ca")
     if not ca then return nil, err end
   end
-  local rc = C.mgffi_tls_set(mgr.cm, id, ca, #ca, cert, #cert, key, #key, name, #name, insecure and 1 or 0)
-  if rc ~= 0 then
-    return nil, mgr:last_error()
-  end
-  return true
+  return { ca = ca, cert = cert, key = key, name = name, insecure = insecure }
 end
 
---- For a connection just opened on url: applies opts_tls when the URL
--- asks for TLS (or opts_tls is given). On failure closes the connection and
--- returns nil, err.
 local TLS_FIELDS = { cert = "string", key = "string", ca = "string", name = "string", insecure = "boolean" }
 
 --- Raises (at level) unless opts_tls is nil or a table of known fields.
@@ -121,23 +118,35 @@ function _M.check(opts_tls, level)
   end
 end
 
-function _M.setup(mgr, id, url, opts_tls, is_client)
-  local wants = _M.is_tls_url(url)
-  if not wants then
+--- For a connection about to be opened on url: false when the URL does
+-- not ask for TLS, else the material of opts_tls (files read now). Called
+-- before the socket exists, so that a missing file fails listen/connect
+-- without binding a port or starting a connection. Returns the material
+-- (or false), or nil and an error.
+function _M.prepare(url, opts_tls, is_client)
+  if not _M.is_tls_url(url) then
+    return false
+  end
+  if opts_tls == nil then
+    if not is_client then
+      return nil, "a TLS URL (" .. url .. ") needs opts.tls with cert and key"
+    end
+    opts_tls = {}
+  end
+  return read_material(opts_tls, is_client, url)
+end
+
+--- Hands material from prepare() to the connection just opened as id. On
+-- failure closes the connection and returns nil, err.
+function _M.install(mgr, id, material)
+  if not material then
     return true
   end
-  local ok, err
-  if opts_tls == nil then
-    if is_client then
-      opts_tls = {}
-    else
-      ok, err = nil, "a TLS URL (" .. url .. ") needs opts.tls with cert and key"
-    end
-  end
-  if opts_tls ~= nil then
-    ok, err = _M.apply(mgr, id, opts_tls, is_client, url)
-  end
-  if not ok then
+  local m = material
+  local rc = C.mgffi_tls_set(mgr.cm, id, m.ca, #m.ca, m.cert, #m.cert, m.key, #m.key, m.name, #m.name,
+    m.insecure and 1 or 0)
+  if rc ~= 0 then
+    local err = mgr:last_error()
     C.mgffi_close(mgr.cm, id, 1)
     mgr:disown(id)
     return nil, err

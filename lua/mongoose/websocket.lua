@@ -457,13 +457,18 @@ function _M.connect(mgr, url, opts)
     headers["Sec-WebSocket-Protocol"] = table.concat(opts.protocols, ", ")
   end
   local block = http.header_block(headers)
-  require("mongoose.tls").check(opts.tls, 3)
+  local tls = require("mongoose.tls")
+  tls.check(opts.tls, 3)
+  local tls_material, tls_err = tls.prepare(url, opts.tls, true)
+  if tls_material == nil then
+    return nil, tls_err
+  end
   local rc = C.mgffi_ws_connect(mgr.cm, url, block, #block, mgr.id_out)
   if rc ~= 0 then
     return nil, mgr:last_error()
   end
   local id = tonumber(mgr.id_out[0])
-  local ok, err = require("mongoose.tls").setup(mgr, id, url, opts.tls, true)
+  local ok, err = tls.install(mgr, id, tls_material)
   if not ok then
     return nil, err
   end

@@ -1280,6 +1280,26 @@ T.test("a closed listener stops accepting; other listeners keep serving", functi
   T.eq(curl(T.q(BASE .. "/hello")), "hello\n", "the main listener still serves")
 end)
 
+T.test("a closed listener gives its port back at once: listen there again without a poll", function()
+  for _, scheme in ipairs({ "http", "tcp", "udp" }) do
+    local open = scheme == "http" and function(url) return mgr:http_listen(url, function() return 200, "again" end) end
+      or scheme == "tcp" and function(url) return mgr:tcp_listen(url, {}) end
+      or function(url) return mgr:udp_listen(url, {}) end
+    local l = assert(open(scheme .. "://127.0.0.1:0"))
+    local port = l:port()
+    l:close()
+    local again, err = open(scheme .. "://127.0.0.1:" .. port)
+    T.ok(again, scheme .. ": listening again on " .. port .. ": " .. tostring(err))
+    if again then
+      T.eq(again:port(), port, scheme .. " port")
+      if scheme == "http" then
+        T.eq(curl(T.q("http://127.0.0.1:" .. port .. "/")), "again", "the new listener serves")
+      end
+      again:close()
+    end
+  end
+end)
+
 -- T.run ends with os.exit: remove the temporary files (the big bodies)
 -- in front of it.
 local real_exit = os.exit

@@ -607,11 +607,9 @@ end)
 T.test("res:upgrade with a shared opts.headers table across upgrades", function()
   -- A handler that passes the same headers table on every upgrade, and a
   -- subprotocol only when the client offers one.
-  -- KNOWN BUG (lua/mongoose/websocket.lua, Response:upgrade): upgrade() writes
-  -- Sec-WebSocket-Protocol into the caller's opts.headers table, so the
-  -- protocol chosen for one client is sent to the next one too, which did
-  -- not offer it and refuses the handshake ("no subprotocols supported").
-  -- This test fails until upgrade() copies opts.headers.
+  -- Regression: upgrade() once wrote Sec-WebSocket-Protocol into the
+  -- caller's opts.headers table, so the protocol chosen for one client was
+  -- sent to the next one too, which refused the handshake.
   local COMMON = { ["X-Served-By"] = "test" }
   local mgr = assert(mongoose.new_manager({ log_level = "error" }))
   local l = assert(mgr:http_listen("http://127.0.0.1:0", function(req, res)
@@ -727,9 +725,9 @@ T.test("own client: close codes both ways", function()
 end)
 
 T.test("own client: a shared opts.headers table is left alone", function()
-  -- KNOWN BUG (lua/mongoose/websocket.lua, _M.connect): ws_connect writes
-  -- Sec-WebSocket-Protocol into the caller's opts.headers, so a later
-  -- connect with the same headers but no protocols still offers them.
+  -- Regression: ws_connect once wrote Sec-WebSocket-Protocol into the
+  -- caller's opts.headers, so a later connect with the same headers but no
+  -- protocols still offered them.
   local seen = {}
   local mgr, _, url = ws_server({
     protocols = { "chat" },
