@@ -520,10 +520,14 @@ void Manager::reject(mg_connection *c, ConnState *st, int status, const char *re
 // Peeks at the frame Mongoose is still buffering: a message announced
 // larger than the limit is refused before it is received whole.
 void Manager::check_ws_size(mg_connection *c, ConnState *st) {
-  std::size_t assembled = reinterpret_cast<std::size_t>(c->pfn_data);  // fragments so far
-  if (assembled > c->recv.len) return;
-  const unsigned char *p = c->recv.buf + assembled;
-  std::size_t avail = c->recv.len - assembled;
+  // Mongoose keeps the fragments received so far at the start of recv,
+  // behind one byte holding the message's opcode: pfn_data is where the
+  // next frame starts, so the message has pfn_data - 1 bytes so far.
+  std::size_t next_frame = reinterpret_cast<std::size_t>(c->pfn_data);
+  if (next_frame > c->recv.len) return;
+  std::size_t assembled = next_frame > 0 ? next_frame - 1 : 0;
+  const unsigned char *p = c->recv.buf + next_frame;
+  std::size_t avail = c->recv.len - next_frame;
   if (avail < 2) return;
   std::uint64_t len = p[1] & 0x7f;
   if (len == 126) {

@@ -604,6 +604,57 @@ async def main():
   mgr:close()
 end)
 
+T.test("a fragmented message of exactly max_message, its last frame split across reads", function()
+  -- Mongoose counts one opcode byte in front of the fragments it holds;
+  -- the limit check must not: 400 + 400 + 200 bytes fit a 1000-byte limit
+  -- however the frames are cut into reads.
+  local got = {}
+  local mgr, _, url = ws_server({
+    max_message = 1000,
+    on_message = function(ws, data, is_binary)
+      got[#got + 1] = #data
+      echo(ws, data, is_binary)
+    end,
+  })
+  local port = url:match(":(%d+)/")
+  local path = T.tmpdir() .. "/split_frames.py"
+  T.write_file(path, [[
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+head = b""
+while b"\r\n\r\n" not in head:
+    head += s.recv(1)
+def frame(first, payload):  # masked with a zero key: payload as is
+    n = len(payload)
+    size = bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126, n >> 8, n & 255])
+    return bytes([first]) + size + b"\0\0\0\0", payload
+for first, payload in ((0x01, b"a" * 400), (0x00, b"b" * 400)):
+    h, p = frame(first, payload)
+    s.sendall(h + p)
+    time.sleep(0.05)
+h, p = frame(0x80, b"c" * 200)
+s.sendall(h)
+time.sleep(0.2)
+s.sendall(p)
+reply = b""
+while len(reply) < 4:
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    reply += chunk
+op = reply[0] & 15 if reply else -1
+n = (reply[2] << 8 | reply[3]) if len(reply) >= 4 and reply[1] & 127 == 126 else -1
+print("opcode", op, "length", n, flush=True)
+]])
+  local out, rc = T.run_client(mgr, T.q(T.python) .. " " .. T.q(path) .. " " .. port, 15000)
+  T.eq(rc, 0, "python exit")
+  T.eq(out, "opcode 1 length 1000\n", "the whole message echoed, not a 1009 close (opcode 8)")
+  T.eq(got[1], 1000, "on_message saw 1000 bytes")
+  mgr:close()
+end)
+
 T.test("res:upgrade with a shared opts.headers table across upgrades", function()
   -- A handler that passes the same headers table on every upgrade, and a
   -- subprotocol only when the client offers one.
