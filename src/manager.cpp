@@ -72,6 +72,7 @@ bool wants_close(mg_http_message *hm) {
 }
 
 constexpr std::uint64_t kDefaultMaxBody = MGFFI_DEFAULT_MAX_BODY;
+constexpr std::size_t kMaxDatagram = 65536;  // above any UDP payload
 
 // Mongoose's log output goes to stderr, and nowhere at level "none": its
 // hex dumps of bad requests are printed regardless of the level otherwise,
@@ -151,6 +152,19 @@ int Manager::poll(int timeout_ms) {
   return static_cast<int>(front_->size());
 }
 
+namespace {
+
+// A request that waits in recv for Mongoose to parse it at the next poll
+// (pipelined behind a reply). A partial head, or a body still arriving,
+// waits for the kernel instead: its deadlines below must still be armed.
+bool request_ready_to_parse(const mg_connection *c, const ConnState *st) {
+  return st->protocol == MGFFI_PROTO_HTTP && c->is_accepted && !c->is_resp && !c->is_websocket &&
+         c->recv.len > 0 && !st->headers_seen &&
+         mg_http_get_request_len(c->recv.buf, c->recv.len) != 0;
+}
+
+}  // namespace
+
 int Manager::poll_hint() const {
   int hint = -1;
   const std::uint64_t now = mg_millis();
@@ -158,7 +172,7 @@ int Manager::poll_hint() const {
     const mg_connection *c = entry.second.first;
     const ConnState *st = entry.second.second.get();
     if (c->is_closing || c->is_draining || (c->send.len > 0 && !st->reading_paused) ||
-        st->shutdown_pending || (c->is_accepted && !c->is_resp && c->recv.len > 0)) {
+        st->shutdown_pending || request_ready_to_parse(c, st)) {
       return 0;
     }
     // Mongoose arms write interest for a connect only inside a poll.
@@ -308,6 +322,10 @@ void Manager::on_open(mg_connection *c) {
     return;
   }
   c->fn_data = raw;
+  // Mongoose reads a datagram into what recv has free, MG_IO_SIZE for a
+  // fresh buffer, and the kernel drops the rest of a larger one. Room for
+  // the largest datagram, once: recv is emptied after every read.
+  if (c->is_udp && !mg_iobuf_resize(&c->recv, kMaxDatagram)) mg_error(c, "out of memory");
   if (raw->event_mask & MGFFI_MASK(MGFFI_EV_OPEN)) record(c, raw, MGFFI_EV_OPEN);
 }
 
@@ -362,6 +380,9 @@ void Manager::on_event(mg_connection *c, int ev, void *ev_data) {
       }
       return;
     case MG_EV_CLOSE: on_close(c, st); return;
+    case MG_EV_WRITE:
+      st->last_activity_ms = poll_now_;  // a peer that reads is not idle
+      break;
     case MG_EV_READ:
       st->last_activity_ms = poll_now_;
       if (st->protocol == MGFFI_PROTO_HTTP) {
@@ -565,7 +586,8 @@ void Manager::on_http_headers(mg_connection *c, ConnState *st, mg_http_message *
     reject(c, st, 400, "unsupported Transfer-Encoding");
     return;
   }
-  if (!st->headers_seen) {
+  const bool first_look = !st->headers_seen;
+  if (first_look) {
     st->headers_seen = true;
     std::size_t lines = 0;  // Mongoose parses at most MG_MAX_HTTP_HEADERS, ignoring more
     for (std::size_t i = 0; i < hm->head.len; i++) lines += hm->head.buf[i] == '\n';
@@ -585,6 +607,7 @@ void Manager::on_http_headers(mg_connection *c, ConnState *st, mg_http_message *
       st->http10 = is_http10(hm);
       st->streaming = true;
       st->stream_remaining = hm->body.len;
+      if (!answer_expect(c, st, hm)) return;
       mgffi_event *e = record(c, st, MGFFI_EV_HTTP_HDRS);
       if (e != nullptr) {
         e->flags |= MGFFI_F_STREAMING;
@@ -627,7 +650,28 @@ void Manager::on_http_headers(mg_connection *c, ConnState *st, mg_http_message *
     reject(c, st, 413, "request body larger than the limit");
   } else if (chunked && c->recv.len > hm->head.len + st->max_body + 64) {
     reject(c, st, 413, "chunked request body larger than the limit");
+  } else if (first_look) {
+    answer_expect(c, st, hm);
   }
+}
+
+// Expect: 100-continue (curl sends it with bodies over 1 MiB, then waits a
+// second for an answer): once the head has passed the limits, ask for the
+// body. Any other expectation is refused with 417 (RFC 9110, 10.1.1); an
+// HTTP/1.0 request's Expect is ignored. Returns false when it rejected.
+bool Manager::answer_expect(mg_connection *c, ConnState *st, mg_http_message *hm) {
+  mg_str *expect = mg_http_get_header(hm, "Expect");
+  if (expect == nullptr || is_http10(hm)) return true;
+  if (mg_strcasecmp(*expect, mg_str("100-continue")) != 0) {
+    reject(c, st, 417, "unsupported Expect header");
+    return false;
+  }
+  static const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+  // A chunked body's length is unknown here: always ask for it.
+  const bool body_missing = mg_http_get_header(hm, "Transfer-Encoding") != nullptr ||
+                            c->recv.len < hm->head.len + hm->body.len;
+  if (body_missing) mg_send(c, kContinue, sizeof(kContinue) - 1);
+  return true;
 }
 
 void Manager::stream_body(mg_connection *c, ConnState *st) {
@@ -849,7 +893,6 @@ int Manager::ws_connect(const char *url, const char *extra, std::size_t extra_le
 // Mongoose reads one datagram per poll; a burst would overflow the socket
 // buffer. Read what else is waiting now, each datagram its own event.
 void Manager::drain_udp(mg_connection *c, ConnState *st) {
-  constexpr std::size_t kMaxDatagram = 65536;
   constexpr int kMaxPerPoll = 256;
   if (!udp_scratch_) udp_scratch_.reset(new (std::nothrow) char[kMaxDatagram]);
   if (!udp_scratch_) return;
@@ -1009,10 +1052,27 @@ void Manager::check_timeouts(mg_connection *c, ConnState *st, std::uint64_t now)
     reject(c, st, 408, "request not received in time");
     return;
   }
-  if (st->idle_timeout_ms != 0 && !st->request_pending && !st->streaming && c->send.len == 0 &&
-      st->request_started_ms == 0 && now - st->last_activity_ms > st->idle_timeout_ms) {
+  const bool idle = st->idle_timeout_ms != 0 && now - st->last_activity_ms > st->idle_timeout_ms;
+  if (idle && st->streaming) {
+    // A streamed request body that stopped arriving.
+    if (st->request_pending && !st->chunked_open) {
+      st->request_pending = false;  // Lua's late reply now fails cleanly
+      reject(c, st, 408, "request body stopped arriving");
+    } else {
+      st->closing_by_glue = true;
+      c->is_draining = 1;
+    }
+    return;
+  }
+  // Idle: no request in progress and nothing read or written for a while;
+  // a peer that stopped reading what we send counts as idle too.
+  if (idle && !st->request_pending && st->request_started_ms == 0) {
     st->closing_by_glue = true;
-    c->is_draining = 1;
+    if (c->send.len > 0) {
+      c->is_closing = 1;  // draining would wait for a flush that never comes
+    } else {
+      c->is_draining = 1;
+    }
   }
 }
 

@@ -40,12 +40,11 @@ struct ConnState {
   bool headers_seen = false;  // HTTP_HDRS already handled for this request
   bool streaming = false;     // the body is being passed on as HTTP_BODY
   std::uint64_t stream_remaining = 0;
-  bool chunked_open = false;     // a chunked response is being written
-  bool closing_by_glue = false;  // the glue set is_draining itself
-  bool rejected = false;         // answered 4xx by the glue
-  bool shutdown_pending = false;
-  bool close_when_served = false;  // serve_dir/file: close once the file is out  // half-close once
-                                   // the send buffer is empty
+  bool chunked_open = false;       // a chunked response is being written
+  bool closing_by_glue = false;    // the glue set is_draining itself
+  bool rejected = false;           // answered 4xx by the glue
+  bool shutdown_pending = false;   // half-close once the send buffer is empty
+  bool close_when_served = false;  // serve_dir/file: close once the file is out
   bool reading_paused = false;
   std::shared_ptr<const TlsConfig> tls;
   // Hardening limits (see mgffi_set_limits).
@@ -114,6 +113,7 @@ class Manager {
   void on_http_headers(mg_connection *c, ConnState *st, mg_http_message *hm);
   void on_http_message(mg_connection *c, ConnState *st, mg_http_message *hm);
   void check_parse_failure(mg_connection *c, ConnState *st);
+  bool answer_expect(mg_connection *c, ConnState *st, mg_http_message *hm);
   void check_ws_size(mg_connection *c, ConnState *st);
   void refuse_ws_message(mg_connection *c, ConnState *st, std::uint64_t size);
   void stream_body(mg_connection *c, ConnState *st);

@@ -795,6 +795,28 @@ local function idle_ticks(opts, ms)
   return used, elapsed
 end
 
+test("slowloris under luv: a half-sent request head gets 408 at request_timeout", function()
+  -- Nothing else runs in the loop: only the deadline the glue reports can
+  -- wake it for the 408 (a partial head must not read as "poll now").
+  local mgr = new_manager()
+  local server = hello_server(mgr, { request_timeout = 300 })
+  assert(mgr:attach_luv(uv))
+  local st = luv_client(server:port(), "GET /slow HTTP/1.1\r\nHost: x\r\n")
+  local started = ms_now()
+  loop_until(function() return st.eof end, 5000, "the server closing the half-sent request")
+  T.match(st.data, "^HTTP/1%.1 408 ", "408 reply")
+  T.ok(ms_now() - started < 2500, "closed within a few request_timeouts: " .. (ms_now() - started) .. " ms")
+end)
+
+test("idle_timeout under luv: a silent keep-alive connection is closed", function()
+  local mgr = new_manager()
+  local server = hello_server(mgr, { idle_timeout = 300 })
+  assert(mgr:attach_luv(uv))
+  local st = luv_client(server:port(), "GET /once HTTP/1.1\r\nHost: x\r\n\r\n")
+  loop_until(function() return st.eof end, 5000, "the server closing the idle connection")
+  T.match(st.data, "hello /once", "the request was answered first")
+end)
+
 test("idle CPU: an attached manager sleeps in the kernel (epoll mode)", function()
   local used, elapsed = idle_ticks(nil, 1000)
   print(string.format("       epoll mode: %d ticks of CPU in %.0f ms idle", used, elapsed))

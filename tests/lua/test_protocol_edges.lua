@@ -1,0 +1,225 @@
+-- Protocol edges the C glue handles before Lua sees anything, against real
+-- peers on loopback: Expect: 100-continue, a streamed upload that stops
+-- arriving, idle timeouts that count writes as traffic, and UDP datagrams
+-- larger than Mongoose's I/O buffer.
+local T = require("testlib")
+local mongoose = require("mongoose")
+local core = require("mongoose.core")
+
+local script_seq = 0
+-- Runs a python3 script (argv[1] = port) while mgr polls; returns stdout
+-- and fails on a non-zero exit.
+local function py(mgr, port, code, timeout_ms)
+  script_seq = script_seq + 1
+  local path = string.format("%s/edge%d.py", T.tmpdir(), script_seq)
+  T.write_file(path, "import socket, sys, time\nPORT = int(sys.argv[1])\n" .. code)
+  local out, rc, err = T.run_client(mgr, "timeout 30 " .. T.q(T.python) .. " " .. T.q(path) .. " " .. port,
+                                    timeout_ms or 30000)
+  if rc ~= 0 then
+    error("python failed (exit " .. tostring(rc) .. "):\n" .. out .. err, 2)
+  end
+  return out
+end
+
+local function new_mgr()
+  return assert(mongoose.new_manager({ log_level = "error" }))
+end
+
+local function echo_length(req)
+  return 200, "got " .. #req:body()
+end
+
+---------------------------------------------------------------------------
+-- Expect: 100-continue
+---------------------------------------------------------------------------
+
+T.test("Expect: 100-continue gets '100 Continue' before the body is sent", function()
+  local mgr = new_mgr()
+  local l = assert(mgr:http_listen("http://127.0.0.1:0", echo_length))
+  local out = py(mgr, l:port(), [[
+s = socket.create_connection(("127.0.0.1", PORT), timeout=5)
+s.sendall(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+interim = s.recv(100)
+print(repr(interim))
+s.sendall(b"hello")
+reply = b""
+while b"got 5" not in reply:
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    reply += chunk
+print(reply.split(b"\r\n")[0].decode(), reply.endswith(b"got 5"))
+]])
+  T.eq(out, "b'HTTP/1.1 100 Continue\\r\\n\\r\\n'\nHTTP/1.1 200 OK True\n")
+  mgr:close()
+end)
+
+T.test("curl's 2 MB upload (which sends Expect: 100-continue) sees 100 Continue", function()
+  local mgr = new_mgr()
+  local l = assert(mgr:http_listen("http://127.0.0.1:0", echo_length))
+  local body = T.tmpdir() .. "/two_mb"
+  T.write_file(body, string.rep("x", 2 * 1024 * 1024))
+  local out, rc, err = T.run_client(mgr, "curl -sS -v -m 10 --data-binary @" .. T.q(body)
+                                    .. " http://127.0.0.1:" .. l:port() .. "/", 15000)
+  T.eq(rc, 0, "curl exit")
+  T.eq(out, "got " .. 2 * 1024 * 1024)
+  T.ok(err:find("Expect: 100-continue", 1, true), "curl asked")
+  T.ok(err:find("HTTP/1.1 100 Continue", 1, true), "and was answered")
+  mgr:close()
+end)
+
+T.test("a streamed upload with Expect: 100-continue is asked for its body", function()
+  local mgr = new_mgr()
+  local l = assert(mgr:http_listen("http://127.0.0.1:0", function(req, res)
+    local n = 0
+    req:on_body(function(chunk) n = n + #chunk end, function() res:send(200, "streamed " .. n) end)
+  end, { stream_threshold = 1000 }))
+  local body = T.tmpdir() .. "/three_mb"
+  T.write_file(body, string.rep("y", 3 * 1024 * 1024))
+  local out, rc, err = T.run_client(mgr, "curl -sS -v -m 10 --data-binary @" .. T.q(body)
+                                    .. " http://127.0.0.1:" .. l:port() .. "/", 15000)
+  T.eq(rc, 0, "curl exit")
+  T.eq(out, "streamed " .. 3 * 1024 * 1024)
+  T.ok(err:find("HTTP/1.1 100 Continue", 1, true), "100 Continue sent")
+  mgr:close()
+end)
+
+T.test("an Expect other than 100-continue is refused with 417; HTTP/1.0 ignores Expect", function()
+  local mgr = new_mgr()
+  local l = assert(mgr:http_listen("http://127.0.0.1:0", echo_length))
+  local out = py(mgr, l:port(), [[
+def exchange(data):
+    s = socket.create_connection(("127.0.0.1", PORT), timeout=5)
+    s.sendall(data)
+    reply = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        reply += chunk
+    return reply
+r = exchange(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: teapot\r\n\r\nhi")
+print(r.split(b"\r\n")[0].decode())
+r = exchange(b"POST / HTTP/1.0\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\nhi")
+print(r.split(b"\r\n")[0].decode(), b"100 Continue" in r, r.endswith(b"got 2"))
+]])
+  T.eq(out, "HTTP/1.1 417 Expectation Failed\nHTTP/1.1 200 OK False True\n")
+  mgr:close()
+end)
+
+---------------------------------------------------------------------------
+-- Timeouts
+---------------------------------------------------------------------------
+
+T.test("a streamed upload that stops arriving gets 408 after idle_timeout", function()
+  local mgr = new_mgr()
+  local closed_seen = false
+  local l = assert(mgr:http_listen("http://127.0.0.1:0", function(req, res)
+    req:on_body(function() end, function() res:send(200, "complete") end)
+    res:on_close(function() closed_seen = true end)
+  end, { stream_threshold = 100, idle_timeout = 300, request_timeout = 60000 }))
+  local good = assert(mgr:http_listen("http://127.0.0.1:0", function() return 200, "fine" end))
+  local out = py(mgr, l:port(), [[
+s = socket.create_connection(("127.0.0.1", PORT), timeout=5)
+s.sendall(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"z" * 500)
+t0 = time.time()
+reply = b""
+while True:
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    reply += chunk
+waited = time.time() - t0
+print(reply.split(b"\r\n")[0].decode(), 0.2 < waited < 3)
+]])
+  T.eq(out, "HTTP/1.1 408 Request Timeout True\n")
+  T.ok(T.poll_until(mgr, function() return closed_seen end, 2000), "the handler saw the close")
+  local body = T.run_client(mgr, "curl -sS -m 5 http://127.0.0.1:" .. good:port() .. "/")
+  T.eq(body, "fine", "the server goes on")
+  mgr:close()
+end)
+
+T.test("raw TCP idle_timeout: a connection the server keeps writing to is not idle", function()
+  local mgr = new_mgr()
+  local conns = {}
+  local l = assert(mgr:tcp_listen("tcp://127.0.0.1:0", {
+    idle_timeout = 400,
+    on_accept = function(conn) conns[#conns + 1] = conn end,
+  }))
+  local ticker = mgr:set_interval(100, function()
+    for _, conn in ipairs(conns) do
+      conn:send("tick\n")
+    end
+  end)
+  -- The client reads for 1.5 s and never writes: 3.75 idle timeouts.
+  local out = py(mgr, l:port(), [[
+s = socket.create_connection(("127.0.0.1", PORT), timeout=5)
+deadline = time.time() + 1.5
+got = b""
+while time.time() < deadline:
+    chunk = s.recv(4096)
+    if not chunk:
+        print("closed by the server after", len(got), "bytes")
+        sys.exit(0)
+    got += chunk
+print("open", got.count(b"tick") >= 8)
+]])
+  ticker:cancel()
+  T.eq(out, "open True\n")
+  mgr:close()
+end)
+
+T.test("raw TCP idle_timeout: a peer that stops reading what we send is closed", function()
+  local mgr = new_mgr()
+  local closed_at, accepted_at
+  local l = assert(mgr:tcp_listen("tcp://127.0.0.1:0", {
+    idle_timeout = 300,
+    on_accept = function(conn)
+      accepted_at = core.millis()
+      local chunk = string.rep("s", 65536)
+      for _ = 1, 256 do -- 16 MiB: more than loopback's socket buffers hold
+        conn:send(chunk)
+      end
+    end,
+    on_close = function() closed_at = core.millis() end,
+  }))
+  local job = T.spawn("timeout 20 " .. T.q(T.python) .. " -c " .. T.q([[
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+time.sleep(4)
+]]) .. " " .. l:port())
+  T.ok(T.poll_until(mgr, function() return closed_at ~= nil end, 5000), "closed while the peer sleeps")
+  T.ok(closed_at - accepted_at < 3000, "closed after about idle_timeout: " .. (closed_at - accepted_at) .. " ms")
+  T.wait(job, mgr, 10000)
+  mgr:close()
+end)
+
+---------------------------------------------------------------------------
+-- UDP
+---------------------------------------------------------------------------
+
+T.test("UDP datagrams larger than Mongoose's I/O buffer arrive whole", function()
+  local mgr = new_mgr()
+  local sizes = {}
+  local sock = assert(mgr:udp_listen("udp://127.0.0.1:0", {
+    on_datagram = function(s, view)
+      sizes[#sizes + 1] = view.len
+      assert(s:send(view:string()))
+    end,
+  }))
+  local out = py(mgr, sock:port(), [[
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(5)
+for n in (20000, 60000, 65507, 100):
+    data = bytes(i % 251 for i in range(n))
+    s.sendto(data, ("127.0.0.1", PORT))
+    echo, _ = s.recvfrom(70000)
+    print(n, len(echo), echo == data)
+]])
+  T.eq(out, "20000 20000 True\n60000 60000 True\n65507 65507 True\n100 100 True\n")
+  T.eq(table.concat(sizes, " "), "20000 60000 65507 100", "sizes seen by on_datagram")
+  mgr:close()
+end)
+
+T.run()
