@@ -245,11 +245,13 @@ MGFFI_API int mgffi_connect(mgffi_manager *m, const char *url, int protocol, uin
  * accepted later by a listener inherit the listener's mask. */
 MGFFI_API int mgffi_set_event_mask(mgffi_manager *m, uint64_t id, uint32_t mask);
 
-/* Appends bytes to the connection's send buffer. */
+/* Appends bytes to the connection's send buffer (UDP: sends one datagram at
+ * once). MGFFI_ERR_STATE on a TCP listener, or for a datagram the kernel
+ * refused. */
 MGFFI_API int mgffi_send(mgffi_manager *m, uint64_t id, const void *buf, size_t len);
 
 /* Closes a connection: after flushing what is queued (immediately == 0) or
- * at once (immediately != 0). */
+ * at once (immediately != 0; a listener's port is free again on return). */
 MGFFI_API int mgffi_close(mgffi_manager *m, uint64_t id, int immediately);
 
 /* Half-closes a TCP connection: once the queued data is sent, no more is

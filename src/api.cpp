@@ -2,11 +2,13 @@
 // C++ exception: nothing but status codes crosses into the FFI.
 #include <arpa/inet.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <string>
 
 #include "manager.hpp"
 #include "mongoose.h"
@@ -168,7 +170,17 @@ int mgffi_send(mgffi_manager *m, uint64_t id, const void *buf, size_t len) {
     return m == nullptr ? MGFFI_ERR_ARG : m->impl.fail(MGFFI_ERR_ARG, "buf is NULL");
   return with_conn(m, id, [buf, len](Manager &mgr, mg_connection *c) -> int {
     if (len == 0) return MGFFI_OK;
-    if (!mg_send(c, buf, len)) return mgr.fail(MGFFI_ERR_NOMEM, "send failed");
+    // Bytes queued on a TCP listener would never leave, and would keep
+    // poll_hint at "poll now" for good.
+    if (c->is_listening && !c->is_udp)
+      return mgr.fail(MGFFI_ERR_STATE, "cannot send on a listener");
+    if (!mg_send(c, buf, len)) {
+      // UDP sends at once: the kernel said no (too large, unreachable).
+      if (c->is_udp) {
+        return mgr.fail(MGFFI_ERR_STATE, std::string("datagram not sent: ") + std::strerror(errno));
+      }
+      return mgr.fail(MGFFI_ERR_NOMEM, "out of memory");
+    }
     return MGFFI_OK;
   });
 }

@@ -40,6 +40,11 @@ class ByteBuffer {
   }
 
   void clear() { size_ = 0; }
+  // Gives the memory back (clear() keeps it).
+  void release() {
+    data_.reset();
+    size_ = capacity_ = 0;
+  }
   char *data() { return data_.get(); }
   const char *data() const { return data_.get(); }
   std::size_t size() const { return size_; }

@@ -20,6 +20,12 @@ class HttpStore {
   const mgffi_http_message &view() const { return view_; }
   mg_http_message &mongoose_view() { return hm_; }
   bool owns(const mg_http_message *hm) const { return hm == &hm_; }
+  std::size_t capacity() const { return bytes_.capacity(); }
+  void release() {
+    bytes_.release();
+    view_ = mgffi_http_message{};
+    hm_ = mg_http_message{};
+  }
 
  private:
   ByteBuffer bytes_;

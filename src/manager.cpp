@@ -72,7 +72,9 @@ bool wants_close(mg_http_message *hm) {
 }
 
 constexpr std::uint64_t kDefaultMaxBody = MGFFI_DEFAULT_MAX_BODY;
-constexpr std::size_t kMaxDatagram = 65536;  // above any UDP payload
+constexpr std::size_t kMaxDatagram = 65536;       // above any UDP payload
+constexpr std::size_t kMaxFreeStates = 1024;      // recycled connection states kept
+constexpr std::size_t kKeptRequestBytes = 65536;  // request buffer a recycled state keeps
 
 // Mongoose's log output goes to stderr, and nowhere at level "none": its
 // hex dumps of bad requests are printed regardless of the level otherwise,
@@ -130,8 +132,15 @@ std::unique_ptr<ConnState> Manager::take_state() {
 int Manager::poll(int timeout_ms) {
   // States of connections closed during the previous poll may still be
   // referenced by the events Lua has just read; only now are they free.
+  // Recycled states keep a request buffer of ordinary size; one that held a
+  // large body gives it back, and past a cap states are freed, so memory
+  // does not stay at the peak of (connections x max_body).
   try {
-    for (auto &st : closed_states_) free_states_.push_back(std::move(st));
+    for (auto &st : closed_states_) {
+      if (free_states_.size() >= kMaxFreeStates) break;  // the rest are freed below
+      if (st->request.capacity() > kKeptRequestBytes) st->request.release();
+      free_states_.push_back(std::move(st));
+    }
   } catch (const std::bad_alloc &) {
     // Dropping them frees the memory instead of recycling it.
   }

@@ -90,6 +90,29 @@ TEST_F(RawTest, AcceptReadAndEcho) {
   EXPECT_EQ(mgffi_send(m, conn, "x", 1), MGFFI_ERR_NO_CONN);
 }
 
+TEST_F(RawTest, SendOnListenerIsRefusedAndLeavesNothingQueued) {
+  EXPECT_EQ(mgffi_send(m, listener, "x", 1), MGFFI_ERR_STATE);
+  EXPECT_STREQ(mgffi_last_error(m), "cannot send on a listener");
+  mgffi_conn_info info;
+  ASSERT_EQ(mgffi_get_conn_info(m, listener, &info), MGFFI_OK);
+  EXPECT_EQ(info.send_queued, 0u);
+  EXPECT_NE(mgffi_poll_hint(m), 0) << "nothing to do: no 'poll now'";
+}
+
+TEST(Udp, ListenerClosedAtOnceReleasesItsPort) {
+  Manager m;
+  std::uint16_t port = 0;
+  std::uint64_t id = m.Listen("udp://127.0.0.1:0", MGFFI_PROTO_RAW, &port);
+  ASSERT_EQ(mgffi_close(m, id, 1), MGFFI_OK);
+  const std::string url = "udp://127.0.0.1:" + std::to_string(port);
+  std::uint64_t again = 0;
+  EXPECT_EQ(mgffi_listen(m, url.c_str(), MGFFI_PROTO_RAW, &again), MGFFI_OK) << mgffi_last_error(m);
+  m.PollTimes(2, 0);  // the old connection is freed without touching the new socket
+  mgffi_conn_info info;
+  ASSERT_EQ(mgffi_get_conn_info(m, again, &info), MGFFI_OK);
+  EXPECT_EQ(info.local.port, port);
+}
+
 TEST_F(RawTest, CloseAfterFlushDeliversQueuedBytes) {
   Client c(port);
   const mgffi_event *acc = m.PollFor(MGFFI_EV_ACCEPT);
