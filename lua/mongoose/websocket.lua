@@ -117,13 +117,24 @@ function WebSocket:ping(data)
   return true
 end
 
+-- The close codes an endpoint may send (RFC 6455 7.4.1, 7.4.2): 1004-1006
+-- and 1015 are reserved (never sent), 1016-2999 are for future revisions
+-- of the protocol; 3000-4999 are for libraries and applications.
+local function sendable_close_code(code)
+  if type(code) ~= "number" or code % 1 ~= 0 then
+    return false
+  end
+  return (code >= 1000 and code <= 1003) or (code >= 1007 and code <= 1014)
+    or (code >= 3000 and code <= 4999)
+end
+
 --- Starts the closing handshake with code (default 1000) and reason, then
 -- closes once queued data is sent. on_close follows.
 function WebSocket:close(code, reason)
   code = code or 1000
   reason = reason or ""
-  if type(code) ~= "number" or code < 1000 or code > 4999 or code % 1 ~= 0 then
-    error("code must be an integer from 1000 to 4999", 2)
+  if not sendable_close_code(code) then
+    error("code must be an integer in 1000-1003, 1007-1014 or 3000-4999", 2)
   end
   if type(reason) ~= "string" or #reason > 123 then
     error("reason must be a string of at most 123 bytes", 2)

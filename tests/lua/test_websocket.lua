@@ -688,6 +688,43 @@ async def main():
   mgr:close()
 end)
 
+T.test("ws:close sends only the codes RFC 6455 allows; reserved ones raise", function()
+  -- 1004-1006 and 1015 are reserved (1005 and 1015 must never be sent) and
+  -- 1016-2999 are for future revisions: a peer fails the connection with
+  -- 1002 on any of them. The server is asked for one code per connection.
+  local refused = {}
+  local mgr, _, url = ws_server({
+    on_message = function(ws, data)
+      local code = tonumber(data)
+      local ok, err = pcall(function() ws:close(code, "code " .. data) end)
+      if not ok then
+        refused[code] = err
+        ws:send("refused")
+      end
+    end,
+  })
+  local out = py(mgr, url, [[
+async def main():
+    for code in (1005, 1015, 1004, 1006, 1016, 2999, 1000, 1003, 1007, 1014, 3000, 4999):
+        async with connect() as ws:
+            await ws.send(str(code))
+            try:
+                m = await recv(ws)
+                out(code, m)
+            except websockets.ConnectionClosed:
+                out(code, "closed", ws.close_code, ws.close_reason)
+]])
+  T.eq(out, "1005 refused\n1015 refused\n1004 refused\n1006 refused\n1016 refused\n2999 refused\n"
+    .. "1000 closed 1000 code 1000\n1003 closed 1003 code 1003\n1007 closed 1007 code 1007\n"
+    .. "1014 closed 1014 code 1014\n3000 closed 3000 code 3000\n4999 closed 4999 code 4999\n",
+    "what python saw")
+  for _, code in ipairs({ 1004, 1005, 1006, 1015, 1016, 2999 }) do
+    T.match(refused[code], "^[^:]*test_websocket%.lua:%d+: code must be an integer in 1000%-1003, 1007%-1014 "
+      .. "or 3000%-4999$", "error for " .. code .. ", raised at the caller")
+  end
+  mgr:close()
+end)
+
 ---------------------------------------------------------------------------
 -- The library's own client against its own server
 ---------------------------------------------------------------------------
