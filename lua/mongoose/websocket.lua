@@ -41,6 +41,15 @@ local function check_handlers(opts, level)
   end
 end
 
+-- Raises (at level) unless opts.max_message is nil or a positive integer;
+-- called before anything is opened, so that a bad value leaves nothing behind.
+local function check_max_message(opts, level)
+  local v = opts.max_message
+  if v ~= nil and (type(v) ~= "number" or v < 1 or v > 9007199254740992 or v % 1 ~= 0) then
+    error("max_message must be a positive integer (bytes)", level + 1)
+  end
+end
+
 local function new_ws(mgr, id, opts)
   local self = setmetatable({
     mgr = mgr, id = id, state = {}, open = false, closed = false,
@@ -290,6 +299,7 @@ function Response:upgrade(opts)
   end
   opts = opts or {}
   check_handlers(opts, 2)
+  check_max_message(opts, 2)
   local req = self.req
   if not req:is_websocket() then
     self:send(426, "WebSocket upgrade expected\n", { Upgrade = "websocket" })
@@ -381,6 +391,7 @@ function _M.listen(mgr, url, opts)
     error("opts must be a table", 3)
   end
   check_handlers(opts, 3)
+  check_max_message(opts, 3)
   for _, name in ipairs({ "accept", "http" }) do
     if opts[name] ~= nil and type(opts[name]) ~= "function" then
       error(name .. " must be a function", 3)
@@ -452,6 +463,7 @@ function _M.connect(mgr, url, opts)
   end
   opts = opts or {}
   check_handlers(opts, 3)
+  check_max_message(opts, 3)
   local scheme = url:match("^(%a[%w+.-]*)://")
   if not scheme or (scheme:lower() ~= "ws" and scheme:lower() ~= "wss") then
     return nil, "ws_connect needs a ws:// or wss:// URL, not " .. url

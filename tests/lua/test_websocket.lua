@@ -933,4 +933,40 @@ print(s.recv(100).split(b"\r\n")[0].decode())
   mgr:close()
 end)
 
+---------------------------------------------------------------------------
+-- Option checks, backpressure, clean-up
+---------------------------------------------------------------------------
+
+T.test("a bad max_message raises at the caller before anything is opened", function()
+  local mgr = assert(mongoose.new_manager({ log_level = "error" }))
+  -- A port that is free: taken from port 0, then given back.
+  local probe = assert(mgr:http_listen("http://127.0.0.1:0", function() return 200, "x" end))
+  local port = probe:port()
+  probe:close()
+  T.ok(T.poll_until(mgr, function() return mgr:connection_count() == 0 end, 2000), "probe closed")
+  local PATTERN = "^[^:]*test_websocket%.lua:%d+: max_message must be a positive integer"
+  for _, bad in ipairs({ "1M", 0, -1, 1.5, 0 / 0, true }) do
+    T.raises(PATTERN, function() mgr:ws_listen("http://127.0.0.1:" .. port, { max_message = bad }) end)
+    T.raises(PATTERN, function() mgr:ws_connect("ws://127.0.0.1:" .. port .. "/", { max_message = bad }) end)
+  end
+  T.eq(mgr:connection_count(), 0, "no listener or connection left open")
+  -- The port was not left bound: it can be listened on now.
+  local upgrade_err
+  local l = assert(mgr:http_listen("http://127.0.0.1:" .. port, function(req, res)
+    local ok, err = pcall(function() res:upgrade({ max_message = "1M" }) end)
+    upgrade_err = not ok and err
+    return 400, "bad options\n" -- the response is still unsent: the handler answers
+  end))
+  T.eq(l:port(), port, "the same port")
+  local resp = assert(mgr:fetch("http://127.0.0.1:" .. port .. "/ws", {
+    headers = { Upgrade = "websocket", Connection = "Upgrade", ["Sec-WebSocket-Version"] = "13",
+                ["Sec-WebSocket-Key"] = "dGhlIHNhbXBsZSBub25jZQ==" },
+  }))
+  T.eq(resp.status, 400, "the handler's own answer after upgrade() raised")
+  T.match(upgrade_err, PATTERN, "res:upgrade error, raised at the caller")
+  -- Good values are taken.
+  T.ok(mgr:ws_listen("http://127.0.0.1:0", { max_message = 1 }), "max_message = 1")
+  mgr:close()
+end)
+
 T.run()
