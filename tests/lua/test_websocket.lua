@@ -969,4 +969,123 @@ T.test("a bad max_message raises at the caller before anything is opened", funct
   mgr:close()
 end)
 
+T.test("backpressure: send_queued grows while the peer does not read, then drains", function()
+  local server_ws
+  local mgr, l = ws_server({
+    on_open = function(ws) server_ws = ws end,
+  })
+  local COUNT, SIZE = 256, 65536
+  local FRAME = SIZE + 10 -- a 64 KiB binary frame: 2 header bytes and an 8-byte length
+  local go = T.tmpdir() .. "/backpressure.go"
+  os.remove(go)
+  local path = T.tmpdir() .. "/backpressure.py"
+  T.write_file(path, [[
+import os, socket, sys, time
+port, go, want = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)  # a small window
+s.settimeout(30)
+s.connect(("127.0.0.1", port))
+s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+head = b""
+while b"\r\n\r\n" not in head:
+    head += s.recv(1)
+# Reads nothing more until the test says so.
+deadline = time.time() + 20
+while not os.path.exists(go):
+    if time.time() > deadline:
+        sys.exit(3)
+    time.sleep(0.01)
+n = 0
+while n < want:
+    b = s.recv(1 << 20)
+    if not b:
+        break
+    n += len(b)
+print(n, flush=True)
+]])
+  local job = T.spawn(T.q(T.python) .. " " .. T.q(path) .. " " .. l:port() .. " " .. T.q(go) .. " "
+                      .. COUNT * FRAME)
+  T.ok(T.poll_until(mgr, function() return server_ws ~= nil end, 10000), "handshake done")
+  local chunk = ("b"):rep(SIZE)
+  local half
+  for i = 1, COUNT do
+    T.eq(server_ws:send(chunk, "binary"), true, "send " .. i)
+    mgr:poll(0)
+    if i == COUNT / 2 then
+      half = server_ws:send_queued()
+    end
+  end
+  for _ = 1, 10 do
+    mgr:poll(5) -- whatever the kernel still takes
+  end
+  local full = server_ws:send_queued()
+  T.ok(half > 1024 * 1024, "queued after 8 MiB: " .. half)
+  T.ok(full > half + 4 * 1024 * 1024, "the queue grows: " .. half .. " then " .. full)
+  T.ok(full > 6 * 1024 * 1024, "several MiB queued after 16 MiB: " .. full)
+  T.ok(full <= COUNT * FRAME, "never more than was sent: " .. full)
+  -- The peer reads: the queue falls back to 0.
+  T.write_file(go, "")
+  T.ok(T.poll_until(mgr, function() return server_ws:send_queued() == 0 end, 20000),
+       "queue drained: " .. server_ws:send_queued())
+  local out, rc, err = T.wait(job, mgr, 30000)
+  T.eq(rc, 0, "python exit: " .. err)
+  T.eq(tonumber(out), COUNT * FRAME, "the peer got every frame")
+  mgr:close()
+end)
+
+-- Opens a server WebSocket and a client one (the own client), makes the
+-- client close, and returns their ids; keeps no reference to either.
+local function open_and_close(mgr, url, weak)
+  local done = false
+  local c = assert(mgr:ws_connect(url, {
+    on_open = function(ws) ws:send("bye") end,
+    on_message = function(ws) ws:close(4000, "done") end,
+    on_close = function() done = true end,
+  }))
+  weak[c], weak[c.state] = "client", "client state"
+  local id = c.id
+  T.ok(T.poll_until(mgr, function() return done end, 5000), "client on_close ran")
+  return id
+end
+
+T.test("state freed on close: listener table, mgr.owners, the objects themselves", function()
+  local weak = setmetatable({}, { __mode = "k" })
+  local listener, server_id
+  local in_close = {}
+  local mgr, l, url = ws_server({
+    on_open = function(ws)
+      server_id = ws.id
+      weak[ws], weak[ws.state] = "server", "server state"
+      in_close.listed_open = listener:websocket_connections()[ws.id] ~= nil
+    end,
+    on_message = echo,
+    on_close = function(ws)
+      in_close.listed = listener:websocket_connections()[ws.id] ~= nil
+      in_close.raw = listener.websockets[ws.id] ~= nil
+      in_close.ran = true
+    end,
+  })
+  listener = l
+  local client_id = open_and_close(mgr, url, weak)
+  T.ok(T.poll_until(mgr, function() return in_close.ran end, 5000), "server on_close ran")
+  mgr:poll(0)
+  T.eq(in_close.listed_open, true, "listed while open")
+  T.eq(in_close.listed, false, "not in websocket_connections() in on_close")
+  T.eq(in_close.raw, false, "not in the listener's table in on_close")
+  T.eq(l.websockets[server_id], nil, "listener table after close")
+  T.eq(mgr.owners[server_id], nil, "mgr.owners of the server WebSocket")
+  T.eq(mgr.owners[client_id], nil, "mgr.owners of the client WebSocket")
+  collectgarbage("collect")
+  collectgarbage("collect")
+  local left = {}
+  for _, what in pairs(weak) do
+    left[#left + 1] = what
+  end
+  table.sort(left)
+  T.eq(table.concat(left, ", "), "", "objects still referenced after close")
+  mgr:close()
+end)
+
 T.run()
