@@ -20,6 +20,9 @@ local error = error
 local setmetatable = setmetatable
 local str_find = string.find
 local str_sub = string.sub
+local tbl_remove = table.remove
+local ffi_cast = ffi.cast
+local CONST_CHAR_PTR = ffi.typeof("const char *")
 
 local C_send = C.mgffi_send
 
@@ -174,36 +177,63 @@ function Conn:remote_addr()
   return self.remote
 end
 
--- Framing: readers wait for bytes; data goes to them instead of on_data.
-local function buffered_len(self)
-  local b = self.buffer
-  return b and #b or 0
-end
+-- Framing: readers wait for bytes; while one is pending, data goes to
+-- self.buffer and the readers instead of on_data.
 
+-- Serves the pending readers in order from self.buffer. It walks the buffer
+-- with a position and cuts it once at the end (many small frames in one
+-- read stay linear); a reader added by a reader's callback is served by the
+-- same loop, after that callback returns.
 local function run_readers(self)
-  local readers = self.readers
-  while readers and #readers > 0 and not self.closed do
-    local r = readers[1]
-    local buf = self.buffer or ""
+  if self.serving then
+    return
+  end
+  local buf = self.buffer
+  if not buf then
+    buf = ""
+  end
+  local pos, size = 1, #buf
+  self.serving = true
+  while not self.closed do
+    local readers = self.readers
+    local r = readers and readers[1]
+    if r == nil then
+      break
+    end
     local frame
-    if r.count then
-      if #buf >= r.count then
-        frame = str_sub(buf, 1, r.count)
-        self.buffer = str_sub(buf, r.count + 1)
+    local count = r.count
+    if count then
+      if size - pos + 1 < count then
+        break
       end
+      frame = str_sub(buf, pos, pos + count - 1)
+      pos = pos + count
     else
-      local s, e = str_find(buf, r.delimiter, 1, true)
-      if s then
-        frame = str_sub(buf, 1, r.keep and e or s - 1)
-        self.buffer = str_sub(buf, e + 1)
+      local s, e = str_find(buf, r.delimiter, pos, true)
+      if not s then
+        break
       end
+      frame = str_sub(buf, pos, r.keep and e or s - 1)
+      pos = e + 1
     end
-    if frame == nil then
-      return
-    end
-    table.remove(readers, 1)
+    tbl_remove(readers, 1)
     self.mgr:protected_call("TCP reader", r.fn, self, frame)
   end
+  self.serving = false
+  if pos > size then
+    self.buffer = nil
+  elseif pos > 1 then
+    self.buffer = str_sub(buf, pos)
+  end
+end
+
+-- Hands bytes left over by the readers (a Lua string) to on_data as a view.
+local function deliver_rest(self, fn, rest)
+  local view = self.view
+  view.ptr, view.len = ffi_cast(CONST_CHAR_PTR, rest), #rest
+  view.anchor = rest -- keeps the bytes alive while view.ptr points at them
+  self.mgr:protected_call("TCP on_data", fn, self, view)
+  view.ptr, view.len, view.anchor = nil, 0, nil
 end
 
 local function add_reader(self, reader)
@@ -236,18 +266,25 @@ function Conn:on_event(ev, id)
   local t = ev.type
   if t == EV.READ then
     local readers = self.readers
-    if (readers and #readers > 0) or self.buffer then
+    local buf = self.buffer
+    if (readers and readers[1]) or buf then
       local data = ffi_string(ev.data.ptr, ev.data.len)
-      if buffered_len(self) + #data > self.max_buffer then
-        self.mgr:log("info", "TCP " .. id .. ": more than " .. self.max_buffer .. " bytes buffered, closing")
-        self.error = "max_buffer exceeded"
-        self:close(true)
-        return
-      end
-      self.buffer = (self.buffer or "") .. data
+      self.buffer = buf and buf .. data or data
       run_readers(self)
-      if self.buffer == "" then
-        self.buffer = nil
+      local rest = self.buffer
+      if rest then
+        -- What no pending reader claimed: to on_data when no reader is
+        -- left, else kept for the readers, up to max_buffer bytes.
+        local fn = self.on_data
+        readers = self.readers
+        if fn and not (readers and readers[1]) and not self.closing then
+          self.buffer = nil
+          deliver_rest(self, fn, rest)
+        elseif #rest > self.max_buffer then
+          self.mgr:log("info", "TCP " .. id .. ": more than " .. self.max_buffer .. " bytes buffered, closing")
+          self.error = "max_buffer exceeded"
+          self:close(true)
+        end
       end
       return
     end

@@ -493,6 +493,112 @@ except ConnectionError as e:
   mgr:close()
 end)
 
+T.test("framing: max_buffer counts what the readers leave, not the whole read", function()
+  -- 4000 bytes of 4-byte frames arrive in reads larger than max_buffer;
+  -- the readers take them all, so nothing is left over the limit.
+  local mgr = new_mgr()
+  local frames, close_err = {}, false
+  local l = assert(mgr:tcp_listen("tcp://127.0.0.1:0", {
+    max_buffer = 1024,
+    on_accept = function(conn)
+      local function next_frame()
+        conn:read(4, function(c, frame)
+          frames[#frames + 1] = frame
+          if #frames == 1000 then
+            c:send("got 1000\n")
+          end
+          next_frame()
+        end)
+      end
+      next_frame()
+    end,
+    on_close = function(_, err) close_err = err end,
+  }))
+  local out, rc, err = run_py(mgr, [[
+import socket, sys
+s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=10)
+s.sendall(b''.join(b'%04d' % i for i in range(1000)))
+print(s.makefile('rb').readline().decode(), end='')
+]], tostring(l:port()))
+  T.eq(rc, 0, "python exit: " .. err)
+  T.eq(out, "got 1000\n", "the server's reply")
+  T.eq(#frames, 1000, "frames delivered")
+  T.eq(frames[1], "0000")
+  T.eq(frames[1000], "0999")
+  T.ok(T.poll_until(mgr, function() return close_err ~= false end), "on_close ran")
+  T.eq(close_err, nil, "closed by the peer, not for max_buffer")
+  mgr:close()
+end)
+
+T.test("framing: bytes no reader claims go to on_data, or wait for the next read", function()
+  local mgr = new_mgr()
+  -- With on_data: a header line is read, then everything else is on_data's
+  -- (more than max_buffer in all: nothing piles up).
+  local header, data, via_ptr, close_err = nil, {}, {}, false
+  local with_on_data = assert(mgr:tcp_listen("tcp://127.0.0.1:0", {
+    max_buffer = 1024,
+    on_accept = function(conn)
+      conn:read_until("\n", function(_, line) header = line end)
+    end,
+    on_data = function(conn, view)
+      data[#data + 1] = view:string()
+      via_ptr[#via_ptr + 1] = ffi.string(view.ptr, view.len)
+      if #table.concat(data) == 4 + 10 * 200 then
+        conn:send("done\n")
+      end
+    end,
+    on_close = function(_, err) close_err = err end,
+  }))
+  local out, rc, err = run_py(mgr, [[
+import socket, sys, time
+s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=10)
+s.sendall(b'HELLO\nrest')
+for i in range(10):
+    time.sleep(0.02)
+    s.sendall(b'%d' % i * 200)
+print(s.makefile('rb').readline().decode(), end='')
+]], tostring(with_on_data:port()))
+  T.eq(rc, 0, "python exit: " .. err)
+  T.eq(out, "done\n", "the server's reply")
+  T.eq(header, "HELLO", "the reader's line")
+  T.eq(data[1], "rest", "what followed the line in the same read, in on_data")
+  local expect = "rest"
+  for i = 0, 9 do
+    expect = expect .. tostring(i):rep(200)
+  end
+  T.eq(table.concat(data), expect, "everything after the line reached on_data")
+  T.eq(table.concat(via_ptr), expect, "view.ptr and view.len of those calls")
+  T.ok(T.poll_until(mgr, function() return close_err ~= false end), "on_close ran")
+  T.eq(close_err, nil, "not closed for max_buffer")
+
+  -- Without on_data: the bytes wait, across reads, for the next read call.
+  local later
+  local without = assert(mgr:tcp_listen("tcp://127.0.0.1:0", {
+    on_accept = function(conn)
+      conn:read_until("\n", function(c)
+        mgr:set_timeout(300, function()
+          c:read(6, function(c2, bytes)
+            later = bytes
+            c2:send(bytes .. "\n")
+          end)
+        end)
+      end)
+    end,
+  }))
+  out, rc, err = run_py(mgr, [[
+import socket, sys, time
+s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=10)
+s.sendall(b'HEAD\nabc')
+time.sleep(0.05)
+s.sendall(b'def')
+print(s.makefile('rb').readline().decode(), end='')
+]], tostring(without:port()))
+  T.eq(rc, 0, "python exit: " .. err)
+  T.eq(out, "abcdef\n", "the server's reply")
+  T.eq(later, "abcdef", "the later read got the bytes kept for it")
+  mgr:close()
+end)
+
 T.test("backpressure: send_queued grows while the peer does not read", function()
   local mgr = new_mgr()
   local conn
