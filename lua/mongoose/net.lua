@@ -365,6 +365,10 @@ local function check_opts(opts, level)
       error(name .. " must be a function", level + 1)
     end
   end
+  local max_buffer = opts.max_buffer
+  if max_buffer ~= nil and (type(max_buffer) ~= "number" or max_buffer < 1 or max_buffer % 1 ~= 0) then
+    error("max_buffer must be a positive integer (bytes)", level + 1)
+  end
   return opts
 end
 

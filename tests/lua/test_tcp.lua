@@ -759,6 +759,14 @@ T.test("argument errors", function()
   T.raises("data must be a string", function() c:send(42) end)
   T.raises("non%-negative integer", function() c:read(-1, print) end)
   T.raises("delimiter must be a non%-empty string", function() c:read_until("", print) end)
+  for _, bad in ipairs({ "1M", 0, -5, 2.5 }) do
+    T.raises("^[^:]*test_tcp%.lua:%d+: max_buffer must be a positive integer", function()
+      mgr:tcp_listen("tcp://127.0.0.1:0", { max_buffer = bad })
+    end)
+    T.raises("^[^:]*test_tcp%.lua:%d+: max_buffer must be a positive integer", function()
+      mgr:tcp_connect("tcp://127.0.0.1:" .. l:port(), { max_buffer = bad })
+    end)
+  end
   mgr:close()
 end)
 
