@@ -8,7 +8,7 @@
 -- (used by the browser test).
 --
 -- With TLS_CERT and TLS_KEY (PEM files) set it serves https:// (and the chat
--- wss://) instead:
+-- wss://) instead; with only one of them set it exits with status 2:
 --   TLS_CERT=server.pem TLS_KEY=server.key luajit examples/demo_server.lua
 --
 -- Stops cleanly on SIGINT (Ctrl-C) or SIGTERM.
@@ -117,10 +117,24 @@ local function json_string(s)
   end) .. '"'
 end
 
--- HTTPS (and WSS) when a certificate and key are given.
+-- HTTPS (and WSS) when a certificate and key are given; one without the
+-- other is a mistake, not a reason to serve plain HTTP. (Set but empty
+-- counts as not set.)
+local function env(name)
+  local v = os.getenv(name)
+  if v == "" then
+    return nil
+  end
+  return v
+end
 local scheme, listen_opts = "http", nil
-if os.getenv("TLS_CERT") and os.getenv("TLS_KEY") then
-  scheme, listen_opts = "https", { tls = { cert = os.getenv("TLS_CERT"), key = os.getenv("TLS_KEY") } }
+local tls_cert, tls_key = env("TLS_CERT"), env("TLS_KEY")
+if tls_cert and tls_key then
+  scheme, listen_opts = "https", { tls = { cert = tls_cert, key = tls_key } }
+elseif tls_cert or tls_key then
+  io.stderr:write("demo: ", tls_cert and "TLS_CERT" or "TLS_KEY", " is set but ",
+                  tls_cert and "TLS_KEY" or "TLS_CERT", " is not: set both to serve https, or neither\n")
+  os.exit(2)
 end
 
 local listener, err = mgr:http_listen(string.format("%s://%s:%d", scheme, host, port), function(req, res)
