@@ -73,6 +73,7 @@ bool wants_close(mg_http_message *hm) {
 
 constexpr std::uint64_t kDefaultMaxBody = MGFFI_DEFAULT_MAX_BODY;
 constexpr std::size_t kMaxDatagram = 65536;       // above any UDP payload
+constexpr std::size_t kMaxChunkSizeDigits = 16;   // leading zeros included
 constexpr std::size_t kMaxFreeStates = 1024;      // recycled connection states kept
 constexpr std::size_t kKeptRequestBytes = 65536;  // request buffer a recycled state keeps
 
@@ -170,6 +171,65 @@ bool request_ready_to_parse(const mg_connection *c, const ConnState *st) {
   return st->protocol == MGFFI_PROTO_HTTP && c->is_accepted && !c->is_resp && !c->is_websocket &&
          c->recv.len > 0 && !st->headers_seen &&
          mg_http_get_request_len(c->recv.buf, c->recv.len) != 0;
+}
+
+}  // namespace
+
+namespace {
+
+int hex_value(char ch) {
+  if (ch >= '0' && ch <= '9') return ch - '0';
+  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+  return -1;
+}
+
+// What the chunks of a request body buffered so far look like.
+struct ChunkScan {
+  enum { kFine, kBroken, kSplitSizeLine } verdict = kFine;
+  std::size_t tail = 0;  // kSplitSizeLine: bytes of the unfinished size line
+};
+
+// Walks the chunks of a request body buffered so far. kBroken: framing
+// Mongoose would answer by closing without a word (a size that is not hex,
+// overflows (Mongoose takes 31 bits) or lacks its CRLF; data not followed
+// by CRLF). kSplitSizeLine: the buffer ends inside a size line of 3 bytes
+// or more, which Mongoose 7.23 takes for a broken chunk although more may
+// follow. Anything else incomplete is fine.
+ChunkScan scan_chunks(const char *p, std::size_t len) {
+  ChunkScan scan;
+  std::size_t i = 0;
+  while (i < len) {
+    std::size_t j = i;
+    std::uint64_t size = 0;
+    for (int v; j < len && (v = hex_value(p[j])) >= 0; j++) {
+      size = size * 16 + static_cast<unsigned>(v);
+      if (size > 0x7fffffff || j - i >= kMaxChunkSizeDigits) {
+        scan.verdict = ChunkScan::kBroken;
+        return scan;
+      }
+    }
+    if (j == len || (j + 1 == len && p[j] == '\r')) {  // the size line goes on
+      if (len - i >= 3) {
+        scan.verdict = ChunkScan::kSplitSizeLine;
+        scan.tail = len - i;
+      }
+      return scan;
+    }
+    if (j == i || p[j] != '\r' || p[j + 1] != '\n') {
+      scan.verdict = ChunkScan::kBroken;
+      return scan;
+    }
+    if (size == 0) return scan;  // the last chunk; what follows is Mongoose's
+    const std::size_t data = j + 2;
+    if (len - data < size + 2) return scan;  // the data goes on in the next read
+    if (p[data + size] != '\r' || p[data + size + 1] != '\n') {
+      scan.verdict = ChunkScan::kBroken;
+      return scan;
+    }
+    i = data + size + 2;
+  }
+  return scan;
 }
 
 }  // namespace
@@ -370,6 +430,9 @@ void Manager::on_event(mg_connection *c, int ev, void *ev_data) {
   }
   ConnState *st = state_of(c);
   if (st == nullptr) return;
+  // Mongoose's parser has run for this event and stepped aside: put back
+  // what check_chunks held from it.
+  if (st->held_tail_len > 0 && ev != MG_EV_HTTP_HDRS) restore_held_tail(c, st);
   const std::uint32_t mask = st->event_mask;
   const bool wanted = ev < 32 && (mask & MGFFI_MASK(ev)) != 0;
 
@@ -659,9 +722,42 @@ void Manager::on_http_headers(mg_connection *c, ConnState *st, mg_http_message *
     reject(c, st, 413, "request body larger than the limit");
   } else if (chunked && c->recv.len > hm->head.len + st->max_body + 64) {
     reject(c, st, 413, "chunked request body larger than the limit");
+  } else if (chunked && !check_chunks(c, st, hm)) {
+    return;
   } else if (first_look) {
     answer_expect(c, st, hm);
   }
+}
+
+// Chunked bodies: broken framing gets a 400 (Mongoose would just close).
+// A read that ended inside a chunk's size line is hidden from Mongoose,
+// which would take it for broken framing, until more bytes arrive: the
+// unfinished line is held back, and put back after Mongoose's parser has
+// returned (restore_held_tail). Returns false when it rejected.
+bool Manager::check_chunks(mg_connection *c, ConnState *st, mg_http_message *hm) {
+  const char *body = reinterpret_cast<const char *>(c->recv.buf) + hm->head.len;
+  ChunkScan scan = scan_chunks(body, c->recv.len - hm->head.len);
+  if (scan.verdict == ChunkScan::kBroken) {
+    reject(c, st, 400, "invalid chunked body");
+    return false;
+  }
+  if (scan.verdict == ChunkScan::kSplitSizeLine && scan.tail <= sizeof(st->held_tail)) {
+    std::memcpy(st->held_tail, c->recv.buf + c->recv.len - scan.tail, scan.tail);
+    st->held_tail_len = static_cast<std::uint8_t>(scan.tail);
+    // A shorter recv makes Mongoose's parser step aside for this read.
+    c->recv.len -= scan.tail;
+  }
+  return true;
+}
+
+void Manager::restore_held_tail(mg_connection *c, ConnState *st) {
+  std::size_t n = st->held_tail_len;
+  st->held_tail_len = 0;
+  if (mg_iobuf_add(&c->recv, c->recv.len, st->held_tail, n) == 0) {
+    mg_error(c, "out of memory");
+    return;
+  }
+  c->pfn = g_http_protocol_handler;
 }
 
 // Expect: 100-continue (curl sends it with bodies over 1 MiB, then waits a

@@ -57,6 +57,8 @@ struct ConnState {
   std::uint64_t last_activity_ms = 0;    // last read, write or reply
   std::uint64_t request_started_ms = 0;  // first byte of an incomplete request
   bool throttled = false;                // not read until next poll (queue cap)
+  char held_tail[20] = {};               // an unfinished chunk size line (check_chunks)
+  std::uint8_t held_tail_len = 0;
 
   void reset() { *this = ConnState(); }
 };
@@ -114,6 +116,8 @@ class Manager {
   void on_http_message(mg_connection *c, ConnState *st, mg_http_message *hm);
   void check_parse_failure(mg_connection *c, ConnState *st);
   bool answer_expect(mg_connection *c, ConnState *st, mg_http_message *hm);
+  bool check_chunks(mg_connection *c, ConnState *st, mg_http_message *hm);
+  void restore_held_tail(mg_connection *c, ConnState *st);
   void check_ws_size(mg_connection *c, ConnState *st);
   void refuse_ws_message(mg_connection *c, ConnState *st, std::uint64_t size);
   void stream_body(mg_connection *c, ConnState *st);

@@ -108,6 +108,85 @@ print(r.split(b"\r\n")[0].decode(), b"100 Continue" in r, r.endswith(b"got 2"))
 end)
 
 ---------------------------------------------------------------------------
+-- Chunked request bodies
+---------------------------------------------------------------------------
+
+T.test("broken chunk framing gets 400 (not a silent close); the server goes on", function()
+  local mgr = new_mgr()
+  local l = assert(mgr:http_listen("http://127.0.0.1:0", echo_length))
+  local out = py(mgr, l:port(), [[
+HEAD = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+CASES = [
+    ("negative", b"-5\r\nhello\r\n0\r\n\r\n"),
+    ("overflow_2_64", b"10000000000000005\r\nhello\r\n0\r\n\r\n"),
+    ("all_f", b"ffffffffffffffff\r\nhello\r\n"),
+    ("over_31_bits", b"80000000\r\nhello\r\n"),
+    ("not_hex", b"zz\r\nhello\r\n0\r\n\r\n"),
+    ("no_crlf_after_size", b"5\nhello\r\n0\r\n\r\n"),
+    ("data_too_long", b"3\r\nhello\r\n0\r\n\r\n"),
+]
+for name, body in CASES:
+    s = socket.create_connection(("127.0.0.1", PORT), timeout=5)
+    s.sendall(HEAD + body)
+    reply = b""
+    while True:
+        try:
+            chunk = s.recv(4096)
+        except (ConnectionResetError, socket.timeout):
+            break
+        if not chunk:
+            break
+        reply += chunk
+    print(name, reply.split(b"\r\n")[0].decode() or "closed")
+]])
+  local want = {}
+  for _, name in ipairs({ "negative", "overflow_2_64", "all_f", "over_31_bits", "not_hex",
+                          "no_crlf_after_size", "data_too_long" }) do
+    want[#want + 1] = name .. " HTTP/1.1 400 Bad Request\n"
+  end
+  T.eq(out, table.concat(want))
+  local body = T.run_client(mgr, "curl -sS -m 5 -H 'Transfer-Encoding: chunked' --data-binary abc http://127.0.0.1:"
+                            .. l:port() .. "/")
+  T.eq(body, "got 3", "a good chunked request after them")
+  mgr:close()
+end)
+
+T.test("valid chunks split at every awkward place still arrive whole", function()
+  -- Mongoose 7.23 alone drops the connection when a read ends right after
+  -- a size line's digits ("100" or "100\r"): the glue holds those back.
+  local mgr = new_mgr()
+  local l = assert(mgr:http_listen("http://127.0.0.1:0", function(req)
+    return 200, "body " .. req:body()
+  end))
+  local out = py(mgr, l:port(), [[
+data = bytes(97 + i % 26 for i in range(256))
+body = b"5\r\nhello\r\n100\r\n" + data + b"\r\n0\r\n\r\n"
+head = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+msg = head + body
+h = len(head)
+# Cut inside a size line, right after its digits, between CR and LF,
+# inside the data, before the final CRLF: each piece is its own read.
+cuts = [h + 1, h + 2, h + 4, h + 10, h + 13, h + 14, h + 20, len(msg) - 3, len(msg) - 1]
+s = socket.create_connection(("127.0.0.1", PORT), timeout=5)
+prev = 0
+for cut in cuts + [len(msg)]:
+    s.sendall(msg[prev:cut])
+    prev = cut
+    time.sleep(0.05)
+reply = b""
+want = b"body hello" + data
+while not reply.endswith(want):
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    reply += chunk
+print(reply.split(b"\r\n")[0].decode(), reply.endswith(want))
+]])
+  T.eq(out, "HTTP/1.1 200 OK True\n")
+  mgr:close()
+end)
+
+---------------------------------------------------------------------------
 -- Timeouts
 ---------------------------------------------------------------------------
 
