@@ -91,7 +91,7 @@ enum mgffi_event_type {
   MGFFI_EV_MODBUS_REQ = 22,
   MGFFI_EV_HTTP_BODY = 64,     /* data: a piece of a streamed request body */
   MGFFI_EV_HTTP_BODY_END = 65, /* the streamed request body is complete */
-  MGFFI_EV_HTTP_REJECTED = 66, /* value: status sent (400, 408, 413, 431) before the
+  MGFFI_EV_HTTP_REJECTED = 66, /* value: status sent (400, 408, 413, 417, 431) before the
                                    request reached Lua; data: reason */
   MGFFI_EV_WS_TOO_BIG = 67     /* a WebSocket message over the limit was
                                   refused with close code 1009; value: its
