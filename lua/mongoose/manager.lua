@@ -18,6 +18,13 @@ local ffi_string = ffi.string
 local C_poll = C.mgffi_poll
 local C_events = C.mgffi_events
 local C_millis = C.mgffi_millis
+local co_create = coroutine.create
+local co_resume = coroutine.resume
+local co_yield = coroutine.yield
+local co_running = coroutine.running
+
+-- The longest wait of one C poll: Mongoose takes an int (ms); about 24.8 days.
+local MAX_POLL_MS = 2147483647
 
 local EV_CLOSE = EV.CLOSE
 
@@ -121,15 +128,77 @@ function Manager:disown(id)
   self.owners[id] = nil
 end
 
---- Runs one poll: waits up to timeout_ms (default 0) for network events or
--- the next timer, then dispatches events to their handlers and runs the
--- timers that are due. Returns the number of events handled.
+-- Raises at level unless v is a number of milliseconds (not NaN).
+-- Returns it within 0..MAX_POLL_MS: a negative wait is no wait (a deadline
+-- just passed), a longer one is cut (an int in C, or it would wrap).
+local function check_ms(v, name, level)
+  if type(v) ~= "number" or v ~= v then -- NaN too
+    error(name .. " must be a number of milliseconds", level + 1)
+  end
+  if v < 0 then
+    return 0
+  elseif v > MAX_POLL_MS then
+    return MAX_POLL_MS
+  end
+  return v
+end
+
+-- The manager's guard coroutine (used when poll runs inside a coroutine):
+-- it runs fn under xpcall and yields GUARD_DONE with the results, so a
+-- resume that returns anything else means a handler called coroutine.yield.
+local GUARD_DONE = {}
+
+local function guard_body(fn, a, b, c, d)
+  while true do
+    fn, a, b, c, d = co_yield(GUARD_DONE, xpcall(fn, traceback, a, b, c, d))
+  end
+end
+
+local YIELD_MSG = "coroutine.yield() called from a handler or timer while poll runs "
+  .. "inside a coroutine; the callback was abandoned"
+
+-- Runs fn(a, b, c, d) under xpcall inside the guard coroutine; returns ok, err
+-- like xpcall. A handler that yielded makes it return false and an error
+-- with the traceback of where it yielded; that coroutine is dropped.
+function Manager:guarded_call(fn, a, b, c, d)
+  local co = self.guard
+  if co == nil then
+    co = co_create(guard_body)
+    self.guard = co
+  end
+  local resumed, marker, ok, err = co_resume(co, fn, a, b, c, d)
+  if resumed and marker == GUARD_DONE then
+    return ok, err
+  end
+  self.guard = nil -- suspended inside the handler that yielded (or dead)
+  if not resumed then
+    return false, marker
+  end
+  return false, traceback(co, YIELD_MSG)
+end
+
+local function run_timers(self, now)
+  self.timers:run_due(now, self.fire_timer)
+end
+
+--- Runs one poll: waits up to timeout_ms (default 0; a number, negative
+-- meaning 0, cut to MAX_POLL_MS) for network events or the next timer, then
+-- dispatches events to their handlers and runs the timers that are due.
+-- Returns the number of events handled.
 function Manager:poll(timeout_ms)
   self:check_open(2)
   if self.dispatching then
     error("poll cannot be called from inside an event handler", 2)
   end
-  timeout_ms = timeout_ms or 0
+  if timeout_ms == nil then
+    timeout_ms = 0
+  else
+    timeout_ms = check_ms(timeout_ms, "timeout_ms", 2)
+  end
+  -- Inside a coroutine a handler could yield through xpcall and leave the
+  -- dispatch suspended: handlers then run inside the guard coroutine.
+  local co, is_main = co_running()
+  local guarded = co ~= nil and not is_main
   local now = tonumber(C_millis())
   local due = self.timers:next_due(now)
   if due and due < timeout_ms then
@@ -142,7 +211,7 @@ function Manager:poll(timeout_ms)
     return 0
   end
   if n > 0 then
-    self:dispatch(n)
+    self:dispatch(n, guarded)
     if self.close_requested then
       self:close()
       return n
@@ -150,7 +219,17 @@ function Manager:poll(timeout_ms)
   end
   if self.timers.n > 0 then
     self.dispatching = true
-    self.timers:run_due(tonumber(C_millis()), self.fire_timer)
+    if guarded then
+      local ok, err = self:guarded_call(run_timers, self, tonumber(C_millis()))
+      if not ok then
+        -- A timer yielded (it was already taken off the heap, or
+        -- rescheduled if repeating); timers still due run in the next poll.
+        local ok2, text = pcall(tostring, err)
+        self:log("error", "timer failed: " .. (ok2 and text or "(unprintable error)"))
+      end
+    else
+      self.timers:run_due(tonumber(C_millis()), self.fire_timer)
+    end
     self.dispatching = false
     if self.close_requested then
       self:close()
@@ -196,12 +275,17 @@ local function route(self, events, first, n)
   return n
 end
 
-function Manager:dispatch(n)
+function Manager:dispatch(n, guarded)
   local events = C_events(self.cm)
   self.dispatching = true
   local first = 0
   while first < n do
-    local ok, err = xpcall(route, traceback, self, events, first, n)
+    local ok, err
+    if guarded then
+      ok, err = self:guarded_call(route, self, events, first, n)
+    else
+      ok, err = xpcall(route, traceback, self, events, first, n)
+    end
     if ok then
       break
     end
@@ -264,7 +348,11 @@ function Manager:run(opts)
     error("opts must be a table", 2)
   end
   opts = opts or {}
-  local poll_ms = opts.poll_ms or 1000
+  local poll_ms = check_ms(opts.poll_ms or 1000, "poll_ms", 2)
+  local shutdown_timeout = opts.shutdown_timeout or 2000
+  if type(shutdown_timeout) ~= "number" or shutdown_timeout ~= shutdown_timeout then
+    error("shutdown_timeout must be a number of milliseconds", 2)
+  end
   if opts.signals then
     for _, name in ipairs(opts.signals) do
       local signo = SIGNALS[name] or tonumber(name)
@@ -284,7 +372,7 @@ function Manager:run(opts)
       end
     end
   end
-  self:shutdown(opts.shutdown_timeout or 2000)
+  self:shutdown(shutdown_timeout)
   return true
 end
 

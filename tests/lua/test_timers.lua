@@ -312,6 +312,72 @@ T.test("an infinite delay never fires and does not block poll", function()
   mgr:close()
 end)
 
+T.test("poll(timeout_ms) argument checks: a non-number or NaN raises, a negative one is 0", function()
+  local mgr = new_manager()
+  T.raises("timeout_ms must be a number of milliseconds", mgr.poll, mgr, "x")
+  T.raises("timeout_ms must be a number of milliseconds", mgr.poll, mgr, {})
+  T.raises("timeout_ms must be a number of milliseconds", mgr.poll, mgr, 0 / 0)
+  local ok, err = pcall(function() mgr:poll("10") end)
+  T.eq(ok, false, "raised")
+  T.match(err, "^[^\n]*test_timers%.lua:%d+: timeout_ms", "error position is the caller's")
+  local t0 = millis()
+  T.eq(mgr:poll(-1), 0, "poll(-1)")
+  T.eq(mgr:poll(-math.huge), 0, "poll(-inf)")
+  T.ok(millis() - t0 < 500, "a negative timeout does not wait")
+  mgr:close()
+end)
+
+T.test("poll with a huge timeout waits for the next event (no int overflow)", function()
+  -- 1e12 ms or math.huge overflowed C's int: poll returned at once, and
+  -- a loop around it spun. Cut to 2^31-1 ms, poll sleeps until a client comes.
+  local mgr = new_manager()
+  local l = assert(mgr:http_listen("http://127.0.0.1:0", function() return 200, "woke" end))
+  for _, timeout in ipairs({ 1e12, math.huge, 2 ^ 31 }) do
+    local job = T.spawn("sleep 0.2; curl -sS -m 5 http://127.0.0.1:" .. l:port() .. "/")
+    local t0 = millis()
+    mgr:poll(timeout) -- returns once the client connects
+    local waited = millis() - t0
+    T.ok(waited >= 100, "poll(" .. timeout .. ") waited for the client (" .. waited .. " ms)")
+    local out = T.wait(job, mgr, 5000)
+    T.eq(out, "woke", "the client was served")
+  end
+  mgr:close()
+end)
+
+T.test("a timer that yields while poll runs inside a coroutine is logged and does not wedge", function()
+  local mgr, logs = new_manager()
+  local fired = 0
+  mgr:set_timeout(0, function() coroutine.yield("from a timer") end)
+  mgr:set_timeout(0, function() fired = fired + 1 end)
+  local ticks = 0
+  mgr:set_interval(5, function(t)
+    ticks = ticks + 1
+    if ticks == 2 then
+      coroutine.yield("from an interval") -- rescheduled before it ran: keeps going
+    elseif ticks == 4 then
+      t:cancel()
+    end
+  end)
+  local co = coroutine.create(function()
+    return poll_until(mgr, function() return fired == 1 and ticks == 4 end, 3000)
+  end)
+  local resumed, done = coroutine.resume(co)
+  T.eq(coroutine.status(co), "dead", "poll did not yield to the caller's coroutine (got "
+       .. tostring(done) .. ")")
+  T.ok(resumed and done, "the other timers ran (fired " .. fired .. ", ticks " .. ticks .. ")")
+  local yields = 0
+  for _, e in ipairs(logs) do
+    if e.level == "error" and e.msg:find("^timer failed: coroutine%.yield%(%) called") then
+      yields = yields + 1
+    end
+  end
+  T.eq(yields, 2, "each yield logged as a timer error")
+  T.eq(mgr.dispatching, false, "not left dispatching")
+  mgr:set_timeout(0, function() fired = fired + 1 end)
+  T.ok(poll_until(mgr, function() return fired == 2 end), "a later poll, outside a coroutine, runs timers")
+  mgr:close()
+end)
+
 ---------------------------------------------------------------------------
 -- run / stop
 ---------------------------------------------------------------------------
@@ -346,7 +412,22 @@ T.test("run() argument errors raise", function()
   local mgr = new_manager()
   T.raises("opts must be a table", mgr.run, mgr, "x")
   T.raises("unknown signal: BOGUS", mgr.run, mgr, { signals = { "BOGUS" } })
+  T.raises("poll_ms must be a number of milliseconds", mgr.run, mgr, { poll_ms = "x" })
+  T.raises("poll_ms must be a number of milliseconds", mgr.run, mgr, { poll_ms = 0 / 0 })
+  T.raises("shutdown_timeout must be a number of milliseconds", mgr.run, mgr, { shutdown_timeout = "1s" })
+  local ok, err = pcall(function() mgr:run({ poll_ms = {} }) end)
+  T.eq(ok, false, "raised")
+  T.match(err, "^[^\n]*test_timers%.lua:%d+: poll_ms", "error position is the caller's")
+  T.eq(mgr.closed, false, "raised before running: the manager is still open")
   mgr:close()
+end)
+
+T.test("run({poll_ms = math.huge}) still runs timers and stops", function()
+  local mgr = new_manager()
+  mgr:set_timeout(20, function() mgr:stop() end)
+  local t0 = millis()
+  T.eq(mgr:run({ poll_ms = math.huge, shutdown_timeout = 0 }), true, "run result")
+  T.ok(millis() - t0 < 1500, "returned after " .. (millis() - t0) .. " ms")
 end)
 
 T.test("run({signals={'USR1'}}) returns when the process gets SIGUSR1", function()
