@@ -622,6 +622,18 @@ function Listener:pending_count()
   return n
 end
 
+-- Raises at level unless v is nil or an integer from 0 to 2^53 (sizes in
+-- bytes passed to C as uint64_t: a wrong type, a fraction or a negative
+-- number must not reach the FFI conversion, which raises late or wraps).
+local MAX_SIZE = 2 ^ 53
+
+local function check_size(v, name, zero, level)
+  if v ~= nil and (type(v) ~= "number" or not (v >= 0 and v <= MAX_SIZE) or v % 1 ~= 0) then
+    error(name .. " must be an integer number of bytes from 0 (" .. zero .. ") to 2^53",
+          level + 1)
+  end
+end
+
 --- Opens an HTTP server on url with handler(req, res).
 -- opts.max_body: largest request body accepted (413 beyond);
 -- opts.stream_threshold: bodies above this size are streamed (req:on_body);
@@ -642,6 +654,8 @@ function _M.listen(mgr, url, handler, opts)
   local tls = require("mongoose.tls")
   tls.check(opts.tls, 3)
   core.check_limits(opts, 3)
+  check_size(opts.max_body, "max_body", "the default", 3)
+  check_size(opts.stream_threshold, "stream_threshold", "never stream", 3)
   local tls_material, err = tls.prepare(url, opts.tls, false)
   if tls_material == nil then
     return nil, err

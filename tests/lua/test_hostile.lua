@@ -188,6 +188,35 @@ T.test("limits: bad option values raise", function()
   end
 end)
 
+T.test("limits: a bad max_body or stream_threshold raises before the socket opens", function()
+  -- A port known to be free: that of a listener closed again (given back at once).
+  local tmp = assert(mgr:http_listen("http://127.0.0.1:0", handler))
+  local port = tmp:port()
+  tmp:close()
+  mgr:poll(0) -- frees it
+  local url = "http://127.0.0.1:" .. port
+  local count = mgr:connection_count()
+  for _, name in ipairs({ "max_body", "stream_threshold" }) do
+    for _, v in ipairs({ "1M", -1, 0.5, 0 / 0, math.huge, 2 ^ 60, true, {} }) do
+      local ok, err = pcall(function() mgr:http_listen(url, handler, { [name] = v }) end)
+      T.eq(ok, false, name .. " = " .. tostring(v) .. " raises")
+      T.match(err, "^[^\n]*test_hostile%.lua:%d+: " .. name .. " must be an integer number of bytes",
+              name .. " = " .. tostring(v) .. ": the message, at the caller")
+      T.eq(mgr:connection_count(), count, name .. " = " .. tostring(v) .. ": no connection left")
+    end
+  end
+  -- Above the build's receive buffer cap: refused by the C layer, after
+  -- the socket opened; it is closed (its port given back) before the error
+  -- is raised, and freed at the next poll.
+  T.raises("max_body exceeds the build's limit", mgr.http_listen, mgr, url, handler, { max_body = 2 ^ 40 })
+  -- Nothing kept the port: listening there works, without a poll.
+  local again, err = mgr:http_listen(url, handler, { max_body = 0, stream_threshold = 0 })
+  T.ok(again, "the port is free again: " .. tostring(err))
+  again:close()
+  mgr:poll(0)
+  T.eq(mgr:connection_count(), count, "no connection left after a poll")
+end)
+
 local small = assert(mgr:http_listen("http://127.0.0.1:0", handler,
                                      { max_header_size = 1024, max_headers = 10, max_body = 1000 }))
 
