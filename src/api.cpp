@@ -174,7 +174,7 @@ int mgffi_send(mgffi_manager *m, uint64_t id, const void *buf, size_t len) {
     // poll_hint at "poll now" for good.
     if (c->is_listening && !c->is_udp)
       return mgr.fail(MGFFI_ERR_STATE, "cannot send on a listener");
-    if (!mg_send(c, buf, len)) {
+    if (!mgffi::send_bytes(c, buf, len)) {
       // UDP sends at once: the kernel said no (too large, unreachable).
       if (c->is_udp) {
         return mgr.fail(MGFFI_ERR_STATE, std::string("datagram not sent: ") + std::strerror(errno));
@@ -452,7 +452,7 @@ int mgffi_ws_send(mgffi_manager *m, uint64_t id, const void *buf, size_t len, in
   }
   return with_conn(m, id, [=](Manager &mgr, mg_connection *c) -> int {
     if (!c->is_websocket) return mgr.fail(MGFFI_ERR_STATE, "not a WebSocket connection");
-    if (mg_ws_send(c, buf, len, op) == 0) return mgr.fail(MGFFI_ERR_NOMEM, "send failed");
+    if (!mgffi::send_ws_frame(c, buf, len, op)) return mgr.fail(MGFFI_ERR_NOMEM, "out of memory");
     return MGFFI_OK;
   });
 }

@@ -74,6 +74,7 @@ bool wants_close(mg_http_message *hm) {
 constexpr std::uint64_t kDefaultMaxBody = MGFFI_DEFAULT_MAX_BODY;
 constexpr std::size_t kMaxDatagram = 65536;       // above any UDP payload
 constexpr std::size_t kMaxChunkSizeDigits = 16;   // leading zeros included
+constexpr std::size_t kKeptSendBytes = 65536;     // a drained send buffer kept for reuse
 constexpr std::size_t kMaxFreeStates = 1024;      // recycled connection states kept
 constexpr std::size_t kKeptRequestBytes = 65536;  // request buffer a recycled state keeps
 
@@ -233,6 +234,50 @@ ChunkScan scan_chunks(const char *p, std::size_t len) {
 }
 
 }  // namespace
+
+bool send_bytes(mg_connection *c, const void *buf, std::size_t len) {
+  if (c->is_udp || len == 0) return mg_send(c, buf, len);
+  const std::size_t need = c->send.len + len;
+  if (need > c->send.size) {
+    const std::size_t rounded = (need + MG_IO_SIZE - 1) / MG_IO_SIZE * MG_IO_SIZE;
+    if (!mg_iobuf_resize(&c->send, rounded)) return false;
+  }
+  std::memcpy(c->send.buf + c->send.len, buf, len);
+  c->send.len = need;
+  return true;
+}
+
+bool send_ws_frame(mg_connection *c, const void *buf, std::size_t len, int op) {
+  unsigned char header[14];
+  std::size_t n = 2;
+  header[0] = static_cast<unsigned char>(op | 0x80);  // FIN: messages are never fragmented
+  if (len < 126) {
+    header[1] = static_cast<unsigned char>(len);
+  } else if (len < 65536) {
+    header[1] = 126;
+    header[2] = static_cast<unsigned char>(len >> 8);
+    header[3] = static_cast<unsigned char>(len);
+    n = 4;
+  } else {
+    header[1] = 127;
+    for (int i = 0; i < 8; i++)
+      header[2 + i] = static_cast<unsigned char>(std::uint64_t{len} >> (56 - 8 * i));
+    n = 10;
+  }
+  if (c->is_client) {  // RFC 6455 5.3: a client masks every frame
+    header[1] |= 0x80;
+    mg_random(header + n, 4);
+    n += 4;
+  }
+  if (!send_bytes(c, header, n)) return false;
+  if (!send_bytes(c, buf, len)) return false;
+  if (c->is_client) {
+    unsigned char *p = c->send.buf + c->send.len - len;
+    const unsigned char *mask = header + n - 4;
+    for (std::size_t i = 0; i < len; i++) p[i] ^= mask[i & 3];
+  }
+  return true;
+}
 
 int Manager::poll_hint() const {
   int hint = -1;
@@ -454,6 +499,9 @@ void Manager::on_event(mg_connection *c, int ev, void *ev_data) {
     case MG_EV_CLOSE: on_close(c, st); return;
     case MG_EV_WRITE:
       st->last_activity_ms = poll_now_;  // a peer that reads is not idle
+      // send_bytes only grows the buffer: one that held a large reply is
+      // given back once it is out, so memory follows what is queued.
+      if (c->send.len == 0 && c->send.size > kKeptSendBytes) mg_iobuf_free(&c->send);
       break;
     case MG_EV_READ:
       st->last_activity_ms = poll_now_;
@@ -599,7 +647,7 @@ void Manager::reject(mg_connection *c, ConnState *st, int status, const char *re
                         "HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Type: text/plain\r\n"
                         "Content-Length: %d\r\n\r\n%d %s\n",
                         status, text, body_len, status, text);
-  if (n > 0) mg_send(c, head, static_cast<std::size_t>(n) < sizeof(head) ? n : sizeof(head) - 1);
+  if (n > 0) send_bytes(c, head, static_cast<std::size_t>(n) < sizeof(head) ? n : sizeof(head) - 1);
   c->recv.len = 0;
   c->is_draining = 1;
   st->closing_by_glue = true;
@@ -640,7 +688,7 @@ void Manager::check_ws_size(mg_connection *c, ConnState *st) {
 void Manager::refuse_ws_message(mg_connection *c, ConnState *st, std::uint64_t size) {
   static const unsigned char kClose1009[] = {0x03, 0xf1, 'm', 'e', 's', 's', 'a', 'g', 'e',
                                              ' ',  't',  'o', 'o', ' ', 'b', 'i', 'g'};
-  mg_ws_send(c, kClose1009, sizeof(kClose1009), WEBSOCKET_OP_CLOSE);
+  send_ws_frame(c, kClose1009, sizeof(kClose1009), WEBSOCKET_OP_CLOSE);
   c->recv.len = 0;
   c->pfn_data = nullptr;  // Mongoose's count of buffered fragment bytes
   c->is_draining = 1;
@@ -775,7 +823,7 @@ bool Manager::answer_expect(mg_connection *c, ConnState *st, mg_http_message *hm
   // A chunked body's length is unknown here: always ask for it.
   const bool body_missing = mg_http_get_header(hm, "Transfer-Encoding") != nullptr ||
                             c->recv.len < hm->head.len + hm->body.len;
-  if (body_missing) mg_send(c, kContinue, sizeof(kContinue) - 1);
+  if (body_missing) send_bytes(c, kContinue, sizeof(kContinue) - 1);
   return true;
 }
 
@@ -840,12 +888,12 @@ void Manager::send_status_and_headers(mg_connection *c, ConnState *st, int statu
                                       const char *headers, std::size_t headers_len) {
   char line[96];
   int n = std::snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, status_text(status));
-  mg_send(c, line, static_cast<std::size_t>(n));
-  if (headers_len > 0) mg_send(c, headers, headers_len);
+  send_bytes(c, line, static_cast<std::size_t>(n));
+  if (headers_len > 0) send_bytes(c, headers, headers_len);
   if (st->close_after_response) {
-    mg_send(c, "Connection: close\r\n", 19);
+    send_bytes(c, "Connection: close\r\n", 19);
   } else if (st->http10) {
-    mg_send(c, "Connection: keep-alive\r\n", 24);
+    send_bytes(c, "Connection: keep-alive\r\n", 24);
   }
 }
 
@@ -869,8 +917,8 @@ int Manager::http_reply(mg_connection *c, int status, const char *headers, std::
   send_status_and_headers(c, st, status, headers, headers_len);
   char cl[48];
   int n = std::snprintf(cl, sizeof(cl), "Content-Length: %zu\r\n\r\n", body_len);
-  mg_send(c, cl, static_cast<std::size_t>(n));
-  if (body_len > 0 && !st->head_request) mg_send(c, body, body_len);
+  send_bytes(c, cl, static_cast<std::size_t>(n));
+  if (body_len > 0 && !st->head_request) send_bytes(c, body, body_len);
   finish_response(c, st);
   return MGFFI_OK;
 }
@@ -882,7 +930,7 @@ int Manager::http_begin_chunked(mg_connection *c, int status, const char *header
     return fail(MGFFI_ERR_STATE, "no request is waiting for a reply on this connection");
   }
   send_status_and_headers(c, st, status, headers, headers_len);
-  mg_send(c, "Transfer-Encoding: chunked\r\n\r\n", 30);
+  send_bytes(c, "Transfer-Encoding: chunked\r\n\r\n", 30);
   st->chunked_open = true;
   return MGFFI_OK;
 }
@@ -894,16 +942,16 @@ int Manager::http_write_chunk(mg_connection *c, const char *buf, std::size_t len
   if (st->head_request) return MGFFI_OK;
   char size_line[24];
   int n = std::snprintf(size_line, sizeof(size_line), "%zx\r\n", len);
-  mg_send(c, size_line, static_cast<std::size_t>(n));
-  mg_send(c, buf, len);
-  mg_send(c, "\r\n", 2);
+  send_bytes(c, size_line, static_cast<std::size_t>(n));
+  send_bytes(c, buf, len);
+  send_bytes(c, "\r\n", 2);
   return MGFFI_OK;
 }
 
 int Manager::http_end_chunked(mg_connection *c) {
   ConnState *st = state_of(c);
   if (!st->chunked_open) return fail(MGFFI_ERR_STATE, "no chunked response is open");
-  if (!st->head_request) mg_send(c, "0\r\n\r\n", 5);
+  if (!st->head_request) send_bytes(c, "0\r\n\r\n", 5);
   finish_response(c, st);
   return MGFFI_OK;
 }
@@ -1098,7 +1146,7 @@ int Manager::udp_send_to(mg_connection *c, const mgffi_addr &to, const void *buf
   std::memcpy(c->rem.addr.ip, to.ip, sizeof(to.ip));
   c->rem.port = mg_htons(to.port);
   c->rem.is_ip6 = to.is_ip6 != 0;
-  bool ok = mg_send(c, buf, len);
+  bool ok = send_bytes(c, buf, len);
   c->rem = saved;
   if (!ok) return fail(MGFFI_ERR_STATE, std::string("sendto failed: ") + std::strerror(errno));
   return MGFFI_OK;
@@ -1139,7 +1187,7 @@ bool Manager::over_connection_limit(mg_connection *c, ConnState *st) {
   if (st->protocol == MGFFI_PROTO_HTTP && !c->is_tls) {
     static const char k503[] =
         "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
-    mg_send(c, k503, sizeof(k503) - 1);
+    send_bytes(c, k503, sizeof(k503) - 1);
     c->is_draining = 1;
   } else {
     c->is_closing = 1;

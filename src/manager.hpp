@@ -63,6 +63,16 @@ struct ConnState {
   void reset() { *this = ConnState(); }
 };
 
+// Appends bytes to a TCP connection's send buffer, growing it only when it
+// is too small (mg_send resizes it to fit every call: a reply over
+// MG_IO_SIZE cost two allocations each time). UDP: mg_send, sent at once.
+bool send_bytes(mg_connection *c, const void *buf, std::size_t len);
+
+// One WebSocket frame through send_bytes (masked on client connections):
+// mg_ws_send without its buffer resizing. op: the first header byte's low
+// bits (1 text, 2 binary, 8 close, 9 ping, 10 pong).
+bool send_ws_frame(mg_connection *c, const void *buf, std::size_t len, int op);
+
 class Manager {
  public:
   Manager();

@@ -1,0 +1,210 @@
+// The event path allocates nothing per event in steady state: after a
+// warm-up, this counts every malloc/calloc/realloc made while the manager
+// polls, hands out its events and sends replies (keep-alive HTTP requests,
+// WebSocket echoes, raw TCP reads), and fails if there is any.
+//
+// malloc is interposed for the whole process (the library included) and
+// forwards to glibc's __libc_* entry points; only calls made between
+// count_on() and count_off() are counted, so the client side of the test
+// (plain sockets and std::string buffers) is left out. Not built with the
+// sanitizers, which interpose malloc themselves.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "mongoose_ffi.h"
+
+extern "C" {
+void *__libc_malloc(size_t size);
+void *__libc_calloc(size_t n, size_t size);
+void *__libc_realloc(void *p, size_t size);
+
+namespace {
+bool g_counting = false;
+long g_allocations = 0;
+}  // namespace
+
+// A place for a debugger's breakpoint: each counted allocation calls it.
+__attribute__((noinline)) void alloc_steady_state_counted() {
+  asm volatile("");
+}
+
+void *malloc(size_t size) {
+  if (g_counting) {
+    g_allocations++;
+    alloc_steady_state_counted();
+  }
+  return __libc_malloc(size);
+}
+void *calloc(size_t n, size_t size) {
+  if (g_counting) {
+    g_allocations++;
+    alloc_steady_state_counted();
+  }
+  return __libc_calloc(n, size);
+}
+void *realloc(void *p, size_t size) {
+  if (g_counting) {
+    g_allocations++;
+    alloc_steady_state_counted();
+  }
+  return __libc_realloc(p, size);
+}
+}
+
+namespace {
+
+#define CHECK(cond)                                                                 \
+  do {                                                                              \
+    if (!(cond)) {                                                                  \
+      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+      std::exit(1);                                                                 \
+    }                                                                               \
+  } while (0)
+
+void count_on() {
+  g_counting = true;
+}
+void count_off() {
+  g_counting = false;
+}
+
+std::uint16_t port_of(mgffi_manager *m, std::uint64_t id) {
+  mgffi_conn_info info;
+  CHECK(mgffi_get_conn_info(m, id, &info) == MGFFI_OK);
+  return info.local.port;
+}
+
+int connect_to(std::uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  CHECK(fd >= 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  CHECK(connect(fd, reinterpret_cast<sockaddr *>(&sa), sizeof(sa)) == 0);
+  return fd;
+}
+
+// One poll with counting on, and the server's side of its events: every
+// view read, requests answered, WebSocket messages and TCP reads echoed.
+// Returns the number of events.
+int serve_once(mgffi_manager *m) {
+  static const char kHeaders[] = "Content-Type: text/plain\r\n";
+  count_on();
+  int n = mgffi_poll(m, 1);
+  const mgffi_event *evs = mgffi_events(m);
+  for (int i = 0; i < n; i++) {
+    const mgffi_event &e = evs[i];
+    switch (e.type) {
+      case MGFFI_EV_HTTP_MSG:
+        if (e.http->uri.len == 3 && std::memcmp(e.http->uri.ptr, "/ws", 3) == 0) {
+          mgffi_ws_upgrade(m, e.conn_id, nullptr, 0);
+        } else {
+          mgffi_http_reply(m, e.conn_id, 200, kHeaders, sizeof(kHeaders) - 1, e.http->body.ptr,
+                           e.http->body.len);
+        }
+        break;
+      case MGFFI_EV_WS_MSG: mgffi_ws_send(m, e.conn_id, e.data.ptr, e.data.len, 2); break;
+      case MGFFI_EV_READ:
+        if (e.data.len > 0) mgffi_send(m, e.conn_id, e.data.ptr, e.data.len);
+        break;
+      default: break;
+    }
+  }
+  count_off();
+  return n;
+}
+
+// Sends data on fd and serves until `want` bytes came back.
+void exchange(mgffi_manager *m, int fd, const std::string &data, std::size_t want) {
+  CHECK(send(fd, data.data(), data.size(), 0) == static_cast<ssize_t>(data.size()));
+  std::size_t got = 0;
+  char buf[8192];
+  for (int polls = 0; got < want; polls++) {
+    CHECK(polls < 2000);
+    serve_once(m);
+    ssize_t r;
+    while ((r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) got += static_cast<std::size_t>(r);
+  }
+  CHECK(got == want);
+}
+
+std::string http_request(const std::string &body) {
+  return "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\n\r\n" + body;
+}
+
+std::size_t http_response_size(const std::string &body) {
+  return std::string("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ").size() +
+         std::to_string(body.size()).size() + 4 + body.size();
+}
+
+// A client WebSocket frame (masked with a zero key) and the size of the
+// server's unmasked binary echo of it.
+std::string ws_frame(const std::string &payload) {
+  std::string f;
+  f += static_cast<char>(0x82);
+  f += static_cast<char>(0x80 | 126);
+  f += static_cast<char>(payload.size() >> 8);
+  f += static_cast<char>(payload.size() & 0xff);
+  f += std::string(4, '\0');
+  return f + payload;
+}
+
+}  // namespace
+
+int main() {
+  mgffi_log_set_level(0);
+  mgffi_manager *m = mgffi_manager_new();
+  CHECK(m != nullptr);
+  std::uint64_t http_id = 0, raw_id = 0;
+  CHECK(mgffi_listen(m, "http://127.0.0.1:0", MGFFI_PROTO_HTTP, &http_id) == MGFFI_OK);
+  CHECK(mgffi_listen(m, "tcp://127.0.0.1:0", MGFFI_PROTO_RAW, &raw_id) == MGFFI_OK);
+
+  const int http_fd = connect_to(port_of(m, http_id));
+  const int ws_fd = connect_to(port_of(m, http_id));
+  const int raw_fd = connect_to(port_of(m, raw_id));
+  const std::string small(100, 's'), large(20000, 'l'), frame_payload(1000, 'w');
+  std::string upgrade =
+      "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+  CHECK(send(ws_fd, upgrade.data(), upgrade.size(), 0) == static_cast<ssize_t>(upgrade.size()));
+  std::string response;
+  for (int polls = 0; response.find("\r\n\r\n") == std::string::npos; polls++) {
+    CHECK(polls < 2000);
+    serve_once(m);
+    char buf[1024];
+    ssize_t r = recv(ws_fd, buf, sizeof(buf), MSG_DONTWAIT);
+    if (r > 0) response.append(buf, static_cast<std::size_t>(r));
+  }
+  CHECK(response.compare(0, 12, "HTTP/1.1 101") == 0);
+
+  // Warm-up: buffers, queues and recycled states reach their sizes.
+  auto round = [&] {
+    exchange(m, http_fd, http_request(small), http_response_size(small));
+    exchange(m, http_fd, http_request(large), http_response_size(large));
+    exchange(m, ws_fd, ws_frame(frame_payload), 4 + frame_payload.size());
+    exchange(m, raw_fd, large, large.size());
+  };
+  for (int i = 0; i < 50; i++) round();
+  g_allocations = 0;
+  const int kRounds = 500;
+  for (int i = 0; i < kRounds; i++) round();
+  std::printf(
+      "alloc_steady_state: %ld allocations in %d rounds (%d HTTP requests, %d WebSocket "
+      "echoes, %d TCP echoes)\n",
+      g_allocations, kRounds, 2 * kRounds, kRounds, kRounds);
+  close(http_fd);
+  close(ws_fd);
+  close(raw_fd);
+  mgffi_manager_free(m);
+  return g_allocations == 0 ? 0 : 1;
+}
