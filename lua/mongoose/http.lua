@@ -56,32 +56,26 @@ local _M = {}
 
 local header_parts = {}
 
-local function check_header_text(s, what)
+-- Errors are raised at level, counted from the function that calls these
+-- helpers (each passes level + 1 on).
+local function check_header_text(s, what, level)
   if str_find(s, "[\r\n%z]") then
-    error(what .. " must not contain CR, LF or NUL: " .. s, 4)
+    error(what .. " must not contain CR, LF or NUL: " .. s, level + 1)
   end
 end
 
--- Appends one header (or one per value of a list) at header_parts[n+1..];
--- returns the new count. A plain function, not a closure: the JIT compiles
--- it, and building the block allocates only the resulting string.
-local function add_header(n, name, value)
-  if type(name) ~= "string" then
-    error("header names must be strings", 4)
-  end
+-- Appends one header at header_parts[n+1..]; returns the new count. Plain
+-- functions, not closures: the JIT compiles them, and building the block
+-- allocates only the resulting string.
+local function add_one(n, name, value, level)
   local tv = type(value)
-  if tv == "table" then
-    for _, v in ipairs(value) do
-      n = add_header(n, name, v)
-    end
-    return n
-  elseif tv == "number" then
+  if tv == "number" then
     value = tostring(value)
   elseif tv ~= "string" then
-    error("header '" .. name .. "' has a " .. tv .. " value", 4)
+    error("header '" .. name .. "' has a " .. tv .. " value", level + 1)
   end
-  check_header_text(name, "header name")
-  check_header_text(value, "header value")
+  check_header_text(name, "header name", level + 1)
+  check_header_text(value, "header value", level + 1)
   header_parts[n + 1] = name
   header_parts[n + 2] = ": "
   header_parts[n + 3] = value
@@ -89,33 +83,93 @@ local function add_header(n, name, value)
   return n + 4
 end
 
--- Builds "Name: value\r\n..." from a table { Name = "value" | {values} }
--- merged over defaults; raises on values that would split the response.
-local function header_block(headers, defaults)
-  if headers == nil and defaults == nil then
-    return ""
+-- One header, or one per value of a list.
+local function add_header(n, name, value, level)
+  if type(name) ~= "string" then
+    error("header names must be strings", level + 1)
   end
-  local n = 0
+  if type(value) == "table" then
+    for _, v in ipairs(value) do
+      n = add_one(n, name, v, level + 1)
+    end
+    return n
+  end
+  return add_one(n, name, value, level + 1)
+end
+
+-- The lower-cased name if it is one of the framing headers the C layer
+-- writes in a reply (only names of their lengths are lower-cased).
+local function framing_name(name)
+  local len = #name
+  if len == 10 or len == 14 or len == 17 then
+    local l = str_lower(name)
+    if l == "connection" or l == "content-length" or l == "transfer-encoding" then
+      return l
+    end
+  end
+  return nil
+end
+
+-- A framing header set for a reply: Content-Length and Transfer-Encoding
+-- raise, "Connection: close" returns true (the caller asks for the close).
+local function framing_header(lname, name, value, level)
+  if lname == "connection" then
+    if type(value) == "string" and str_lower(value) == "close" then
+      return true
+    end
+    error("header '" .. name .. "' may only be \"close\" (the C layer writes keep-alive "
+          .. "headers itself)", level + 1)
+  end
+  error("header '" .. name .. "' must not be set: the C layer writes Content-Length and "
+        .. "Transfer-Encoding", level + 1)
+end
+
+-- Builds "Name: value\r\n..." from a table { Name = "value" | {values} }
+-- merged over defaults; raises on values that would split the message.
+-- For a reply (reply == true) the framing headers are checked and the
+-- second result tells whether "Connection: close" was asked for (it is
+-- left out of the block). level: where errors point, as seen from the
+-- caller (default 2: the caller's caller).
+local function build_block(headers, defaults, level, reply)
+  if headers == nil and defaults == nil then
+    return "", false
+  end
+  level = (level or 2) + 1 -- as seen from here
+  local n, close = 0, false
   if defaults then
     for name, value in pairs(defaults) do
       if headers == nil or headers[name] == nil then
-        n = add_header(n, name, value)
+        local lname = reply and type(name) == "string" and framing_name(name)
+        if lname then
+          close = framing_header(lname, name, value, level) or close
+        else
+          n = add_header(n, name, value, level)
+        end
       end
     end
   end
   if headers then
     if type(headers) ~= "table" then
-      error("headers must be a table", 3)
+      error("headers must be a table", level)
     end
     for name, value in pairs(headers) do
-      n = add_header(n, name, value)
+      local lname = reply and type(name) == "string" and framing_name(name)
+      if lname then
+        close = framing_header(lname, name, value, level) or close
+      else
+        n = add_header(n, name, value, level)
+      end
     end
   end
   if n == 0 then
-    return ""
+    return "", close
   end
   -- Entries past n are left from longer blocks: concat reads only 1..n.
-  return concat(header_parts, "", 1, n)
+  return concat(header_parts, "", 1, n), close
+end
+
+local function header_block(headers, defaults, level)
+  return (build_block(headers, defaults, (level or 2) + 1, false))
 end
 _M.header_block = header_block
 
@@ -351,12 +405,55 @@ function Response:check_unsent(level)
   end
 end
 
+-- The value of the request's first header named lname (lower case), as
+-- the C layer finds it, or nil.
+local function first_header(req, lname)
+  req:check_views()
+  local h = req.http
+  for i = 0, h.header_count - 1 do
+    local hd = h.headers[i]
+    if hd.name.len == #lname and str_lower(ffi_string(hd.name.ptr, hd.name.len)) == lname then
+      return ffi_string(hd.value.ptr, hd.value.len)
+    end
+  end
+  return nil
+end
+
+-- The reply asked for "Connection: close". The C layer writes a Connection
+-- header itself when the request asked to close (then it closes too), and
+-- "keep-alive" to an HTTP/1.0 keep-alive request: the header goes in only
+-- when the C layer writes none. With close_after, the connection is closed
+-- once the reply is complete (see finish). Returns the block to send.
+local function ask_close(self, block, close_after)
+  local req = self.req
+  local conn = first_header(req, "connection")
+  conn = conn and str_lower(conn)
+  local http10 = str_lower(req.version) == "http/1.0"
+  if (http10 and conn ~= "keep-alive") or (not http10 and conn == "close") then
+    return block -- the C layer says close, and closes
+  end
+  self.close_after = close_after
+  if http10 then
+    return block -- it says keep-alive; the connection still closes after
+  end
+  return block .. "Connection: close\r\n"
+end
+
 local function finish(self)
   self.sent = true
-  self.req:mark_done()
+  local req = self.req
+  req:mark_done()
   local l = self.listener
   if l then
     l.pending[self.id] = nil
+    if self.close_after and not self.closed then
+      if l.streams[self.id] == req then
+        req.close_at_end = true -- the body is still arriving: close after it
+      else
+        self.closed = true
+        C.mgffi_close(self.mgr.cm, self.id, 0)
+      end
+    end
   end
 end
 
@@ -370,7 +467,10 @@ function Response:send(status, body, headers)
   elseif type(body) ~= "string" then
     error("body must be a string", 2)
   end
-  local block = header_block(headers, self.default_headers)
+  local block, close = build_block(headers, self.default_headers, 2, true)
+  if close then
+    block = ask_close(self, block, true)
+  end
   local rc = C_http_reply(self.mgr.cm, self.id, status, block, #block, body, #body)
   if rc ~= 0 then
     finish(self)
@@ -384,7 +484,10 @@ end
 function Response:begin(status, headers)
   self:check_unsent(2)
   check_status(status)
-  local block = header_block(headers, self.default_headers)
+  local block, close = build_block(headers, self.default_headers, 2, true)
+  if close then
+    block = ask_close(self, block, true)
+  end
   local rc = C_begin_chunked(self.mgr.cm, self.id, status, block, #block)
   if rc ~= 0 then
     finish(self)
@@ -434,7 +537,12 @@ local function serve_opts(self, opts)
     error("opts must be a table", 3)
   end
   opts = opts or {}
-  local block = header_block(opts.headers, self.default_headers)
+  local block, close = build_block(opts.headers, self.default_headers, 3, true)
+  if close then
+    -- Mongoose sends the file after this call: the connection cannot be
+    -- closed after it from here; the header tells the client to close.
+    block = ask_close(self, block, false)
+  end
   local mime = opts.mime_types
   if mime ~= nil and type(mime) ~= "string" then
     error("mime_types must be a string like \"ext=type,ext2=type2\"", 3)
@@ -513,6 +621,13 @@ _M.Listener = Listener
 
 local TEXT_PLAIN = { ["Content-Type"] = "text/plain" }
 
+-- Answers 500 in place of the reply res was meant for: headers set with
+-- set_header are dropped (they may be what made the reply fail).
+local function send_500(res, headers)
+  res.default_headers = nil
+  return res:send(500, "Internal Server Error\n", headers)
+end
+
 -- Handles the request: calls the handler and sends what it returned if it
 -- returned a status. The handler is called directly, not under its own
 -- xpcall, so that the JIT can compile the whole request path; an error it
@@ -536,10 +651,15 @@ function Listener:handle(req)
     self.current = nil
     self.mgr:log("error", "HTTP handler for " .. req.method .. " " .. req.path
                  .. " returned " .. type(status) .. " instead of a status number")
-    res:send(500, "Internal Server Error\n", TEXT_PLAIN)
+    send_500(res, TEXT_PLAIN)
   end
   -- Returned nothing and did not reply: the reply comes later (deferred).
   self.current = nil
+end
+
+local function error_text(err)
+  local ok, text = pcall(tostring, err)
+  return ok and text or "(an error value that cannot be turned into a string)"
 end
 
 -- An error escaped while handling an event of this listener.
@@ -550,10 +670,9 @@ function Listener:on_event_error(err)
   if res and res.chunked and not res.sent then
     res:close() -- the status line is gone: the client sees a cut response
   elseif res and not res.sent and not res.closed then
-    res:send(500, "Internal Server Error\n", TEXT_PLAIN)
+    send_500(res, TEXT_PLAIN)
   end
-  local ok, text = pcall(tostring, err)
-  err = ok and text or "(an error value that cannot be turned into a string)"
+  err = error_text(err)
   if not res then
     self.mgr:log("error", "HTTP listener event failed: " .. err)
     return
@@ -598,8 +717,13 @@ function Listener:on_event(ev, id)
   elseif t == EV_HTTP_BODY_END then
     local req = self.streams[id]
     self.streams[id] = nil
-    if req and req.body_end_fn then
-      self.mgr:protected_call("on_body end", req.body_end_fn)
+    if req then
+      if req.body_end_fn then
+        self.mgr:protected_call("on_body end", req.body_end_fn)
+      end
+      if req.close_at_end then
+        C.mgffi_close(self.mgr.cm, id, 0)
+      end
     end
   elseif t == EV_HTTP_REJECTED then
     self.mgr:log("info", "request rejected with " .. tonumber(ev.value) .. ": "

@@ -874,6 +874,102 @@ T.test("CR/LF in headers returned by the handler gives 500", function()
   T.ok(not out:find("Injected", 1, true), "no injected header")
 end)
 
+T.test("Content-Length / Transfer-Encoding / Connection other than close set by a handler give 500", function()
+  -- The C layer writes the framing headers: a second, conflicting copy
+  -- would let a client or proxy read the response differently.
+  routes["/framing-cl"] = function()
+    return 200, "x", { ["Content-Length"] = "99" }
+  end
+  routes["/framing-cl-set"] = function(req, res)
+    res:set_header("content-length", 1) -- any spelling; set_header too
+    return 200, "x"
+  end
+  routes["/framing-te"] = function(req, res)
+    res:begin(200, { ["Transfer-Encoding"] = "chunked" })
+    res:finish("x")
+  end
+  routes["/framing-keepalive"] = function()
+    return 200, "x", { Connection = "keep-alive" }
+  end
+  local n0 = #logs
+  for path, header in pairs({ ["/framing-cl"] = "Content-Length", ["/framing-cl-set"] = "content-length",
+                              ["/framing-te"] = "Transfer-Encoding", ["/framing-keepalive"] = "Connection" }) do
+    local out = curl("-i " .. T.q(BASE .. path))
+    local r = T.ok(parse_response(out), "a parsable response for " .. path)
+    T.eq(r.status, 500, path .. " status")
+    T.eq(select(2, out:gsub("\r\n[Cc]ontent%-[Ll]ength:", "")), 1, path .. ": one Content-Length")
+    T.ok(not out:lower():find("transfer-encoding", 1, true), path .. ": no Transfer-Encoding")
+    local logged = false
+    for i = n0 + 1, #logs do
+      logged = logged or (logs[i].msg:find("GET " .. path .. " ", 1, true) ~= nil
+                          and logs[i].msg:find("header '" .. header .. "'", 1, true) ~= nil)
+    end
+    T.ok(logged, path .. ": the log names the header " .. header)
+  end
+end)
+
+T.test("Connection: close set by a handler: one Connection header, then the server closes", function()
+  local closing_file
+  routes["/conn-close"] = function(req, res)
+    if req:query_params("how") == "set" then
+      res:set_header("connection", "Close")
+      return 200, "closing"
+    elseif req:query_params("how") == "chunked" then
+      res:begin(200, { Connection = "close" })
+      res:write("clo")
+      return res:finish("sing")
+    elseif req:query_params("how") == "serve" then
+      return res:serve_file(closing_file, { headers = { Connection = "close" } })
+    end
+    return 200, "closing", { Connection = "close" }
+  end
+  closing_file = T.tmpdir() .. "/closing.txt"
+  T.write_file(closing_file, "closing")
+  local out, rc = py([[
+reqs = [
+    ("keepalive", b"GET /conn-close HTTP/1.1\r\nHost: x\r\n\r\n"),
+    ("set", b"GET /conn-close?how=set HTTP/1.1\r\nHost: x\r\n\r\n"),
+    ("chunked", b"GET /conn-close?how=chunked HTTP/1.1\r\nHost: x\r\n\r\n"),
+    ("client_close", b"GET /conn-close HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    ("http10", b"GET /conn-close HTTP/1.0\r\n\r\n"),
+    ("http10_keepalive", b"GET /conn-close HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
+]
+for name, data in reqs:
+    r = raw(data, timeout=2)
+    head = r.split(b"\r\n\r\n")[0].lower()
+    print(name, r[:12].decode(), head.count(b"\r\nconnection:"),
+          "timeout" if r.endswith(b"<TIMEOUT: the server did not close>") else "closed",
+          r.endswith(b"closing") or r.endswith(b"0\r\n\r\n"))
+]], PORT, 20000)
+  T.eq(rc, 0, "python exit status")
+  local seen = 0
+  for name, status, count, closed, body_ok in out:gmatch("(%S+) (HTTP/1%.1 %d+) (%d+) (%S+) (%S+)\n") do
+    seen = seen + 1
+    T.eq(status, "HTTP/1.1 200", name .. " status")
+    T.eq(count, "1", name .. ": exactly one Connection header")
+    T.eq(closed, "closed", name .. ": the server closes the connection after the reply")
+    T.eq(body_ok, "True", name .. ": the whole body")
+  end
+  T.eq(seen, 6, "responses: " .. out)
+  T.match(out, "keepalive HTTP/1.1 200 1", "keep-alive request")
+
+  -- serve_file: the header is sent once; closing is left to the client
+  -- unless the request asked for it (then the C layer closes).
+  out, rc = py([[
+s = socket.create_connection(("127.0.0.1", PORT))
+s.sendall(b"GET /conn-close?how=serve HTTP/1.1\r\nHost: x\r\n\r\n")
+r = b""
+while not r.endswith(b"closing"):
+    r += s.recv(65536)
+s.close()
+print("serve", r.lower().count(b"\r\nconnection: close\r\n"))
+r = raw(b"GET /conn-close?how=serve HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout=2)
+print("serve_client_close", r.lower().count(b"\r\nconnection:"), r.endswith(b"closing"))
+]], PORT, 20000)
+  T.eq(rc, 0, "python exit status")
+  T.eq(out, "serve 1\nserve_client_close 1 True\n", "serve_file with Connection: close")
+end)
+
 ---------------------------------------------------------------------------
 -- Deferred replies
 ---------------------------------------------------------------------------
