@@ -34,6 +34,8 @@ local setmetatable = setmetatable
 local str_lower = string.lower
 local str_find = string.find
 local concat = table.concat
+local xpcall = xpcall
+local traceback = debug.traceback
 
 local C_http_reply = C.mgffi_http_reply
 local C_begin_chunked = C.mgffi_http_begin_chunked
@@ -620,6 +622,7 @@ _M.Listener = Listener
 
 
 local TEXT_PLAIN = { ["Content-Type"] = "text/plain" }
+local TEXT_PLAIN_CLOSE = { ["Content-Type"] = "text/plain", Connection = "close" }
 
 -- Answers 500 in place of the reply res was meant for: headers set with
 -- set_header are dropped (they may be what made the reply fail).
@@ -662,8 +665,46 @@ local function error_text(err)
   return ok and text or "(an error value that cannot be turned into a string)"
 end
 
+-- A body callback (what: "on_chunk" or "on_end") of req failed: no more
+-- callbacks; the client gets 500 and the connection closes (once the rest
+-- of the body has been read) unless a reply was made already.
+local function body_failed(self, req, id, what, err)
+  req.body_chunk_fn = nil
+  req.body_end_fn = nil
+  local res = self.pending[id]
+  if res and res.req == req then
+    if res.chunked then
+      res:close()
+    elseif not res.sent and not res.closed then
+      send_500(res, TEXT_PLAIN_CLOSE)
+    end
+  end
+  self.mgr:log("error", "HTTP body callback " .. what .. " for " .. req.method .. " " .. req.path
+               .. " failed: " .. error_text(err))
+end
+
+-- Calls a body callback of req (on_chunk with chunk, or on_end).
+local function call_body_fn(self, req, id, fn, what, chunk)
+  self.body_req, self.body_what = req, what
+  local ok, err
+  if chunk then
+    ok, err = xpcall(fn, traceback, chunk)
+  else
+    ok, err = xpcall(fn, traceback)
+  end
+  self.body_req = nil
+  if not ok then
+    body_failed(self, req, id, what, err)
+  end
+end
+
 -- An error escaped while handling an event of this listener.
 function Listener:on_event_error(err)
+  local body_req = self.body_req
+  if body_req then -- a body callback yielded (see Manager:guarded_call)
+    self.body_req = nil
+    return body_failed(self, body_req, body_req.id, self.body_what, err)
+  end
   local res = self.current
   self.current = nil
   -- The client is answered first: logging may fail on odd error values.
@@ -671,6 +712,10 @@ function Listener:on_event_error(err)
     res:close() -- the status line is gone: the client sees a cut response
   elseif res and not res.sent and not res.closed then
     send_500(res, TEXT_PLAIN)
+  end
+  if res then -- a streamed body is skipped from now on
+    res.req.body_chunk_fn = nil
+    res.req.body_end_fn = nil
   end
   err = error_text(err)
   if not res then
@@ -710,16 +755,17 @@ function Listener:on_event(ev, id)
     self:handle(req)
   elseif t == EV_HTTP_BODY then
     local req = self.streams[id]
-    if req and req.body_chunk_fn then
-      local chunk = ffi_string(ev.data.ptr, ev.data.len)
-      self.mgr:protected_call("on_body", req.body_chunk_fn, chunk)
+    local fn = req and req.body_chunk_fn
+    if fn then
+      call_body_fn(self, req, id, fn, "on_chunk", ffi_string(ev.data.ptr, ev.data.len))
     end
   elseif t == EV_HTTP_BODY_END then
     local req = self.streams[id]
     self.streams[id] = nil
     if req then
-      if req.body_end_fn then
-        self.mgr:protected_call("on_body end", req.body_end_fn)
+      local fn = req.body_end_fn
+      if fn then
+        call_body_fn(self, req, id, fn, "on_end")
       end
       if req.close_at_end then
         C.mgffi_close(self.mgr.cm, id, 0)

@@ -801,6 +801,60 @@ for name in sys.argv[2].split(","):
   T.ok(find_log("HTTP handler for GET /h/error failed"), "the error is logged")
 end)
 
+T.test("handlers: a yield while poll runs inside a coroutine gives 500; later polls work", function()
+  -- LuaJIT lets coroutine.yield pass through xpcall: without a guard the
+  -- dispatch stayed suspended, and every later poll raised.
+  local streamed = assert(mgr:http_listen("http://127.0.0.1:0", function(req, res)
+    if req.path == "/chunk-yield" then
+      req:on_body(function() coroutine.yield("chunk") end, function() end)
+    elseif req.path == "/end-yield" then
+      req:on_body(function() end, function() coroutine.yield("end") end)
+    else
+      return handler(req, res)
+    end
+  end, { stream_threshold = 100 }))
+  local n0 = #logs
+  local co = coroutine.create(function()
+    return py([[
+for path in [b"/h/yield", b"/hello"]:
+    out(path.decode().strip("/").replace("/", "_"),
+        status(raw(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")))
+s = conn()
+for path in [b"/h/yield", b"/hello", b"/h/yield", b"/hello"]:
+    s.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    out("keepalive" + path.decode().replace("/", "_"), status(read_resp(s)))
+s.close()
+port2 = int(sys.argv[2])
+for path in [b"/chunk-yield", b"/end-yield"]:
+    r = raw(b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + b"z" * 1000, port2)
+    out(path.decode().strip("/"), status(r))
+out("after", good(port2)[0])
+]], PORT .. " " .. streamed:port())
+  end)
+  local resumed, out = coroutine.resume(co)
+  T.eq(coroutine.status(co), "dead", "the coroutine polling the manager ran to its end (resumed: "
+       .. tostring(resumed) .. ", " .. tostring(out) .. ")")
+  T.ok(resumed, "no error: " .. tostring(out))
+  local r = kv(out)
+  T.eq(r.h_yield, "500", "a yielding handler: 500")
+  T.eq(r.hello, "200", "the next request")
+  T.eq(r["keepalive_h_yield"], "500", "keep-alive: 500")
+  T.eq(r["keepalive_hello"], "200", "keep-alive: the next request on the connection")
+  T.eq(r["chunk-yield"], "500", "a yielding on_chunk: 500")
+  T.eq(r["end-yield"], "500", "a yielding on_end: 500")
+  T.eq(r.after, "True", "the streaming listener serves the next request")
+  local logged = false
+  for i = n0 + 1, #logs do
+    logged = logged or logs[i].msg:find("HTTP handler for GET /h/yield failed: coroutine.yield()", 1, true) ~= nil
+  end
+  T.ok(logged, "the yield is logged")
+  -- Later polls, inside or outside a coroutine, work.
+  T.eq(mgr.dispatching, false, "not left dispatching")
+  T.ok(pcall(mgr.poll, mgr, 0), "poll outside a coroutine")
+  T.eq(py("out('ok', good()[0])\n", PORT), "ok True\n", "served again")
+  streamed:close()
+end)
+
 T.test("handlers: an error on a keep-alive connection, then more requests on it", function()
   local out = py([[
 s = conn()

@@ -1209,6 +1209,70 @@ except socket.timeout:
        "the next request: " .. tostring(second))
 end)
 
+T.test("an error in on_chunk or on_end gives one 500 and a close; the server goes on", function()
+  local calls = { chunk = 0, after = 0, ended = 0 }
+  local failing = assert(mgr:http_listen("http://127.0.0.1:0", function(req, res)
+    if req.path == "/chunk-error" then
+      req:on_body(function()
+        calls.chunk = calls.chunk + 1
+        error("on_chunk boom")
+      end, function()
+        calls.after = calls.after + 1 -- never: the body is dropped after the error
+      end)
+    elseif req.path == "/end-error" then
+      req:on_body(function() end, function()
+        calls.ended = calls.ended + 1
+        error("on_end boom")
+      end)
+    elseif req.path == "/handler-error" then
+      req:on_body(function() calls.after = calls.after + 1 end)
+      error("handler boom")
+    else
+      return 200, "next " .. req.path
+    end
+  end, { stream_threshold = 1000 }))
+  local url = "http://127.0.0.1:" .. failing:port()
+  local path = T.tmpdir() .. "/one-mb.bin"
+  T.write_file(path, random_bytes(MB, 99))
+  local function count_logs(text)
+    local n = 0
+    for _, e in ipairs(logs) do
+      n = n + (e.msg:find(text, 1, true) and 1 or 0)
+    end
+    return n
+  end
+
+  local out = curl("-i -H 'Expect:' --data-binary @" .. T.q(path) .. " " .. T.q(url .. "/chunk-error"))
+  local r = T.ok(parse_response(out), "a parsable response: " .. out)
+  T.eq(r.status, 500, "on_chunk error: status")
+  T.eq(r.headers["connection"], "close", "on_chunk error: Connection: close")
+  T.eq(calls.chunk, 1, "on_chunk is not called again after its error")
+  T.eq(calls.after, 0, "on_end is not called after an on_chunk error")
+  T.eq(count_logs("HTTP body callback on_chunk for POST /chunk-error failed"), 1, "logged once")
+  T.eq(curl(T.q(url .. "/after")), "next /after", "the next request is served")
+
+  out = curl("-i -H 'Expect:' --data-binary @" .. T.q(path) .. " " .. T.q(url .. "/end-error"))
+  r = T.ok(parse_response(out), "a parsable response: " .. out)
+  T.eq(r.status, 500, "on_end error: status")
+  T.eq(calls.ended, 1, "on_end called once")
+  T.eq(count_logs("HTTP body callback on_end for POST /end-error failed"), 1, "logged once")
+
+  -- The handler registers on_body, then raises: 500, and the body is dropped.
+  out = curl("-i -H 'Expect:' --data-binary @" .. T.q(path) .. " " .. T.q(url .. "/handler-error"))
+  T.eq(T.ok(parse_response(out), "a parsable response: " .. out).status, 500, "handler error: status")
+  T.eq(calls.after, 0, "no body callback after the handler's error")
+
+  -- On a keep-alive connection: the 500, then the server closes.
+  local pyout, rc = py([[
+r = raw(b"POST /end-error HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n" + b"y" * 5000)
+print(r.split(b"\r\n")[0].decode(), r.endswith(b"Internal Server Error\n"))
+]], failing:port())
+  T.eq(rc, 0, "python exit status")
+  T.eq(pyout, "HTTP/1.1 500 Internal Server Error True\n", "500, then the connection closes")
+  T.eq(failing:pending_count(), 0, "no request left pending")
+  failing:close()
+end)
+
 T.test("a chunked request body (Transfer-Encoding: chunked) is decoded", function()
   local got
   routes["/chunked-upload"] = function(req)
