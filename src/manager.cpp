@@ -239,8 +239,11 @@ bool send_bytes(mg_connection *c, const void *buf, std::size_t len) {
   if (c->is_udp || len == 0) return mg_send(c, buf, len);
   const std::size_t need = c->send.len + len;
   if (need > c->send.size) {
-    const std::size_t rounded = (need + MG_IO_SIZE - 1) / MG_IO_SIZE * MG_IO_SIZE;
-    if (!mg_iobuf_resize(&c->send, rounded)) return false;
+    // Geometric growth: many sends queued at once cost O(total), not
+    // O(total^2) copying.
+    std::size_t target = need > 2 * c->send.size ? need : 2 * c->send.size;
+    target = (target + MG_IO_SIZE - 1) / MG_IO_SIZE * MG_IO_SIZE;
+    if (!mg_iobuf_resize(&c->send, target)) return false;
   }
   std::memcpy(c->send.buf + c->send.len, buf, len);
   c->send.len = need;
@@ -845,6 +848,10 @@ void Manager::stream_body(mg_connection *c, ConnState *st) {
     record(c, st, MGFFI_EV_HTTP_BODY_END);
     st->streaming = false;
     st->headers_seen = false;
+    if (st->close_after_response && !st->request_pending) {
+      c->is_draining = 1;  // answered before the body ended, asked to close
+      return;
+    }
     // Back to Mongoose's parser for what follows, held until the reply
     // (unless the handler already answered, e.g. 403 to an upload).
     c->pfn = g_http_protocol_handler;
@@ -884,12 +891,49 @@ void Manager::on_http_message(mg_connection *c, ConnState *st, mg_http_message *
   e->value = store->view().status;
 }
 
+namespace {
+
+// The Connection header among a reply's "Name: value\r\n" lines.
+struct ConnectionHeader {
+  bool present = false;
+  bool close = false;  // its value is "close"
+};
+
+ConnectionHeader find_connection_header(const char *headers, std::size_t len) {
+  ConnectionHeader found;
+  static const char kName[] = "connection:";
+  const std::size_t name_len = sizeof(kName) - 1;
+  std::size_t i = 0;
+  while (i < len) {
+    std::size_t end = i;
+    while (end < len && headers[end] != '\n') end++;
+    if (end - i > name_len && strncasecmp(headers + i, kName, name_len) == 0) {
+      mg_str value = mg_str_n(headers + i + name_len, end - i - name_len);
+      while (value.len > 0 && (value.buf[0] == ' ' || value.buf[0] == '\t'))
+        value.buf++, value.len--;
+      while (value.len > 0 && std::strchr(" \t\r", value.buf[value.len - 1]) != nullptr)
+        value.len--;
+      found.present = true;
+      found.close = found.close || mg_strcasecmp(value, mg_str("close")) == 0;
+    }
+    i = end + 1;
+  }
+  return found;
+}
+
+}  // namespace
+
+// The reply's own "Connection: close" closes the connection after it, like
+// the client's; either way one Connection header goes out.
 void Manager::send_status_and_headers(mg_connection *c, ConnState *st, int status,
                                       const char *headers, std::size_t headers_len) {
   char line[96];
   int n = std::snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, status_text(status));
   send_bytes(c, line, static_cast<std::size_t>(n));
   if (headers_len > 0) send_bytes(c, headers, headers_len);
+  ConnectionHeader h = find_connection_header(headers, headers_len);
+  if (h.close) st->close_after_response = true;
+  if (h.present) return;
   if (st->close_after_response) {
     send_bytes(c, "Connection: close\r\n", 19);
   } else if (st->http10) {
@@ -903,8 +947,11 @@ void Manager::finish_response(mg_connection *c, ConnState *st) {
   st->chunked_open = false;
   c->is_resp = 0;  // lets Mongoose parse a pipelined request on next poll
   if (st->close_after_response) {
-    c->is_draining = 1;
     st->closing_by_glue = true;
+    // A streamed body still arriving is read to its end first: closing
+    // with unread bytes would reset the connection, and the client might
+    // lose the reply.
+    if (!st->streaming) c->is_draining = 1;
   }
 }
 
@@ -964,10 +1011,15 @@ int Manager::http_serve(mg_connection *c, const char *root_or_path, bool is_dir,
   }
   mg_http_serve_opts opts{};
   std::string headers = extra_headers != nullptr ? extra_headers : "";
-  if (st->close_after_response)
+  ConnectionHeader own = find_connection_header(headers.data(), headers.size());
+  if (own.close) st->close_after_response = true;
+  if (own.present) {
+    // the caller's Connection header stands
+  } else if (st->close_after_response) {
     headers += "Connection: close\r\n";
-  else if (st->http10)
+  } else if (st->http10) {
     headers += "Connection: keep-alive\r\n";
+  }
   opts.extra_headers = headers.empty() ? nullptr : headers.c_str();
   opts.mime_types = mime_types;
   if (is_dir) {

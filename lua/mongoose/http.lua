@@ -113,11 +113,13 @@ local function framing_name(name)
 end
 
 -- A framing header set for a reply: Content-Length and Transfer-Encoding
--- raise, "Connection: close" returns true (the caller asks for the close).
-local function framing_header(lname, name, value, level)
+-- raise (the C layer writes them); Connection may only be "close", which
+-- the C layer honours (it then closes after the reply and writes no
+-- Connection header of its own).
+local function check_framing_header(lname, name, value, level)
   if lname == "connection" then
     if type(value) == "string" and str_lower(value) == "close" then
-      return true
+      return
     end
     error("header '" .. name .. "' may only be \"close\" (the C layer writes keep-alive "
           .. "headers itself)", level + 1)
@@ -126,27 +128,33 @@ local function framing_header(lname, name, value, level)
         .. "Transfer-Encoding", level + 1)
 end
 
+-- Appends the header unless headers (the caller's table) overrides it;
+-- for a reply, framing headers are checked first.
+local function add_entry(n, name, value, level, reply)
+  if reply and type(name) == "string" then
+    local lname = framing_name(name)
+    if lname then
+      check_framing_header(lname, name, value, level + 1)
+    end
+  end
+  return add_header(n, name, value, level + 1)
+end
+
 -- Builds "Name: value\r\n..." from a table { Name = "value" | {values} }
--- merged over defaults; raises on values that would split the message.
--- For a reply (reply == true) the framing headers are checked and the
--- second result tells whether "Connection: close" was asked for (it is
--- left out of the block). level: where errors point, as seen from the
--- caller (default 2: the caller's caller).
+-- merged over defaults; raises on values that would split the message
+-- and, for a reply (reply == true), on framing headers the C layer owns.
+-- level: where errors point, as seen from the caller (default 2: the
+-- caller's caller).
 local function build_block(headers, defaults, level, reply)
   if headers == nil and defaults == nil then
-    return "", false
+    return ""
   end
   level = (level or 2) + 1 -- as seen from here
-  local n, close = 0, false
+  local n = 0
   if defaults then
     for name, value in pairs(defaults) do
       if headers == nil or headers[name] == nil then
-        local lname = reply and type(name) == "string" and framing_name(name)
-        if lname then
-          close = framing_header(lname, name, value, level) or close
-        else
-          n = add_header(n, name, value, level)
-        end
+        n = add_entry(n, name, value, level, reply)
       end
     end
   end
@@ -155,23 +163,18 @@ local function build_block(headers, defaults, level, reply)
       error("headers must be a table", level)
     end
     for name, value in pairs(headers) do
-      local lname = reply and type(name) == "string" and framing_name(name)
-      if lname then
-        close = framing_header(lname, name, value, level) or close
-      else
-        n = add_header(n, name, value, level)
-      end
+      n = add_entry(n, name, value, level, reply)
     end
   end
   if n == 0 then
-    return "", close
+    return ""
   end
   -- Entries past n are left from longer blocks: concat reads only 1..n.
-  return concat(header_parts, "", 1, n), close
+  return concat(header_parts, "", 1, n)
 end
 
 local function header_block(headers, defaults, level)
-  return (build_block(headers, defaults, (level or 2) + 1, false))
+  return build_block(headers, defaults, (level or 2) + 1, false)
 end
 _M.header_block = header_block
 
@@ -407,40 +410,6 @@ function Response:check_unsent(level)
   end
 end
 
--- The value of the request's first header named lname (lower case), as
--- the C layer finds it, or nil.
-local function first_header(req, lname)
-  req:check_views()
-  local h = req.http
-  for i = 0, h.header_count - 1 do
-    local hd = h.headers[i]
-    if hd.name.len == #lname and str_lower(ffi_string(hd.name.ptr, hd.name.len)) == lname then
-      return ffi_string(hd.value.ptr, hd.value.len)
-    end
-  end
-  return nil
-end
-
--- The reply asked for "Connection: close". The C layer writes a Connection
--- header itself when the request asked to close (then it closes too), and
--- "keep-alive" to an HTTP/1.0 keep-alive request: the header goes in only
--- when the C layer writes none. With close_after, the connection is closed
--- once the reply is complete (see finish). Returns the block to send.
-local function ask_close(self, block, close_after)
-  local req = self.req
-  local conn = first_header(req, "connection")
-  conn = conn and str_lower(conn)
-  local http10 = str_lower(req.version) == "http/1.0"
-  if (http10 and conn ~= "keep-alive") or (not http10 and conn == "close") then
-    return block -- the C layer says close, and closes
-  end
-  self.close_after = close_after
-  if http10 then
-    return block -- it says keep-alive; the connection still closes after
-  end
-  return block .. "Connection: close\r\n"
-end
-
 local function finish(self)
   self.sent = true
   local req = self.req
@@ -448,14 +417,6 @@ local function finish(self)
   local l = self.listener
   if l then
     l.pending[self.id] = nil
-    if self.close_after and not self.closed then
-      if l.streams[self.id] == req then
-        req.close_at_end = true -- the body is still arriving: close after it
-      else
-        self.closed = true
-        C.mgffi_close(self.mgr.cm, self.id, 0)
-      end
-    end
   end
 end
 
@@ -469,10 +430,7 @@ function Response:send(status, body, headers)
   elseif type(body) ~= "string" then
     error("body must be a string", 2)
   end
-  local block, close = build_block(headers, self.default_headers, 2, true)
-  if close then
-    block = ask_close(self, block, true)
-  end
+  local block = build_block(headers, self.default_headers, 2, true)
   local rc = C_http_reply(self.mgr.cm, self.id, status, block, #block, body, #body)
   if rc ~= 0 then
     finish(self)
@@ -486,10 +444,7 @@ end
 function Response:begin(status, headers)
   self:check_unsent(2)
   check_status(status)
-  local block, close = build_block(headers, self.default_headers, 2, true)
-  if close then
-    block = ask_close(self, block, true)
-  end
+  local block = build_block(headers, self.default_headers, 2, true)
   local rc = C_begin_chunked(self.mgr.cm, self.id, status, block, #block)
   if rc ~= 0 then
     finish(self)
@@ -539,12 +494,7 @@ local function serve_opts(self, opts)
     error("opts must be a table", 3)
   end
   opts = opts or {}
-  local block, close = build_block(opts.headers, self.default_headers, 3, true)
-  if close then
-    -- Mongoose sends the file after this call: the connection cannot be
-    -- closed after it from here; the header tells the client to close.
-    block = ask_close(self, block, false)
-  end
+  local block = build_block(opts.headers, self.default_headers, 3, true)
   local mime = opts.mime_types
   if mime ~= nil and type(mime) ~= "string" then
     error("mime_types must be a string like \"ext=type,ext2=type2\"", 3)
@@ -766,9 +716,6 @@ function Listener:on_event(ev, id)
       local fn = req.body_end_fn
       if fn then
         call_body_fn(self, req, id, fn, "on_end")
-      end
-      if req.close_at_end then
-        C.mgffi_close(self.mgr.cm, id, 0)
       end
     end
   elseif t == EV_HTTP_REJECTED then
