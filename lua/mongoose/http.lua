@@ -722,7 +722,13 @@ function Listener:on_event(ev, id)
     self.mgr:log("info", "request rejected with " .. tonumber(ev.value) .. ": "
                  .. ffi_string(ev.data.ptr, ev.data.len))
   elseif t == EV_ERROR then
-    self.mgr:log("debug", "connection " .. id .. ": " .. ffi_string(ev.data.ptr, ev.data.len))
+    local msg = ffi_string(ev.data.ptr, ev.data.len)
+    local fn = self.on_connection_error
+    if fn then
+      self.mgr:protected_call("on_connection_error", fn, msg, core.format_addr(ev.remote, true))
+    else
+      self.mgr:log("debug", "connection " .. id .. ": " .. msg)
+    end
   elseif self.extra_event then
     self.extra_event(self, ev, id)
   end
@@ -756,7 +762,9 @@ end
 -- opts.stream_threshold: bodies above this size are streamed (req:on_body);
 -- opts.max_connections, idle_timeout, request_timeout (ms), max_header_size,
 -- max_headers: hardening limits (see docs/http.md); opts.tls: see
--- mongoose.tls.
+-- mongoose.tls; opts.on_connection_error(err, remote): a connection of
+-- this listener failed (TLS handshake, socket error) before or between
+-- requests.
 function _M.listen(mgr, url, handler, opts)
   if type(url) ~= "string" then
     error("url must be a string", 3)
@@ -768,6 +776,9 @@ function _M.listen(mgr, url, handler, opts)
     error("opts must be a table", 3)
   end
   opts = opts or {}
+  if opts.on_connection_error ~= nil and type(opts.on_connection_error) ~= "function" then
+    error("on_connection_error must be a function", 3)
+  end
   local tls = require("mongoose.tls")
   tls.check(opts.tls, 3)
   core.check_limits(opts, 3)
@@ -802,7 +813,7 @@ function _M.listen(mgr, url, handler, opts)
   end
   local self = setmetatable({
     mgr = mgr, id = id, url = url, handler = handler, pending = {}, streams = {},
-    is_listener = true, closed = false,
+    is_listener = true, closed = false, on_connection_error = opts.on_connection_error,
   }, Listener)
   mgr:own(id, self)
   mgr.listeners[id] = self

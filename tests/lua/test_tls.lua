@@ -374,7 +374,13 @@ end)
 ---------------------------------------------------------------------------
 
 T.test("a client sending garbage instead of a handshake does not disturb a good client", function()
-  local mgr, _, port = https_server()
+  local failures = {}
+  local mgr, _, port = https_server({
+    tls = SERVER_TLS,
+    on_connection_error = function(err, remote)
+      failures[#failures + 1] = { err = err, remote = remote }
+    end,
+  })
   local script = T.tmpdir() .. "/tls_garbage.py"
   T.write_file(script, [[
 import socket, sys, time
@@ -415,6 +421,13 @@ c.close()
   local out, rc, perr = T.wait(garbage, mgr, 15000)
   T.eq(rc, 0, "python exit (" .. perr .. ")")
   T.eq(out, "sent\nplain closed\njunk closed\n", "the bad connections were closed")
+  -- The plain-text and the junk connection failed their handshakes (the
+  -- half record may still be waiting): each reported on its own.
+  T.ok(#failures >= 2, "on_connection_error calls: " .. #failures)
+  for _, f in ipairs(failures) do
+    T.match(f.err, "TLS handshake failed", "error text")
+    T.match(f.remote, "^127%.0%.0%.1:%d+$", "remote address")
+  end
   mgr:close()
 end)
 
