@@ -12,6 +12,7 @@ local ffi_cdef = ffi.cdef
 local ffi_load = ffi.load
 local ffi_string = ffi.string
 local ffi_gc = ffi.gc
+local next = next
 
 ffi_cdef [[
 enum mgffi_status {
@@ -289,6 +290,22 @@ function Endpoint:port()
     return nil
   end
   return port
+end
+
+--- A shallow copy of t (a new table; nil gives an empty one). Walks with
+-- next(), not pairs(): on request paths the pairs() loops of LuaJIT 2.1
+-- builds before mid-2022 (Debian bookworm's among them) can hand the loop
+-- the iterator's own slots once a trace is blacklisted.
+function _M.copy_table(t)
+  local copy = {}
+  if t ~= nil then
+    local k, v = next(t)
+    while k ~= nil do
+      copy[k] = v
+      k, v = next(t, k)
+    end
+  end
+  return copy
 end
 
 --- Gives class the endpoint methods (close, local_addr, port).

@@ -25,6 +25,7 @@ local F = core.F
 local ffi_string = ffi.string
 local bit_band = require("bit").band
 local type = type
+local next = next
 local error = error
 local pairs = pairs
 local ipairs = ipairs
@@ -151,19 +152,26 @@ local function build_block(headers, defaults, level, reply)
   end
   level = (level or 2) + 1 -- as seen from here
   local n = 0
+  -- next(), not pairs(), on this per-reply path: see core.copy_table (a
+  -- LuaJIT bug once gave header "names" that were the builtin next and its
+  -- table, about 3 replies in a million under load).
   if defaults then
-    for name, value in pairs(defaults) do
+    local name, value = next(defaults)
+    while name ~= nil do
       if headers == nil or headers[name] == nil then
         n = add_entry(n, name, value, level, reply)
       end
+      name, value = next(defaults, name)
     end
   end
   if headers then
     if type(headers) ~= "table" then
       error("headers must be a table", level)
     end
-    for name, value in pairs(headers) do
+    local name, value = next(headers)
+    while name ~= nil do
       n = add_entry(n, name, value, level, reply)
+      name, value = next(headers, name)
     end
   end
   if n == 0 then

@@ -11,6 +11,7 @@ local EV = core.EV
 local ffi_string = ffi.string
 local band = bit.band
 local type = type
+local next = next
 local error = error
 local tostring = tostring
 local setmetatable = setmetatable
@@ -305,10 +306,7 @@ function Response:upgrade(opts)
     self:send(426, "WebSocket upgrade expected\n", { Upgrade = "websocket" })
     return nil, "not a WebSocket handshake request"
   end
-  local headers = {}  -- a copy: the caller's table may be shared
-  for k, v in pairs(opts.headers or {}) do
-    headers[k] = v
-  end
+  local headers = core.copy_table(opts.headers) -- the caller's table may be shared
   if opts.protocol ~= nil then
     if type(opts.protocol) ~= "string" then
       error("protocol must be a string", 2)
@@ -359,12 +357,16 @@ function Listener:broadcast(data, kind, except)
   local op = opcode(kind)
   local n = 0
   local cm = self.mgr.cm
-  for id, ws in pairs(self.websockets or {}) do
+  local all = self.websockets or {}
+  -- next(), not pairs(): see core.copy_table (a LuaJIT bug).
+  local id, ws = next(all)
+  while id ~= nil do
     if ws ~= except and ws.open and not ws.closing and not ws.closed then
       if C_ws_send(cm, id, data, #data, op) == 0 then
         n = n + 1
       end
     end
+    id, ws = next(all, id)
   end
   return n
 end
@@ -472,10 +474,7 @@ function _M.connect(mgr, url, opts)
   if port and tonumber(port) > 65535 then
     return nil, "invalid port '" .. port .. "' in " .. url
   end
-  local headers = {}  -- a copy: the caller's table may be shared
-  for k, v in pairs(opts.headers or {}) do
-    headers[k] = v
-  end
+  local headers = core.copy_table(opts.headers) -- the caller's table may be shared
   if opts.protocols then
     headers["Sec-WebSocket-Protocol"] = table.concat(opts.protocols, ", ")
   end
