@@ -19,6 +19,7 @@
 #include <cstring>
 #include <string>
 
+#include "abi_check.hpp"
 #include "mongoose_ffi.h"
 
 extern "C" {
@@ -31,66 +32,38 @@ bool g_counting = false;
 long g_allocations = 0;
 }  // namespace
 
-// A place for a debugger's breakpoint: each counted allocation calls it.
+// Called for each counted allocation: a place for a debugger's breakpoint
+// (gdb: break alloc_steady_state_counted) to see where it came from.
 __attribute__((noinline)) void alloc_steady_state_counted() {
+  if (!g_counting) return;
+  g_allocations++;
   asm volatile("");
 }
 
 void *malloc(size_t size) {
-  if (g_counting) {
-    g_allocations++;
-    alloc_steady_state_counted();
-  }
+  alloc_steady_state_counted();
   return __libc_malloc(size);
 }
 void *calloc(size_t n, size_t size) {
-  if (g_counting) {
-    g_allocations++;
-    alloc_steady_state_counted();
-  }
+  alloc_steady_state_counted();
   return __libc_calloc(n, size);
 }
 void *realloc(void *p, size_t size) {
-  if (g_counting) {
-    g_allocations++;
-    alloc_steady_state_counted();
-  }
+  alloc_steady_state_counted();
   return __libc_realloc(p, size);
 }
 }
 
 namespace {
 
-#define CHECK(cond)                                                                 \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::exit(1);                                                                 \
-    }                                                                               \
-  } while (0)
+using abi_check::connect_to;
+using abi_check::port_of;
 
 void count_on() {
   g_counting = true;
 }
 void count_off() {
   g_counting = false;
-}
-
-std::uint16_t port_of(mgffi_manager *m, std::uint64_t id) {
-  mgffi_conn_info info;
-  CHECK(mgffi_get_conn_info(m, id, &info) == MGFFI_OK);
-  return info.local.port;
-}
-
-int connect_to(std::uint16_t port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  CHECK(fd >= 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port);
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  CHECK(connect(fd, reinterpret_cast<sockaddr *>(&sa), sizeof(sa)) == 0);
-  return fd;
 }
 
 // One poll with counting on, and the server's side of its events: every

@@ -15,34 +15,13 @@
 #include <cstring>
 #include <string>
 
+#include "abi_check.hpp"
 #include "mongoose_ffi.h"
 
 namespace {
 
-#define CHECK(cond)                                                                 \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::exit(1);                                                                 \
-    }                                                                               \
-  } while (0)
-
-std::uint16_t port_of(mgffi_manager *m, std::uint64_t id) {
-  mgffi_conn_info info;
-  CHECK(mgffi_get_conn_info(m, id, &info) == MGFFI_OK);
-  return info.local.port;
-}
-
-int connect_to(std::uint16_t port, int type = SOCK_STREAM) {
-  int fd = socket(AF_INET, type, 0);
-  CHECK(fd >= 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port);
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  CHECK(connect(fd, reinterpret_cast<sockaddr *>(&sa), sizeof(sa)) == 0);
-  return fd;
-}
+using abi_check::connect_to;
+using abi_check::port_of;
 
 // Answers every request and echoes every message and every TCP/UDP read.
 void handle(mgffi_manager *m, int n) {

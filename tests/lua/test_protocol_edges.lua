@@ -6,13 +6,34 @@ local T = require("testlib")
 local mongoose = require("mongoose")
 local core = require("mongoose.core")
 
+-- What every python3 script starts with: PORT (argv[1]), read_reply(s,
+-- done) that reads until the peer closes or resets or done(reply) holds,
+-- and status_line(reply).
+local PY_PRELUDE = [[
+import socket, sys, time
+PORT = int(sys.argv[1])
+def read_reply(s, done=lambda reply: False):
+    reply = b""
+    while not done(reply):
+        try:
+            chunk = s.recv(4096)
+        except (ConnectionResetError, socket.timeout):
+            break
+        if not chunk:
+            break
+        reply += chunk
+    return reply
+def status_line(reply):
+    return reply.split(b"\r\n")[0].decode()
+]]
+
 local script_seq = 0
--- Runs a python3 script (argv[1] = port) while mgr polls; returns stdout
+-- Runs a python3 script (after PY_PRELUDE) while mgr polls; returns stdout
 -- and fails on a non-zero exit.
 local function py(mgr, port, code, timeout_ms)
   script_seq = script_seq + 1
   local path = string.format("%s/edge%d.py", T.tmpdir(), script_seq)
-  T.write_file(path, "import socket, sys, time\nPORT = int(sys.argv[1])\n" .. code)
+  T.write_file(path, PY_PRELUDE .. code)
   local out, rc, err = T.run_client(mgr, "timeout 30 " .. T.q(T.python) .. " " .. T.q(path) .. " " .. port,
                                     timeout_ms or 30000)
   if rc ~= 0 then
@@ -42,13 +63,8 @@ s.sendall(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-con
 interim = s.recv(100)
 print(repr(interim))
 s.sendall(b"hello")
-reply = b""
-while b"got 5" not in reply:
-    chunk = s.recv(4096)
-    if not chunk:
-        break
-    reply += chunk
-print(reply.split(b"\r\n")[0].decode(), reply.endswith(b"got 5"))
+reply = read_reply(s, lambda r: r.endswith(b"got 5"))
+print(status_line(reply), reply.endswith(b"got 5"))
 ]])
   T.eq(out, "b'HTTP/1.1 100 Continue\\r\\n\\r\\n'\nHTTP/1.1 200 OK True\n")
   mgr:close()
@@ -91,17 +107,11 @@ T.test("an Expect other than 100-continue is refused with 417; HTTP/1.0 ignores 
 def exchange(data):
     s = socket.create_connection(("127.0.0.1", PORT), timeout=5)
     s.sendall(data)
-    reply = b""
-    while True:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        reply += chunk
-    return reply
+    return read_reply(s)
 r = exchange(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: teapot\r\n\r\nhi")
-print(r.split(b"\r\n")[0].decode())
+print(status_line(r))
 r = exchange(b"POST / HTTP/1.0\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\nhi")
-print(r.split(b"\r\n")[0].decode(), b"100 Continue" in r, r.endswith(b"got 2"))
+print(status_line(r), b"100 Continue" in r, r.endswith(b"got 2"))
 ]])
   T.eq(out, "HTTP/1.1 417 Expectation Failed\nHTTP/1.1 200 OK False True\n")
   mgr:close()
@@ -128,16 +138,7 @@ CASES = [
 for name, body in CASES:
     s = socket.create_connection(("127.0.0.1", PORT), timeout=5)
     s.sendall(HEAD + body)
-    reply = b""
-    while True:
-        try:
-            chunk = s.recv(4096)
-        except (ConnectionResetError, socket.timeout):
-            break
-        if not chunk:
-            break
-        reply += chunk
-    print(name, reply.split(b"\r\n")[0].decode() or "closed")
+    print(name, status_line(read_reply(s)) or "closed")
 ]])
   local want = {}
   for _, name in ipairs({ "negative", "overflow_2_64", "all_f", "over_31_bits", "not_hex",
@@ -173,14 +174,9 @@ for cut in cuts + [len(msg)]:
     s.sendall(msg[prev:cut])
     prev = cut
     time.sleep(0.05)
-reply = b""
 want = b"body hello" + data
-while not reply.endswith(want):
-    chunk = s.recv(4096)
-    if not chunk:
-        break
-    reply += chunk
-print(reply.split(b"\r\n")[0].decode(), reply.endswith(want))
+reply = read_reply(s, lambda r: r.endswith(want))
+print(status_line(reply), reply.endswith(want))
 ]])
   T.eq(out, "HTTP/1.1 200 OK True\n")
   mgr:close()
@@ -202,14 +198,9 @@ T.test("a streamed upload that stops arriving gets 408 after idle_timeout", func
 s = socket.create_connection(("127.0.0.1", PORT), timeout=5)
 s.sendall(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"z" * 500)
 t0 = time.time()
-reply = b""
-while True:
-    chunk = s.recv(4096)
-    if not chunk:
-        break
-    reply += chunk
+reply = read_reply(s)
 waited = time.time() - t0
-print(reply.split(b"\r\n")[0].decode(), 0.2 < waited < 3)
+print(status_line(reply), 0.2 < waited < 3)
 ]])
   T.eq(out, "HTTP/1.1 408 Request Timeout True\n")
   T.ok(T.poll_until(mgr, function() return closed_seen end, 2000), "the handler saw the close")
