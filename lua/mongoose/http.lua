@@ -792,20 +792,11 @@ function _M.listen(mgr, url, handler, opts)
   core.check_limits(opts, 3)
   check_size(opts.max_body, "max_body", "the default", 3)
   check_size(opts.stream_threshold, "stream_threshold", "never stream", 3)
-  local tls_material, err = tls.prepare(url, opts.tls, false)
-  if tls_material == nil then
-    return nil, err
-  end
-  local id
-  id, err = mgr:open_connection("listen", url, core.PROTO.HTTP)
+  local id, err = mgr:open_connection("listen", url, core.PROTO.HTTP, opts.tls)
   if not id then
     return nil, err
   end
   local ok
-  ok, err = tls.install(mgr, id, tls_material)
-  if not ok then
-    return nil, err
-  end
   ok, err = core.apply_limits(mgr.cm, id, opts, 3)
   if not ok then
     C.mgffi_close(mgr.cm, id, 1)

@@ -131,18 +131,9 @@ function _M.request(mgr, url, opts, callback, level)
   local block = http.header_block(headers, defaults)
   local tls = require("mongoose.tls")
   tls.check(opts.tls, level)
-  local tls_material, err = tls.prepare(url, opts.tls, true)
-  if tls_material == nil then
-    return nil, err
-  end
-  local id
-  id, err = mgr:open_connection("connect", url, core.PROTO.HTTP)
+  local id, err = mgr:open_connection("connect", url, core.PROTO.HTTP, opts.tls)
   if not id then
     return nil, err
-  end
-  local tls_ok, tls_err = tls.install(mgr, id, tls_material)
-  if not tls_ok then
-    return nil, tls_err
   end
   local req = setmetatable({ mgr = mgr, id = id, callback = callback, finished = false }, Request)
   mgr:own(id, req)

@@ -440,8 +440,12 @@ function Manager:connection_count()
   return tonumber(C.mgffi_connection_count(self.cm))
 end
 
--- Starts a listener or a client connection in C; returns its id or nil, err.
-function Manager:open_connection(kind, url, protocol)
+-- Starts a listener ("listen"), a client connection ("connect") or a
+-- WebSocket client ("ws"; ws_headers: the extra header block of its
+-- handshake, and mongoose.websocket's declarations must be loaded) in C,
+-- with the TLS settings the URL asks for (opts_tls, see mongoose.tls; the
+-- files are read before any socket exists). Returns the id or nil, err.
+function Manager:open_connection(kind, url, protocol, opts_tls, ws_headers)
   -- Mongoose would silently take port 0 for "abc" and wrap 70000 onto
   -- another port: check the port part of the URL first.
   local authority = url:match("^%a[%w+.-]*://([^/?#]*)")
@@ -452,12 +456,28 @@ function Manager:open_connection(kind, url, protocol)
       return nil, "invalid port '" .. port .. "' in " .. url
     end
   end
-  local fn = kind == "listen" and C.mgffi_listen or C.mgffi_connect
-  local rc = fn(self.cm, url, protocol, self.id_out)
+  local tls = require("mongoose.tls")
+  local material, err = tls.prepare(url, opts_tls, kind ~= "listen")
+  if material == nil then
+    return nil, err
+  end
+  local rc
+  if kind == "ws" then
+    rc = C.mgffi_ws_connect(self.cm, url, ws_headers, #ws_headers, self.id_out)
+  else
+    local fn = kind == "listen" and C.mgffi_listen or C.mgffi_connect
+    rc = fn(self.cm, url, protocol, self.id_out)
+  end
   if rc ~= 0 then
     return nil, self:last_error()
   end
-  return tonumber(self.id_out[0])
+  local id = tonumber(self.id_out[0])
+  local ok
+  ok, err = tls.install(self, id, material)
+  if not ok then
+    return nil, err
+  end
+  return id
 end
 
 return _M

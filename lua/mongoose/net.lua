@@ -408,20 +408,11 @@ local function open_raw(mgr, kind, url, opts, schemes, what)
   if listening then
     core.check_limits(opts, 4)
   end
-  local tls_material, err = tls.prepare(url, opts.tls, not listening)
-  if tls_material == nil then
-    return nil, err
-  end
-  local id
-  id, err = mgr:open_connection(kind, url, core.PROTO.RAW)
+  local id, err = mgr:open_connection(kind, url, core.PROTO.RAW, opts.tls)
   if not id then
     return nil, err
   end
   local ok
-  ok, err = tls.install(mgr, id, tls_material)
-  if not ok then
-    return nil, err
-  end
   if listening then
     ok, err = core.apply_limits(mgr.cm, id, opts, 4)
     if not ok then

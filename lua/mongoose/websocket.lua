@@ -470,10 +470,6 @@ function _M.connect(mgr, url, opts)
   if not scheme or (scheme:lower() ~= "ws" and scheme:lower() ~= "wss") then
     return nil, "ws_connect needs a ws:// or wss:// URL, not " .. url
   end
-  local port = url:match("^%a[%w+.-]*://[^/?#]*:(%d+)[/?#]?")
-  if port and tonumber(port) > 65535 then
-    return nil, "invalid port '" .. port .. "' in " .. url
-  end
   local headers = core.copy_table(opts.headers) -- the caller's table may be shared
   if opts.protocols then
     headers["Sec-WebSocket-Protocol"] = table.concat(opts.protocols, ", ")
@@ -481,17 +477,8 @@ function _M.connect(mgr, url, opts)
   local block = http.header_block(headers)
   local tls = require("mongoose.tls")
   tls.check(opts.tls, 3)
-  local tls_material, tls_err = tls.prepare(url, opts.tls, true)
-  if tls_material == nil then
-    return nil, tls_err
-  end
-  local rc = C.mgffi_ws_connect(mgr.cm, url, block, #block, mgr.id_out)
-  if rc ~= 0 then
-    return nil, mgr:last_error()
-  end
-  local id = tonumber(mgr.id_out[0])
-  local ok, err = tls.install(mgr, id, tls_material)
-  if not ok then
+  local id, err = mgr:open_connection("ws", url, nil, opts.tls, block)
+  if not id then
     return nil, err
   end
   local ws = new_ws(mgr, id, opts)
