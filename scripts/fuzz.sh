@@ -45,8 +45,12 @@ fi
 echo "fuzz: running for ${FUZZ_SECONDS}s"
 "$FUZZ_DIR/fuzz_http_server" -max_total_time="$FUZZ_SECONDS" -max_len=8192 -timeout=20 \
   -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$FUZZ_DIR/" \
-  "$FUZZ_DIR/new-corpus" tests/fuzz/corpus 2>&1 | tail -n 25
-status=${PIPESTATUS[0]}
+  "$FUZZ_DIR/new-corpus" tests/fuzz/corpus >"$FUZZ_DIR/fuzz.log" 2>&1
+status=$?
+# The harness's own notes, then libFuzzer's last words (the full log stays
+# in $FUZZ_DIR/fuzz.log).
+grep '^fuzz: ' "$FUZZ_DIR/fuzz.log" || true
+tail -n 25 "$FUZZ_DIR/fuzz.log"
 if [ "$status" != 0 ]; then
   echo "fuzz: FAILED (exit $status); inputs: $(ls "$FUZZ_DIR"/crash-* "$FUZZ_DIR"/leak-* "$FUZZ_DIR"/timeout-* 2>/dev/null | tr '\n' ' ')" >&2
   exit "$status"

@@ -166,6 +166,43 @@ void send_all(Server &s, int fd, const std::uint8_t *p, std::size_t len, unsigne
   }
 }
 
+// A client socket connected to listener `which`. Two harness conditions,
+// not findings, can make a connect() fail: libFuzzer's timeout timer
+// interrupts it now and then (EINTR: the earlier CI aborts), and at some
+// 5000 runs a second the TIME_WAIT sockets of one source address would
+// fill the ephemeral port range within a minute. So each try binds the
+// next of 250 loopback source addresses, and a failed try is dropped and
+// made again on a new socket after the server polled.
+int connect_client(Server &s, int which, unsigned mode, std::vector<std::uint64_t> *deferred) {
+  static unsigned source_seq = 0;
+  int last_errno = 0;
+  for (int attempt = 0; attempt < 100; attempt++) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) std::abort();
+    sockaddr_in src{};
+    src.sin_family = AF_INET;
+    src.sin_addr.s_addr = htonl(INADDR_LOOPBACK + 1 + (source_seq++ % 250));
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(s.ports[which]);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, reinterpret_cast<sockaddr *>(&src), sizeof(src)) == 0 &&
+        connect(fd, reinterpret_cast<sockaddr *>(&sa), sizeof(sa)) == 0) {
+      return fd;
+    }
+    last_errno = errno;
+    static bool told = false;
+    if (!told) {
+      told = true;  // once: it says which condition it was
+      std::fprintf(stderr, "fuzz: connect failed (%s), trying again\n", std::strerror(last_errno));
+    }
+    close(fd);
+    poll_once(s, mode, deferred, 1);
+  }
+  std::fprintf(stderr, "fuzz: cannot connect to the server: %s\n", std::strerror(last_errno));
+  std::abort();
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size) {
@@ -178,23 +215,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
   const unsigned mode = (variant >> 3) & 3;
   std::vector<std::uint64_t> deferred;
 
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) std::abort();
-  // Hundreds of thousands of runs leave as many TIME_WAIT sockets behind
-  // (the client closes first): from one source address they fill the
-  // ephemeral port range and connect() fails with EADDRNOTAVAIL, a harness
-  // problem rather than a finding. Each run binds the next of 250 loopback
-  // source addresses instead.
-  static unsigned source_seq = 0;
-  sockaddr_in src{};
-  src.sin_family = AF_INET;
-  src.sin_addr.s_addr = htonl(INADDR_LOOPBACK + 1 + (source_seq++ % 250));
-  if (bind(fd, reinterpret_cast<sockaddr *>(&src), sizeof(src)) != 0) std::abort();
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(s.ports[which]);
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr *>(&sa), sizeof(sa)) != 0) std::abort();
+  int fd = connect_client(s, which, mode, &deferred);
 
   if ((variant & 2) && len > 1) {
     std::size_t cut = len * ((variant >> 5) + 1) / 9;
