@@ -174,10 +174,6 @@ bool request_ready_to_parse(const mg_connection *c, const ConnState *st) {
          mg_http_get_request_len(c->recv.buf, c->recv.len) != 0;
 }
 
-}  // namespace
-
-namespace {
-
 int hex_value(char ch) {
   if (ch >= '0' && ch <= '9') return ch - '0';
   if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
@@ -720,6 +716,7 @@ void Manager::on_http_headers(mg_connection *c, ConnState *st, mg_http_message *
     }
     if (!chunked && st->stream_threshold > 0 && hm->body.len > st->stream_threshold) {
       // Hand the body to Lua piece by piece instead of buffering it.
+      if (!answer_expect(c, st, hm)) return;
       if (!st->request.assign(*hm, false)) {
         mg_error(c, "out of memory");
         return;
@@ -730,7 +727,6 @@ void Manager::on_http_headers(mg_connection *c, ConnState *st, mg_http_message *
       st->http10 = is_http10(hm);
       st->streaming = true;
       st->stream_remaining = hm->body.len;
-      if (!answer_expect(c, st, hm)) return;
       mgffi_event *e = record(c, st, MGFFI_EV_HTTP_HDRS);
       if (e != nullptr) {
         e->flags |= MGFFI_F_STREAMING;
