@@ -94,13 +94,19 @@ function Manager:log(level, msg)
   end
 end
 
+-- Logs "<what> failed: <err>"; an error value whose __tostring raises
+-- is logged as such rather than raising again.
+function Manager:log_failure(what, err)
+  local ok, text = pcall(tostring, err)
+  self:log("error", what .. " failed: " .. (ok and text or "(unprintable error)"))
+end
+
 -- Calls fn(...) catching any error; logs it with its traceback.
 -- Returns ok, results...
 function Manager:protected_call(what, fn, ...)
   local ok, a, b, c = xpcall(fn, traceback, ...)
   if not ok then
-    local ok2, text = pcall(tostring, a)
-    self:log("error", what .. " failed: " .. (ok2 and text or "(unprintable error)"))
+    self:log_failure(what, a)
   end
   return ok, a, b, c
 end
@@ -224,8 +230,7 @@ function Manager:poll(timeout_ms)
       if not ok then
         -- A timer yielded (it was already taken off the heap, or
         -- rescheduled if repeating); timers still due run in the next poll.
-        local ok2, text = pcall(tostring, err)
-        self:log("error", "timer failed: " .. (ok2 and text or "(unprintable error)"))
+        self:log_failure("timer", err)
       end
     else
       self.timers:run_due(tonumber(C_millis()), self.fire_timer)
@@ -297,11 +302,10 @@ function Manager:dispatch(n, guarded)
     if owner ~= nil and owner.on_event_error then
       local ok2, err2 = pcall(owner.on_event_error, owner, err)
       if not ok2 then
-        self:log("error", "error handler failed: " .. tostring(err2))
+        self:log_failure("error handler", err2)
       end
     else
-      local ok3, text = pcall(tostring, err)
-      self:log("error", "event handler failed: " .. (ok3 and text or "(unprintable error)"))
+      self:log_failure("event handler", err)
     end
     if ev.type == EV_CLOSE then
       self.owners[tonumber(ev.conn_id)] = nil
