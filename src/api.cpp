@@ -2,13 +2,11 @@
 // C++ exception: nothing but status codes crosses into the FFI.
 #include <arpa/inet.h>
 
-#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
-#include <string>
 
 #include "manager.hpp"
 #include "mongoose.h"
@@ -176,9 +174,7 @@ int mgffi_send(mgffi_manager *m, uint64_t id, const void *buf, size_t len) {
       return mgr.fail(MGFFI_ERR_STATE, "cannot send on a listener");
     if (!mgffi::send_bytes(c, buf, len)) {
       // UDP sends at once: the kernel said no (too large, unreachable).
-      if (c->is_udp) {
-        return mgr.fail(MGFFI_ERR_STATE, std::string("datagram not sent: ") + std::strerror(errno));
-      }
+      if (c->is_udp) return mgr.datagram_failed();
       return mgr.fail(MGFFI_ERR_NOMEM, "out of memory");
     }
     return MGFFI_OK;

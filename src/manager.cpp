@@ -919,21 +919,27 @@ ConnectionHeader find_connection_header(const char *headers, std::size_t len) {
 
 }  // namespace
 
-// The reply's own "Connection: close" closes the connection after it, like
-// the client's; either way one Connection header goes out.
+// The Connection header the glue adds to a reply whose own headers are
+// these, or nullptr. The reply's own "Connection: close" closes the
+// connection after it, like the client's; either way one Connection header
+// goes out.
+const char *Manager::own_connection_header(ConnState *st, const char *headers, std::size_t len) {
+  ConnectionHeader h = find_connection_header(headers, len);
+  if (h.close) st->close_after_response = true;
+  if (h.present) return nullptr;
+  if (st->close_after_response) return "Connection: close\r\n";
+  if (st->http10) return "Connection: keep-alive\r\n";
+  return nullptr;
+}
+
 void Manager::send_status_and_headers(mg_connection *c, ConnState *st, int status,
                                       const char *headers, std::size_t headers_len) {
   char line[96];
   int n = std::snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, status_text(status));
   send_bytes(c, line, static_cast<std::size_t>(n));
   if (headers_len > 0) send_bytes(c, headers, headers_len);
-  ConnectionHeader h = find_connection_header(headers, headers_len);
-  if (h.close) st->close_after_response = true;
-  if (h.present) return;
-  if (st->close_after_response) {
-    send_bytes(c, "Connection: close\r\n", 19);
-  } else if (st->http10) {
-    send_bytes(c, "Connection: keep-alive\r\n", 24);
+  if (const char *own = own_connection_header(st, headers, headers_len)) {
+    send_bytes(c, own, std::strlen(own));
   }
 }
 
@@ -1007,14 +1013,8 @@ int Manager::http_serve(mg_connection *c, const char *root_or_path, bool is_dir,
   }
   mg_http_serve_opts opts{};
   std::string headers = extra_headers != nullptr ? extra_headers : "";
-  ConnectionHeader own = find_connection_header(headers.data(), headers.size());
-  if (own.close) st->close_after_response = true;
-  if (own.present) {
-    // the caller's Connection header stands
-  } else if (st->close_after_response) {
-    headers += "Connection: close\r\n";
-  } else if (st->http10) {
-    headers += "Connection: keep-alive\r\n";
+  if (const char *own = own_connection_header(st, headers.data(), headers.size())) {
+    headers += own;
   }
   opts.extra_headers = headers.empty() ? nullptr : headers.c_str();
   opts.mime_types = mime_types;
@@ -1196,8 +1196,12 @@ int Manager::udp_send_to(mg_connection *c, const mgffi_addr &to, const void *buf
   c->rem.is_ip6 = to.is_ip6 != 0;
   bool ok = send_bytes(c, buf, len);
   c->rem = saved;
-  if (!ok) return fail(MGFFI_ERR_STATE, std::string("sendto failed: ") + std::strerror(errno));
+  if (!ok) return datagram_failed();
   return MGFFI_OK;
+}
+
+int Manager::datagram_failed() {
+  return fail(MGFFI_ERR_STATE, std::string("datagram not sent: ") + std::strerror(errno));
 }
 
 void Manager::start_tls(mg_connection *c, ConnState *st) {

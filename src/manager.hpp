@@ -115,6 +115,8 @@ class Manager {
   void set_max_queue_bytes(std::uint64_t n) { max_queue_bytes_ = n; }
   int pause_reading(mg_connection *c, bool paused);
   int udp_send_to(mg_connection *c, const mgffi_addr &to, const void *buf, std::size_t len);
+  // ERR_STATE with the kernel's reason (errno) for a datagram it refused.
+  int datagram_failed();
 
   static std::uint32_t default_mask(int protocol);
 
@@ -140,6 +142,7 @@ class Manager {
   bool over_connection_limit(mg_connection *c, ConnState *st);
   void reject(mg_connection *c, ConnState *st, int status, const char *reason);
   void finish_response(mg_connection *c, ConnState *st);
+  const char *own_connection_header(ConnState *st, const char *headers, std::size_t len);
   void send_status_and_headers(mg_connection *c, ConnState *st, int status, const char *headers,
                                std::size_t headers_len);
   mgffi_event *record(mg_connection *c, ConnState *st, int type);
