@@ -198,7 +198,7 @@ function _M.check_limits(opts, level)
     local v = opts[name]
     if v ~= nil then
       local max = LIMIT_MAX[name] or 4294967295
-      if type(v) ~= "number" or v < 1 or v > max or v % 1 ~= 0 then
+      if not _M.is_integer_in(v, 1, max) then
         error(name .. " must be an integer from 1 to " .. max, (level or 1) + 1)
       end
       any = true
@@ -290,6 +290,17 @@ function Endpoint:port()
     return nil
   end
   return port
+end
+
+--- True when v is an integer number from min to max (NaN is not).
+function _M.is_integer_in(v, min, max)
+  return type(v) == "number" and v >= min and v <= max and v % 1 == 0
+end
+
+--- The text of an error value, also when its __tostring raises.
+function _M.error_text(err)
+  local ok, text = pcall(tostring, err)
+  return ok and text or "(an error value that cannot be turned into a string)"
 end
 
 --- A shallow copy of t (a new table; nil gives an empty one). Walks with

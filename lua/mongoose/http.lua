@@ -620,10 +620,7 @@ function Listener:handle(req)
   self.current = nil
 end
 
-local function error_text(err)
-  local ok, text = pcall(tostring, err)
-  return ok and text or "(an error value that cannot be turned into a string)"
-end
+local error_text = core.error_text
 
 -- A body callback (what: "on_chunk" or "on_end") of req failed: no more
 -- callbacks; the client gets 500 and the connection closes (once the rest
@@ -761,7 +758,7 @@ end
 local MAX_SIZE = 2 ^ 53
 
 local function check_size(v, name, zero, level)
-  if v ~= nil and (type(v) ~= "number" or not (v >= 0 and v <= MAX_SIZE) or v % 1 ~= 0) then
+  if v ~= nil and not core.is_integer_in(v, 0, MAX_SIZE) then
     error(name .. " must be an integer number of bytes from 0 (" .. zero .. ") to 2^53",
           level + 1)
   end

@@ -97,8 +97,7 @@ end
 -- Logs "<what> failed: <err>"; an error value whose __tostring raises
 -- is logged as such rather than raising again.
 function Manager:log_failure(what, err)
-  local ok, text = pcall(tostring, err)
-  self:log("error", what .. " failed: " .. (ok and text or "(unprintable error)"))
+  self:log("error", what .. " failed: " .. core.error_text(err))
 end
 
 -- Calls fn(...) catching any error; logs it with its traceback.

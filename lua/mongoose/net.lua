@@ -366,7 +366,7 @@ local function check_opts(opts, level)
     end
   end
   local max_buffer = opts.max_buffer
-  if max_buffer ~= nil and (type(max_buffer) ~= "number" or max_buffer < 1 or max_buffer % 1 ~= 0) then
+  if max_buffer ~= nil and not core.is_integer_in(max_buffer, 1, math.huge) then
     error("max_buffer must be a positive integer (bytes)", level + 1)
   end
   return opts

@@ -46,7 +46,7 @@ end
 -- called before anything is opened, so that a bad value leaves nothing behind.
 local function check_max_message(opts, level)
   local v = opts.max_message
-  if v ~= nil and (type(v) ~= "number" or v < 1 or v > 9007199254740992 or v % 1 ~= 0) then
+  if v ~= nil and not core.is_integer_in(v, 1, 2 ^ 53) then
     error("max_message must be a positive integer (bytes)", level + 1)
   end
 end
