@@ -231,8 +231,62 @@ ChunkScan scan_chunks(const char *p, std::size_t len) {
 
 }  // namespace
 
+namespace {
+
+// A socket address as Mongoose keeps it (bytes and port in network order).
+void from_sockaddr(const sockaddr_storage &sa, mg_addr *out) {
+  if (sa.ss_family == AF_INET6) {
+    const auto *sin6 = reinterpret_cast<const sockaddr_in6 *>(&sa);
+    std::memcpy(out->addr.ip, &sin6->sin6_addr, 16);
+    out->port = sin6->sin6_port;
+    out->is_ip6 = true;
+  } else if (sa.ss_family == AF_INET) {
+    const auto *sin = reinterpret_cast<const sockaddr_in *>(&sa);
+    std::memset(out->addr.ip, 0, sizeof(out->addr.ip));
+    std::memcpy(out->addr.ip, &sin->sin_addr, 4);
+    out->port = sin->sin_port;
+    out->is_ip6 = false;
+  }
+}
+
+}  // namespace
+
+// One datagram to c->rem, sent at once. Not mg_send: when the kernel
+// refuses a datagram (too large, unreachable), Mongoose marks the whole
+// connection closing, and a udp:// listener would stop serving everyone
+// because of one bad send. Returns false with errno set.
+bool send_datagram(mg_connection *c, const void *buf, std::size_t len) {
+  sockaddr_storage to{};
+  socklen_t to_len;
+  if (c->rem.is_ip6) {
+    auto *sin6 = reinterpret_cast<sockaddr_in6 *>(&to);
+    sin6->sin6_family = AF_INET6;
+    std::memcpy(&sin6->sin6_addr, c->rem.addr.ip, 16);
+    sin6->sin6_port = c->rem.port;
+    sin6->sin6_scope_id = c->rem.scope_id;
+    to_len = sizeof(*sin6);
+  } else {
+    auto *sin = reinterpret_cast<sockaddr_in *>(&to);
+    sin->sin_family = AF_INET;
+    std::memcpy(&sin->sin_addr, c->rem.addr.ip, 4);
+    sin->sin_port = c->rem.port;
+    to_len = sizeof(*sin);
+  }
+  int fd = static_cast<int>(reinterpret_cast<std::size_t>(c->fd));
+  if (sendto(fd, buf, len, 0, reinterpret_cast<sockaddr *>(&to), to_len) < 0) return false;
+  if (c->loc.port == 0) {  // a client's port is chosen by its first send
+    sockaddr_storage local{};
+    socklen_t local_len = sizeof(local);
+    if (getsockname(fd, reinterpret_cast<sockaddr *>(&local), &local_len) == 0) {
+      from_sockaddr(local, &c->loc);
+    }
+  }
+  return true;
+}
+
 bool send_bytes(mg_connection *c, const void *buf, std::size_t len) {
-  if (c->is_udp || len == 0) return mg_send(c, buf, len);
+  if (len == 0) return true;
+  if (c->is_udp) return send_datagram(c, buf, len);
   const std::size_t need = c->send.len + len;
   if (need > c->send.size) {
     // Geometric growth: many sends queued at once cost O(total), not
@@ -1105,18 +1159,7 @@ void Manager::drain_udp(mg_connection *c, ConnState *st) {
     ssize_t n = recvfrom(fd, udp_scratch_.get(), kMaxDatagram, MSG_DONTWAIT,
                          reinterpret_cast<sockaddr *>(&from), &from_len);
     if (n < 0) break;
-    if (from.ss_family == AF_INET6) {
-      auto *sin6 = reinterpret_cast<sockaddr_in6 *>(&from);
-      std::memcpy(c->rem.addr.ip, &sin6->sin6_addr, 16);
-      c->rem.port = sin6->sin6_port;
-      c->rem.is_ip6 = true;
-    } else if (from.ss_family == AF_INET) {
-      auto *sin = reinterpret_cast<sockaddr_in *>(&from);
-      std::memset(c->rem.addr.ip, 0, sizeof(c->rem.addr.ip));
-      std::memcpy(c->rem.addr.ip, &sin->sin_addr, 4);
-      c->rem.port = sin->sin_port;
-      c->rem.is_ip6 = false;
-    }
+    from_sockaddr(from, &c->rem);
     if (!wanted) continue;
     mgffi_event *e = record(c, st, MGFFI_EV_READ);
     if (e == nullptr) break;

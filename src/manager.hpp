@@ -66,7 +66,7 @@ struct ConnState {
 // Appends bytes to a TCP connection's send buffer, growing it only when it
 // is too small, geometrically (mg_send resizes it to fit every call: a
 // reply over MG_IO_SIZE cost two allocations each time, and queueing many
-// sends copied quadratically). UDP: mg_send, sent at once.
+// sends copied quadratically). UDP: one datagram, sent at once.
 bool send_bytes(mg_connection *c, const void *buf, std::size_t len);
 
 // One WebSocket frame through send_bytes (masked on client connections):

@@ -292,4 +292,38 @@ for n in (20000, 60000, 65507, 100):
   mgr:close()
 end)
 
+T.test("a datagram the kernel refuses (over 65507 bytes) is nil, err; the socket goes on", function()
+  -- Mongoose's own send path closes the whole connection on such an error:
+  -- for a udp:// listener that would end the service for every peer.
+  local mgr = new_mgr()
+  local got = {}
+  local server = assert(mgr:udp_listen("udp://127.0.0.1:0", {
+    on_datagram = function(s, view)
+      got[#got + 1] = view:string()
+      assert(s:send(string.rep("y", 70000)) == nil) -- refused: the listener stays
+      assert(s:send("reply to " .. view:string()))
+    end,
+  }))
+  local replies = {}
+  local client = assert(mgr:udp_connect("udp://127.0.0.1:" .. server:port(), {
+    on_datagram = function(_, view) replies[#replies + 1] = view:string() end,
+  }))
+  local too_big = string.rep("x", 70000)
+  local ok, err = client:send(too_big) -- mgffi_send
+  T.eq(ok, nil, "send")
+  T.match(err, "^datagram not sent: Message too long")
+  ok, err = client:send_to("127.0.0.1:" .. server:port(), too_big) -- mgffi_udp_send_to
+  T.eq(ok, nil, "send_to")
+  T.match(err, "^datagram not sent: Message too long")
+  T.eq(client:send("fits"), true, "the socket still works")
+  local _, port = client:local_addr()
+  T.ok(port > 0, "the client's port is known after its first datagram: " .. tostring(port))
+  T.ok(T.poll_until(mgr, function() return #replies == 1 end, 3000), "the listener answered")
+  T.eq(got[1], "fits")
+  T.eq(replies[1], "reply to fits")
+  T.eq(client:send("again"), true)
+  T.ok(T.poll_until(mgr, function() return #replies == 2 end, 3000), "and answers again")
+  mgr:close()
+end)
+
 T.run()
