@@ -75,7 +75,12 @@ case "$LUAJIT_FLAVOR" in
 esac
 
 if [ "$WANT_TEST_TOOLS" = 1 ]; then
-  want lua-check clang-format python3-websockets chromium netcat-openbsd socat
+  # What the tests run as peers and tools (tests/lua, tests/*.sh): luacheck
+  # and clang-format (scripts/lint.sh), Python's websockets, headless
+  # Chromium (test_browser), nc and socat, the openssl command (throwaway
+  # certificates). A Lua test whose tool is missing exits 77: CTest
+  # reports it as skipped, so every one of them belongs here.
+  want lua-check clang-format python3-websockets chromium netcat-openbsd socat openssl
   # Hardening: valgrind (leak test), clang + libFuzzer runtime (scripts/fuzz.sh).
   want valgrind clang-14 libclang-rt-14-dev
 fi

@@ -3,8 +3,12 @@
 -- so one process can be both the server under test and its observer.
 --
 -- Prints one line per test and closes with "N passed, N failed"; exits
--- non-zero when any test failed.
+-- non-zero when any test failed, and with SKIP (77, CTest's
+-- SKIP_RETURN_CODE) from T.skip when the whole file cannot run here.
 local _M = {}
+
+-- The exit code CTest reads as "skipped" (tests/CMakeLists.txt).
+_M.SKIP = 77
 
 local tests = {}
 
@@ -73,7 +77,36 @@ function _M.run()
   end
   print(string.format("%d passed, %d failed", passed, failed))
   io.stdout:flush()
-  os.exit(failed == 0 and passed > 0 and 0 or 1)
+  _M.exit(failed == 0 and passed > 0 and 0 or 1)
+end
+
+-- Functions run by T.exit (so by T.run and T.skip) before the process
+-- ends: stop background servers, remove files made outside T.tmpdir().
+local exit_hooks = {}
+function _M.on_exit(fn)
+  exit_hooks[#exit_hooks + 1] = fn
+end
+
+-- Runs the exit hooks, removes T.tmpdir() (unless T.keep_tmpdir is set)
+-- and exits with code.
+function _M.exit(code)
+  for i = #exit_hooks, 1, -1 do
+    pcall(exit_hooks[i])
+  end
+  exit_hooks = {}
+  if _M.tmpdir_made() and not _M.keep_tmpdir then
+    os.execute("rm -rf " .. _M.q(_M.tmpdir()))
+  end
+  os.exit(code)
+end
+
+-- Ends a test file that cannot run here (a missing tool, backend or
+-- module): prints "skipped: <reason>" and exits 77, which CTest reports
+-- as "Skipped", never as passed. Call it before any T.test runs.
+function _M.skip(reason)
+  print("skipped: " .. reason)
+  io.stdout:flush()
+  _M.exit(_M.SKIP)
 end
 
 ---------------------------------------------------------------------------
@@ -90,6 +123,9 @@ local function tmp()
   return tmpdir
 end
 _M.tmpdir = tmp
+function _M.tmpdir_made()
+  return tmpdir ~= nil
+end
 
 local function read_file(path)
   local f = io.open(path, "rb")
@@ -163,7 +199,163 @@ function _M.poll_until(mgr, cond, timeout_ms)
 end
 
 _M.python = os.getenv("PYTHON") or "/usr/bin/python3"
+_M.luajit = os.getenv("LUAJIT") or "luajit"
 _M.source_dir = os.getenv("MGFFI_SOURCE_DIR") or "../.."
 _M.build_dir = os.getenv("MGFFI_BUILD_DIR") or (_M.source_dir .. "/build")
+
+---------------------------------------------------------------------------
+-- Shell scripts and curl
+---------------------------------------------------------------------------
+
+-- Runs a shell script in the background while mgr (if given) polls. The
+-- script goes through a file so that newlines, quotes and "$" reach the
+-- shell intact; its exit status is recorded by the script itself.
+-- Returns stdout, exit status, stderr.
+local script_seq = 0
+function _M.sh(mgr, script, timeout_ms)
+  script_seq = script_seq + 1
+  local base = tmp() .. "/sh" .. script_seq
+  _M.write_file(base .. ".sh", "(\n" .. script .. "\n)\necho $? >" .. base .. ".status\n")
+  local out, _, err = _M.run_client(mgr, "sh " .. base .. ".sh", timeout_ms or 10000)
+  return out, tonumber(read_file(base .. ".status") or ""), err
+end
+
+-- curl -sS with a limit of max_time seconds (default 5) while mgr polls;
+-- args is the rest of the command line, already quoted. Returns stdout,
+-- curl's exit status, stderr.
+function _M.curl(mgr, args, timeout_ms, max_time)
+  return _M.sh(mgr, "curl -sS -m " .. (max_time or 5) .. " " .. args, timeout_ms)
+end
+
+-- Splits `curl -i` output (or any raw HTTP/1.x response) into status,
+-- headers (lower-case names, last value wins), body and head; follows a
+-- 100 Continue to the real response. nil when there is no head.
+function _M.parse_response(text)
+  local head, body = text:match("^(.-)\r\n\r\n(.*)$")
+  if not head then
+    return nil
+  end
+  local status = tonumber(head:match("^HTTP/1%.%d (%d%d%d)"))
+  if status == 100 then
+    return _M.parse_response(body)
+  end
+  local headers = {}
+  for name, value in head:gmatch("\r\n([^:\r\n]+):[ \t]*([^\r\n]*)") do
+    headers[name:lower()] = value
+  end
+  return { status = status, headers = headers, body = body, head = head }
+end
+
+-- A TCP port on 127.0.0.1 that was free a moment ago (the kernel picked
+-- it for a socket that python closed again).
+function _M.free_port()
+  local out = _M.run_client(nil, _M.python .. [[ -c "import socket; s=socket.socket(); ]]
+                            .. [[s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"]])
+  return assert(tonumber(out), "no free port")
+end
+
+-- True when cmd is a program on PATH.
+function _M.have_command(cmd)
+  local _, rc = _M.run_client(nil, "command -v " .. _M.q(cmd) .. " >/dev/null")
+  return rc == 0
+end
+
+-- True when python3 can import module.
+function _M.have_python_module(module)
+  local _, rc = _M.run_client(nil, _M.q(_M.python) .. " -c " .. _M.q("import " .. module))
+  return rc == 0
+end
+
+-- Skips the file (T.skip) unless python3 can import module; package is
+-- the Debian package that brings it (scripts/setup-deps.sh installs it).
+function _M.need_python_module(module, package)
+  if not _M.have_python_module(module) then
+    _M.skip("python3 cannot import " .. module .. " (apt-get install " .. package .. ")")
+  end
+end
+
+---------------------------------------------------------------------------
+-- Managers, bytes, CPU time
+---------------------------------------------------------------------------
+
+-- A manager (mongoose.new_manager(opts)) whose log messages are collected
+-- into the returned list as { level = ..., msg = ... }.
+function _M.logging_manager(opts)
+  local logs = {}
+  local o = {}
+  for k, v in pairs(opts or {}) do
+    o[k] = v
+  end
+  o.log = function(level, msg)
+    logs[#logs + 1] = { level = level, msg = msg }
+  end
+  return assert(require("mongoose").new_manager(o)), logs
+end
+
+-- The first entry of logs (from index `from`, default 1) whose message
+-- contains text (plain find) and, if level is given, has that level.
+function _M.find_log(logs, text, level, from)
+  for i = from or 1, #logs do
+    local e = logs[i]
+    if e.msg:find(text, 1, true) and (level == nil or e.level == level) then
+      return e
+    end
+  end
+  return nil
+end
+
+-- How many entries of logs contain text (plain find).
+function _M.count_logs(logs, text)
+  local n = 0
+  for _, e in ipairs(logs) do
+    n = n + (e.msg:find(text, 1, true) and 1 or 0)
+  end
+  return n
+end
+
+-- n pseudo-random bytes (xorshift32), the same for the same seed.
+function _M.random_bytes(n, seed)
+  local ffi, bit = require("ffi"), require("bit")
+  local buf = ffi.new("uint8_t[?]", n)
+  local x = seed or 2463534242
+  for i = 0, n - 1 do
+    x = bit.bxor(x, bit.lshift(x, 13))
+    x = bit.bxor(x, bit.rshift(x, 17))
+    x = bit.bxor(x, bit.lshift(x, 5))
+    buf[i] = bit.band(x, 255)
+  end
+  return ffi.string(buf, n)
+end
+
+-- Adler-32 of s (the same as Python's zlib.adler32).
+function _M.adler32(s)
+  local p = require("ffi").cast("const uint8_t *", s)
+  local a, b = 1, 0
+  for i = 0, #s - 1 do
+    a = (a + p[i]) % 65521
+    b = (b + a) % 65521
+  end
+  return b * 65536 + a
+end
+
+-- CPU time of this process so far, in clock ticks (utime + stime).
+function _M.cpu_ticks()
+  local stat = assert(read_file("/proc/self/stat"))
+  local fields = {}
+  for f in stat:match("%) (.*)$"):gmatch("%S+") do
+    fields[#fields + 1] = f
+  end
+  -- fields[1] is field 3 (state): utime is field 14, stime field 15.
+  return tonumber(fields[12]) + tonumber(fields[13])
+end
+
+-- Polls mgr for ms milliseconds (timers and connections keep running).
+function _M.sleep_polling(mgr, ms)
+  local millis = require("mongoose.core").millis
+  local deadline = millis() + ms
+  while millis() < deadline do
+    mgr:poll(deadline - millis())
+  end
+end
 
 return _M
