@@ -1,0 +1,71 @@
+-- The HTTP server the HTTP tests share: one manager in the test process
+-- (its log messages collected), one listener on 127.0.0.1 whose handler
+-- picks a route by path, and runners for real clients (curl, python3) that
+-- work in the background while the manager keeps polling.
+local T = require("testlib")
+local P = require("testpy")
+
+local _M = {}
+
+-- Returns the fixture H: H.mgr, H.logs, H.routes (path -> handler(req,
+-- res); "/hello" answers "hello\n"), H.hits (path -> requests seen),
+-- H.handler (the routing handler, for more listeners), H.listener, H.PORT,
+-- H.BASE, and H.curl(args), H.sh(script), H.py(code, port) (stdout, exit
+-- status, stderr), H.pyc(code, port) (stdout; fails on a non-zero exit)
+-- and H.find_log(text, level). opts.log_level defaults to "info".
+function _M.server(opts)
+  opts = opts or {}
+  local mgr, logs = T.logging_manager({ log_level = opts.log_level or "info" })
+  local H = { mgr = mgr, logs = logs, routes = {}, hits = {} }
+  function H.handler(req, res)
+    H.hits[req.path] = (H.hits[req.path] or 0) + 1
+    local fn = H.routes[req.path]
+    if fn then
+      return fn(req, res)
+    end
+    return 404, "no route for " .. req.path .. "\n", { ["Content-Type"] = "text/plain" }
+  end
+  H.listener = assert(mgr:http_listen("http://127.0.0.1:0", H.handler))
+  H.PORT = H.listener:port()
+  H.BASE = "http://127.0.0.1:" .. H.PORT
+  H.routes["/hello"] = function()
+    return 200, "hello\n", { ["Content-Type"] = "text/plain" }
+  end
+
+  function H.sh(script, timeout_ms)
+    return T.sh(mgr, script, timeout_ms)
+  end
+  function H.curl(args, timeout_ms)
+    return T.curl(mgr, args, timeout_ms)
+  end
+  -- Python code after testpy's HTTP prelude, with the port (and more
+  -- arguments, already quoted) as argv.
+  function H.py(code, port, timeout_ms)
+    return P.run(mgr, P.HTTP .. code, port, timeout_ms)
+  end
+  function H.pyc(code, port, timeout_ms)
+    local out, rc, err = P.run(mgr, P.HTTP .. code, port, timeout_ms)
+    if rc ~= 0 then
+      error("python client failed (exit " .. tostring(rc) .. "):\n" .. out .. err, 2)
+    end
+    return out
+  end
+  function H.find_log(text, level)
+    return T.find_log(logs, text, level)
+  end
+  -- A WebSocket listener on /ws that echoes and refuses messages over
+  -- max_message; other paths go to H.handler.
+  function H.ws_echo(max_message)
+    return assert(mgr:ws_listen("http://127.0.0.1:0", {
+      path = "/ws",
+      max_message = max_message,
+      on_message = function(ws, data)
+        ws:send(data)
+      end,
+      http = H.handler,
+    }))
+  end
+  return H
+end
+
+return _M
