@@ -1,39 +1,23 @@
--- Tests of the manager's timers (set_timeout, set_interval, cancel), of
--- run()/stop() and of run()'s signal handling.
+-- The manager's timers (mongoose.timer): set_timeout, set_interval,
+-- cancel; their order, their delays, failures and argument checks.
 local T = require("testlib")
-local ffi = require("ffi")
 local mongoose = require("mongoose")
-local core = mongoose.core
-
-ffi.cdef [[
-int getpid(void);
-]]
-
-local millis = core.millis
+local millis = mongoose.core.millis
 
 -- A manager whose log messages are collected in the returned table.
 local function new_manager(log_level)
-  local logs = {}
-  local mgr = assert(mongoose.new_manager({
-    log_level = log_level,
-    log = function(level, msg)
-      logs[#logs + 1] = { level = level, msg = msg }
-    end,
-  }))
-  return mgr, logs
+  return T.logging_manager({ log_level = log_level })
 end
 
 -- Polls until cond() or timeout_ms; returns cond().
 local function poll_until(mgr, cond, timeout_ms)
   return T.poll_until(mgr, cond, timeout_ms or 3000)
 end
+local sleep_polling = T.sleep_polling
 
-local function sleep_polling(mgr, ms)
-  local deadline = millis() + ms
-  while millis() < deadline do
-    mgr:poll(deadline - millis())
-  end
-end
+---------------------------------------------------------------------------
+-- set_timeout
+---------------------------------------------------------------------------
 
 T.test("set_timeout: timers fire in order of their delays", function()
   local mgr = new_manager()
@@ -101,6 +85,10 @@ T.test("the callback receives the timer, which set_timeout returned", function()
   T.ok(got == t, "the same timer object")
   mgr:close()
 end)
+
+---------------------------------------------------------------------------
+-- set_interval and cancel
+---------------------------------------------------------------------------
 
 T.test("set_interval: repeats with roughly its interval until cancelled", function()
   local mgr = new_manager()
@@ -221,6 +209,10 @@ T.test("many timers with random delays fire in order of their due times", functi
   mgr:close()
 end)
 
+---------------------------------------------------------------------------
+-- Failures and argument checks
+---------------------------------------------------------------------------
+
 T.test("a failing timer is logged and the other timers keep running", function()
   local mgr, logs = new_manager()
   local ok_fired, interval_count = false, 0
@@ -276,7 +268,7 @@ T.test("set_timeout / set_interval argument errors raise", function()
   -- the error points at the caller, not at the library
   local ok, err = pcall(function() mgr:set_timeout(-1, fn) end)
   T.eq(ok, false, "raised")
-  T.match(err, "test_timers%.lua", "error position is the caller's")
+  T.match(err, "test_timer%.lua", "error position is the caller's")
   mgr:close()
 end)
 
@@ -309,38 +301,6 @@ T.test("an infinite delay never fires and does not block poll", function()
   T.ok(millis() - t0 < 1000, "poll with an infinite timer pending returns")
   T.eq(fired, false, "an infinite timeout does not fire")
   t:cancel()
-  mgr:close()
-end)
-
-T.test("poll(timeout_ms) argument checks: a non-number or NaN raises, a negative one is 0", function()
-  local mgr = new_manager()
-  T.raises("timeout_ms must be a number of milliseconds", mgr.poll, mgr, "x")
-  T.raises("timeout_ms must be a number of milliseconds", mgr.poll, mgr, {})
-  T.raises("timeout_ms must be a number of milliseconds", mgr.poll, mgr, 0 / 0)
-  local ok, err = pcall(function() mgr:poll("10") end)
-  T.eq(ok, false, "raised")
-  T.match(err, "^[^\n]*test_timers%.lua:%d+: timeout_ms", "error position is the caller's")
-  local t0 = millis()
-  T.eq(mgr:poll(-1), 0, "poll(-1)")
-  T.eq(mgr:poll(-math.huge), 0, "poll(-inf)")
-  T.ok(millis() - t0 < 500, "a negative timeout does not wait")
-  mgr:close()
-end)
-
-T.test("poll with a huge timeout waits for the next event (no int overflow)", function()
-  -- 1e12 ms or math.huge overflowed C's int: poll returned at once, and
-  -- a loop around it spun. Cut to 2^31-1 ms, poll sleeps until a client comes.
-  local mgr = new_manager()
-  local l = assert(mgr:http_listen("http://127.0.0.1:0", function() return 200, "woke" end))
-  for _, timeout in ipairs({ 1e12, math.huge, 2 ^ 31 }) do
-    local job = T.spawn("sleep 0.2; curl -sS -m 5 http://127.0.0.1:" .. l:port() .. "/")
-    local t0 = millis()
-    mgr:poll(timeout) -- returns once the client connects
-    local waited = millis() - t0
-    T.ok(waited >= 100, "poll(" .. timeout .. ") waited for the client (" .. waited .. " ms)")
-    local out = T.wait(job, mgr, 5000)
-    T.eq(out, "woke", "the client was served")
-  end
   mgr:close()
 end)
 
@@ -377,133 +337,5 @@ T.test("a timer that yields while poll runs inside a coroutine is logged and doe
   T.ok(poll_until(mgr, function() return fired == 2 end), "a later poll, outside a coroutine, runs timers")
   mgr:close()
 end)
-
----------------------------------------------------------------------------
--- run / stop
----------------------------------------------------------------------------
-
-T.test("mgr:stop() from a timer makes mgr:run() return, then the manager is closed", function()
-  local mgr = new_manager()
-  local ticks = 0
-  mgr:set_interval(10, function() ticks = ticks + 1 end)
-  mgr:set_timeout(100, function() mgr:stop() end)
-  local guard = mgr:set_timeout(3000, function() error("run did not stop") end)
-  local t0 = millis()
-  T.eq(mgr:run({ poll_ms = 50 }), true, "run result")
-  local elapsed = millis() - t0
-  T.ok(elapsed >= 95 and elapsed < 2000, "run returned after the stop (" .. elapsed .. " ms)")
-  T.ok(ticks >= 3, "other timers ran meanwhile (" .. ticks .. ")")
-  T.eq(guard.cancelled, false, "the guard timer did not fire")
-  T.eq(mgr.closed, true, "closed after run")
-  T.raises("manager is closed", mgr.poll, mgr, 0)
-  T.raises("manager is closed", mgr.run, mgr)
-  T.raises("manager is closed", mgr.connection_count, mgr)
-end)
-
-T.test("mgr:stop() with the default poll_ms returns promptly", function()
-  local mgr = new_manager()
-  mgr:set_timeout(20, function() mgr:stop() end)
-  local t0 = millis()
-  mgr:run()
-  T.ok(millis() - t0 < 1500, "returned after " .. (millis() - t0) .. " ms")
-end)
-
-T.test("run() argument errors raise", function()
-  local mgr = new_manager()
-  T.raises("opts must be a table", mgr.run, mgr, "x")
-  T.raises("unknown signal: BOGUS", mgr.run, mgr, { signals = { "BOGUS" } })
-  T.raises("poll_ms must be a number of milliseconds", mgr.run, mgr, { poll_ms = "x" })
-  T.raises("poll_ms must be a number of milliseconds", mgr.run, mgr, { poll_ms = 0 / 0 })
-  T.raises("shutdown_timeout must be a number of milliseconds", mgr.run, mgr, { shutdown_timeout = "1s" })
-  local ok, err = pcall(function() mgr:run({ poll_ms = {} }) end)
-  T.eq(ok, false, "raised")
-  T.match(err, "^[^\n]*test_timers%.lua:%d+: poll_ms", "error position is the caller's")
-  T.eq(mgr.closed, false, "raised before running: the manager is still open")
-  mgr:close()
-end)
-
-T.test("run({poll_ms = math.huge}) still runs timers and stops", function()
-  local mgr = new_manager()
-  mgr:set_timeout(20, function() mgr:stop() end)
-  local t0 = millis()
-  T.eq(mgr:run({ poll_ms = math.huge, shutdown_timeout = 0 }), true, "run result")
-  T.ok(millis() - t0 < 1500, "returned after " .. (millis() - t0) .. " ms")
-end)
-
-T.test("run({signals={'USR1'}}) returns when the process gets SIGUSR1", function()
-  local mgr, logs = new_manager("info")
-  local pid = ffi.C.getpid()
-  T.ok(pid > 1, "pid")
-  local sent_at
-  mgr:set_timeout(50, function()
-    sent_at = millis()
-    T.eq(os.execute("kill -USR1 " .. pid), 0, "kill succeeded")
-  end)
-  local guard_fired = false
-  mgr:set_timeout(4000, function()
-    guard_fired = true
-    mgr:stop()
-  end)
-  local t0 = millis()
-  T.eq(mgr:run({ signals = { "USR1" } }), true, "run result")
-  local stopped_at = millis()
-  T.ok(sent_at, "the signal was sent")
-  T.eq(guard_fired, false, "stopped by the signal, not by the guard")
-  T.ok(stopped_at - sent_at < 1500, "returned " .. (stopped_at - sent_at) .. " ms after the signal")
-  T.ok(stopped_at - t0 >= 45, "not before the signal")
-  local logged = false
-  for _, e in ipairs(logs) do
-    if e.msg:find("signal 10 received", 1, true) then
-      logged = e.level == "info"
-    end
-  end
-  T.ok(logged, "the signal is logged at info level")
-  T.eq(mgr.closed, true, "closed after run")
-end)
-
-T.test("run({signals={'USR2'}}) returns on SIGUSR2", function()
-  local mgr = new_manager()
-  local pid = ffi.C.getpid()
-  mgr:set_timeout(30, function() os.execute("kill -USR2 " .. pid) end)
-  local guard_fired = false
-  mgr:set_timeout(4000, function()
-    guard_fired = true
-    mgr:stop()
-  end)
-  local t0 = millis()
-  T.eq(mgr:run({ signals = { "USR2" }, poll_ms = 100 }), true, "run result")
-  T.eq(guard_fired, false, "stopped by USR2, not by the guard")
-  T.ok(millis() - t0 < 2000, "returned promptly")
-end)
-
-T.test("run() shuts down listeners and lets queued responses go out", function()
-  local mgr = new_manager()
-  local l = assert(mgr:http_listen("http://127.0.0.1:0", function(req, res)
-    mgr:stop()  -- stop while the reply is queued
-    return 200, string.rep("z", 200000)
-  end))
-  local port = l:port()
-  local job = T.spawn("curl -sS -m 5 -o /dev/null -w '%{size_download}' http://127.0.0.1:" .. port .. "/")
-  local guard_fired = false
-  mgr:set_timeout(5000, function()
-    guard_fired = true
-    mgr:stop()
-  end)
-  mgr:run({ poll_ms = 50 })
-  T.eq(guard_fired, false, "stopped by the handler")
-  local out = T.wait(job, nil, 8000)
-  T.eq(out, "200000", "the whole response reached curl")
-  local after = T.run_client(nil, "curl -sS -m 2 http://127.0.0.1:" .. port .. "/ >/dev/null 2>&1"
-                                  .. " || echo refused")
-  T.eq(after, "refused\n", "the listener is gone after run()")
-end)
-
--- T.run ends with os.exit: remove the temporary files (the big bodies)
--- in front of it.
-local real_exit = os.exit
-os.exit = function(...)  -- luacheck: ignore 122
-  os.execute("rm -rf " .. T.q(T.tmpdir()))
-  return real_exit(...)
-end
 
 T.run()
