@@ -1,28 +1,18 @@
 -- UDP servers and clients of mongoose.net against real peers on loopback:
 -- python3 sockets, nc and socat, and the project's own client; IPv4 and
 -- IPv6; 1000 datagrams with none lost; sender addresses (from), replies
--- with send and send_to, and mongoose.address.
+-- with send and send_to, and mongoose.address; datagrams larger than
+-- Mongoose's I/O buffer, and one the kernel refuses.
 local T = require("testlib")
+local P = require("testpy")
 local mongoose = require("mongoose")
 
-local py = T.python
-
-local script_seq = 0
-local function pyfile(code)
-  script_seq = script_seq + 1
-  local path = string.format("%s/udp_peer_%d.py", T.tmpdir(), script_seq)
-  T.write_file(path, code)
-  return path
-end
-
-local function run_py(mgr, code, args, timeout_ms)
-  return T.run_client(mgr, "timeout 60 " .. py .. " " .. pyfile(code) .. " " .. (args or ""), timeout_ms)
-end
+local run_py = P.run
 
 local function new_mgr()
   return assert(mongoose.new_manager({ log_level = "warn" }))
 end
-
+local py, pyfile = T.python, P.file
 -- An echo server; records every datagram and sender.
 local function echo_server(mgr, url)
   local seen = { count = 0, froms = {}, payloads = {} }
@@ -71,6 +61,10 @@ for base in range(0, n, w):
         got.add(i)
 print(len(got))
 ]]
+
+---------------------------------------------------------------------------
+-- Echo and sender addresses
+---------------------------------------------------------------------------
 
 T.test("python client, IPv4 echo and the sender's address", function()
   local mgr = new_mgr()
@@ -149,6 +143,10 @@ T.test("nc and socat clients", function()
   mgr:close()
 end)
 
+---------------------------------------------------------------------------
+-- Volume
+---------------------------------------------------------------------------
+
 T.test("1000 datagrams from python, windows of 50, none lost", function()
   local mgr = new_mgr()
   local seqs, dup = {}, 0
@@ -224,6 +222,10 @@ T.test("own client against own server: 1000 datagrams, IPv4 and IPv6", function(
   T.eq(got6[999], "[::1]:" .. s6:port())
   mgr:close()
 end)
+
+---------------------------------------------------------------------------
+-- Addresses and sizes
+---------------------------------------------------------------------------
 
 T.test("from:copy() outlives the callback; send_to with an address or a string", function()
   local mgr = new_mgr()
@@ -306,6 +308,63 @@ T.test("mongoose.address and send_to errors", function()
   ok, err = sock:send_to("127.0.0.1:9", "x")
   T.eq(ok, nil, "send_to after close")
   T.eq(err, "closed")
+  mgr:close()
+end)
+
+T.test("UDP datagrams larger than Mongoose's I/O buffer arrive whole", function()
+  local mgr = assert(mongoose.new_manager({ log_level = "error" }))
+  local sizes = {}
+  local sock = assert(mgr:udp_listen("udp://127.0.0.1:0", {
+    on_datagram = function(s, view)
+      sizes[#sizes + 1] = view.len
+      assert(s:send(view:string()))
+    end,
+  }))
+  local out = P.check(mgr, P.HTTP .. [[
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(5)
+for n in (20000, 60000, 65507, 100):
+    data = bytes(i % 251 for i in range(n))
+    s.sendto(data, ("127.0.0.1", PORT))
+    echo, _ = s.recvfrom(70000)
+    print(n, len(echo), echo == data)
+]], sock:port())
+  T.eq(out, "20000 20000 True\n60000 60000 True\n65507 65507 True\n100 100 True\n")
+  T.eq(table.concat(sizes, " "), "20000 60000 65507 100", "sizes seen by on_datagram")
+  mgr:close()
+end)
+
+T.test("a datagram the kernel refuses (over 65507 bytes) is nil, err; the socket goes on", function()
+  -- Mongoose's own send path closes the whole connection on such an error:
+  -- for a udp:// listener that would end the service for every peer.
+  local mgr = assert(mongoose.new_manager({ log_level = "error" }))
+  local got = {}
+  local server = assert(mgr:udp_listen("udp://127.0.0.1:0", {
+    on_datagram = function(s, view)
+      got[#got + 1] = view:string()
+      assert(s:send(string.rep("y", 70000)) == nil) -- refused: the listener stays
+      assert(s:send("reply to " .. view:string()))
+    end,
+  }))
+  local replies = {}
+  local client = assert(mgr:udp_connect("udp://127.0.0.1:" .. server:port(), {
+    on_datagram = function(_, view) replies[#replies + 1] = view:string() end,
+  }))
+  local too_big = string.rep("x", 70000)
+  local ok, err = client:send(too_big) -- mgffi_send
+  T.eq(ok, nil, "send")
+  T.match(err, "^datagram not sent: Message too long")
+  ok, err = client:send_to("127.0.0.1:" .. server:port(), too_big) -- mgffi_udp_send_to
+  T.eq(ok, nil, "send_to")
+  T.match(err, "^datagram not sent: Message too long")
+  T.eq(client:send("fits"), true, "the socket still works")
+  local _, port = client:local_addr()
+  T.ok(port > 0, "the client's port is known after its first datagram: " .. tostring(port))
+  T.ok(T.poll_until(mgr, function() return #replies == 1 end, 3000), "the listener answered")
+  T.eq(got[1], "fits")
+  T.eq(replies[1], "reply to fits")
+  T.eq(client:send("again"), true)
+  T.ok(T.poll_until(mgr, function() return #replies == 2 end, 3000), "and answers again")
   mgr:close()
 end)
 
