@@ -1,99 +1,16 @@
--- TLS: HTTPS, WSS and tls:// servers and clients (mongoose.tls).
---
--- A throwaway CA, server and client certificates (EC prime256v1 keys, which
--- the builtin TLS can use too) are made with openssl when the test starts
--- and removed when it ends; no key is committed. Peers: curl, openssl
--- s_client, Python's websockets (ssl context with the test CA) and the
--- library's own clients, all on 127.0.0.1 / localhost.
+-- TLS (mongoose.tls): HTTPS, WSS and tls:// servers and clients against
+-- curl, openssl s_client and the library's own clients, all on 127.0.0.1 /
+-- localhost, with the throwaway PKI of testtls.lua; skipped in a build
+-- without TLS. Python's websockets over WSS: test_tls_websockets.lua.
 --
 -- Handlers only record what they see; assertions run outside them.
 local T = require("testlib")
+local X = require("testtls")
 local mongoose = require("mongoose")
 local tls = require("mongoose.tls")
-
-if tls.backend == "none" then
-  T.test("TLS", function()
-    print("skipped: no TLS backend")
-  end)
-  T.run()
-end
-
----------------------------------------------------------------------------
--- Certificates, made at test time
----------------------------------------------------------------------------
-
-local pki = T.run_client(nil, "mktemp -d /tmp/mgffi-tls.XXXXXX"):match("%S+")
-assert(pki and pki:find("^/tmp/mgffi%-tls%."), "mktemp failed")
-
--- Removes the keys whatever happens (T.run ends with os.exit).
-local real_exit = os.exit
-os.exit = function(...) -- luacheck: ignore 122
-  os.execute("rm -rf " .. T.q(pki))
-  return real_exit(...)
-end
-
-local function sh(cmd)
-  local out, rc, err = T.run_client(nil, "cd " .. T.q(pki) .. " && " .. cmd, 30000)
-  assert(rc == 0, "command failed (" .. tostring(rc) .. "): " .. cmd .. "\n" .. out .. err)
-  return out
-end
-
-local function file(name)
-  return pki .. "/" .. name
-end
-
-local EC = "openssl ecparam -name prime256v1 -genkey -noout -out "
--- A CA; a server certificate for localhost and 127.0.0.1; a client
--- certificate; a self-signed server certificate; an unrelated CA.
-sh(EC .. "ca.key && openssl req -x509 -new -key ca.key -sha256 -days 2 "
-   .. "-subj '/CN=mgffi test CA' -out ca.pem")
-sh(EC .. "srv.key && openssl req -new -key srv.key -subj '/CN=localhost' -out srv.csr")
-T.write_file(file("srv.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
-             .. "keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n")
-sh("openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -sha256 "
-   .. "-extfile srv.ext -out srv.pem")
-sh(EC .. "cli.key && openssl req -new -key cli.key -subj '/CN=mgffi client' -out cli.csr")
-T.write_file(file("cli.ext"), "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n"
-             .. "extendedKeyUsage=clientAuth\n")
-sh("openssl x509 -req -in cli.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -sha256 "
-   .. "-extfile cli.ext -out cli.pem")
-sh(EC .. "self.key && openssl req -x509 -new -key self.key -sha256 -days 2 -subj '/CN=localhost' "
-   .. "-addext 'subjectAltName=DNS:localhost,IP:127.0.0.1' -out self.pem")
-sh(EC .. "other.key && openssl req -x509 -new -key other.key -sha256 -days 2 "
-   .. "-subj '/CN=other CA' -out other.pem")
-
-local CA, SRV_CERT, SRV_KEY = file("ca.pem"), file("srv.pem"), file("srv.key")
-local CLI_CERT, CLI_KEY = file("cli.pem"), file("cli.key")
-local SERVER_TLS = { cert = SRV_CERT, key = SRV_KEY }
-
----------------------------------------------------------------------------
--- Helpers
----------------------------------------------------------------------------
-
-local function hello(req)
-  return 200, "secure " .. req.path, { ["Content-Type"] = "text/plain" }
-end
-
--- An HTTPS server on 127.0.0.1 (port 0); returns mgr, listener, port.
-local function https_server(opts, handler)
-  local mgr = assert(mongoose.new_manager())
-  local l = assert(mgr:http_listen("https://127.0.0.1:0", handler or hello, opts or { tls = SERVER_TLS }))
-  return mgr, l, l:port()
-end
-
-local function curl(mgr, args)
-  return T.run_client(mgr, "curl -sS --max-time 10 " .. args, 15000)
-end
-
-local function s_client(mgr, port, args)
-  return T.run_client(mgr, "echo | timeout 10 openssl s_client -connect 127.0.0.1:" .. port .. " " .. args
-                      .. " 2>&1", 15000)
-end
-
-local function have_websockets()
-  local _, rc = T.run_client(nil, T.q(T.python) .. " -c 'import websockets'")
-  return rc == 0
-end
+local pki, file, hello, https_server, curl, s_client = X.pki, X.file, X.hello, X.https_server, X.curl, X.s_client
+local CA, SRV_CERT, SRV_KEY, CLI_CERT, CLI_KEY = X.CA, X.SRV_CERT, X.SRV_KEY, X.CLI_CERT, X.CLI_KEY
+local SERVER_TLS = X.SERVER_TLS
 
 ---------------------------------------------------------------------------
 -- Servers against standard clients
@@ -160,48 +77,6 @@ T.test("openssl s_client: the right certificate, TLS 1.2 and 1.3 only", function
   -- Still serving.
   local body = curl(mgr, "--cacert " .. T.q(CA) .. " https://localhost:" .. port .. "/after")
   T.eq(body, "secure /after")
-  mgr:close()
-end)
-
-T.test("WSS server: Python websockets with the test CA", function()
-  if not have_websockets() then
-    print("SKIP   python3 websockets missing")
-    return
-  end
-  local mgr = assert(mongoose.new_manager())
-  local got = {}
-  local l = assert(mgr:ws_listen("wss://127.0.0.1:0/", {
-    tls = SERVER_TLS,
-    on_message = function(ws, data)
-      got[#got + 1] = data
-      ws:send("echo: " .. data)
-    end,
-  }))
-  local script = T.tmpdir() .. "/wss_client.py"
-  T.write_file(script, [[
-import asyncio, ssl, sys
-import websockets
-
-async def main():
-    ctx = ssl.create_default_context(cafile=sys.argv[2])
-    async with websockets.connect(sys.argv[1], ssl=ctx, open_timeout=5, close_timeout=5) as ws:
-        await ws.send("over tls")
-        print(await asyncio.wait_for(ws.recv(), 5))
-        print(ws.transport.get_extra_info("ssl_object").version())
-    try:
-        async with websockets.connect(sys.argv[1], ssl=ssl.create_default_context(), open_timeout=5):
-            print("unexpected: connected without the CA")
-    except ssl.SSLCertVerificationError:
-        print("refused without the CA")
-
-asyncio.run(asyncio.wait_for(main(), 20))
-]])
-  local url = "wss://localhost:" .. l:port() .. "/"
-  local out, rc, err = T.run_client(mgr, string.format("%s %s %s %s", T.q(T.python), T.q(script), T.q(url),
-                                                       T.q(CA)), 30000)
-  T.eq(rc, 0, "python exit (" .. err .. ")")
-  T.match(out, "^echo: over tls\nTLSv1%.[23]\nrefused without the CA\n$")
-  T.eq(got[1], "over tls")
   mgr:close()
 end)
 
