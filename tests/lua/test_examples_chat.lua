@@ -1,0 +1,119 @@
+-- The demo server's WebSocket chat (examples/demo_server.lua) with
+-- Python's websockets as the chat clients; skipped when python3 cannot
+-- import websockets.
+local T = require("testlib")
+T.need_python_module("websockets", "python3-websockets")
+local E = require("testexamples")
+local free_port, start_example, stop = T.free_port, E.start, E.stop
+local wait_until_serving = E.wait_until_serving
+T.test("demo server: WebSocket chat echoes to the sender, broadcasts to the others", function()
+  local port = free_port()
+  local job, pidfile = start_example("demo_server.lua", "PORT=" .. port)
+  local base = "http://127.0.0.1:" .. port
+  wait_until_serving(base .. "/")
+
+  -- The page carries the chat UI.
+  local page = T.run_client(nil, "curl -s --max-time 5 " .. base .. "/")
+  T.match(page, 'id="messages"', "message list")
+  T.match(page, 'id="input"', "input")
+  T.match(page, 'id="send"', "send button")
+  T.match(page, "new WebSocket%(", "the page opens a WebSocket")
+  T.match(page, "'/ws'", "to /ws")
+  T.match(page, "autosend", "autosend support")
+
+  local script = T.tmpdir() .. "/chat_clients.py"
+  T.write_file(script, [[
+import asyncio, json, sys, urllib.request
+import websockets
+URL = sys.argv[1]
+
+async def recv(ws):
+    return await asyncio.wait_for(ws.recv(), 5)
+
+async def main():
+    async with websockets.connect(URL, open_timeout=5, close_timeout=5) as a, \
+               websockets.connect(URL, open_timeout=5, close_timeout=5) as b:
+        status = json.load(urllib.request.urlopen(sys.argv[2], timeout=5))
+        print("chat_clients", status["chat_clients"])
+        await a.send("hello from a")
+        print("a got:", await recv(a))
+        print("b got:", await recv(b))
+        await b.send("and b answers")
+        print("b got:", await recv(b))
+        print("a got:", await recv(a))
+        try:
+            m = await asyncio.wait_for(a.recv(), 0.3)
+            print("a unexpected:", m)
+        except asyncio.TimeoutError:
+            print("a: nothing more")
+        # Binary is refused with close code 1003.
+        await b.send(b"\x00\x01")
+        try:
+            await recv(b)
+        except websockets.ConnectionClosed:
+            pass
+        print("b closed:", b.close_code, b.close_reason)
+
+asyncio.run(asyncio.wait_for(main(), 20))
+]])
+  local out, rc, err = T.run_client(nil, string.format("%s %s %s %s", T.python, T.q(script),
+                                                       T.q("ws://127.0.0.1:" .. port .. "/ws"),
+                                                       T.q(base .. "/api/status")), 30000)
+  T.eq(rc, 0, "python client exit (" .. err .. ")")
+  T.eq(out, table.concat({
+    "chat_clients 2",
+    "a got: you: hello from a",
+    "b got: peer: hello from a",
+    "b got: you: and b answers",
+    "a got: peer: and b answers",
+    "a: nothing more",
+    "b closed: 1003 text only",
+    "",
+  }, "\n"), "chat transcript")
+
+  stop(pidfile, "TERM")
+  local stdout, exit_code = T.wait(job, nil, 10000)
+  T.eq(exit_code, 0, "exit code after SIGTERM")
+  T.match(stdout, "demo: stopped")
+end)
+
+T.test("demo server stops on SIGTERM with a chat client connected", function()
+  local port = free_port()
+  local job, pidfile = start_example("demo_server.lua", "PORT=" .. port)
+  wait_until_serving("http://127.0.0.1:" .. port .. "/")
+  local script = T.tmpdir() .. "/chat_idle.py"
+  T.write_file(script, [[
+import asyncio, sys
+import websockets
+
+async def main():
+    async with websockets.connect(sys.argv[1], open_timeout=5, close_timeout=2) as ws:
+        await ws.send("hi")
+        print(await asyncio.wait_for(ws.recv(), 5), flush=True)
+        try:
+            await asyncio.wait_for(ws.recv(), 15)
+        except websockets.ConnectionClosed:
+            print("closed by the server")
+
+asyncio.run(asyncio.wait_for(main(), 20))
+]])
+  local client = T.spawn(string.format("%s %s %s", T.python, T.q(script),
+                                       T.q("ws://127.0.0.1:" .. port .. "/ws")))
+  -- Wait until the client got its echo, then stop the server.
+  for _ = 1, 200 do
+    if (T.read_file(client.base .. ".out") or ""):find("you: hi") then
+      break
+    end
+    os.execute("sleep 0.025")
+  end
+  T.match(T.read_file(client.base .. ".out") or "", "you: hi", "client connected")
+  stop(pidfile, "TERM")
+  local stdout, exit_code = T.wait(job, nil, 10000)
+  T.eq(exit_code, 0, "exit code after SIGTERM")
+  T.match(stdout, "demo: stopped")
+  local cout, crc = T.wait(client, nil, 20000)
+  T.eq(crc, 0, "client exit")
+  T.match(cout, "closed by the server")
+end)
+
+T.run()
