@@ -4,71 +4,23 @@
 -- server's echo in #messages. A Python websockets peer in the same chat
 -- must get the broadcast, and a screenshot of the page must be a real PNG.
 --
--- Needs Debian's chromium: installed with apt-get when missing (as root);
--- when it cannot be installed the test prints "skipped" and exits 0.
+-- Needs Debian's chromium and python3-websockets (scripts/setup-deps.sh
+-- --with-test-tools installs both); without either the test is skipped
+-- (exit 77). The screenshot is copied to the build folder
+-- (test_browser_screenshot.png) for a person to look at.
 local T = require("testlib")
+local E = require("testexamples")
 
-local root = T.source_dir
-local luajit = os.getenv("LUAJIT") or "luajit"
-
-local function sh_ok(cmd)
-  local _, rc = T.run_client(nil, cmd, 900000)
-  return rc == 0
-end
-
-local function find_chromium()
-  for _, name in ipairs({ "chromium", "chromium-browser" }) do
-    if sh_ok("command -v " .. name .. " >/dev/null") then
-      return name
-    end
+local chromium
+for _, name in ipairs({ "chromium", "chromium-browser" }) do
+  if not chromium and T.have_command(name) then
+    chromium = name
   end
-end
-
-local chromium = find_chromium()
-if not chromium then
-  io.stdout:write("chromium is missing; trying apt-get install -y chromium\n")
-  io.stdout:flush()
-  sh_ok("[ \"$(id -u)\" = 0 ] && command -v apt-get >/dev/null && "
-        .. "timeout 600 apt-get install -y chromium >/dev/null 2>&1")
-  chromium = find_chromium()
 end
 if not chromium then
-  print("skipped: chromium is not installed and could not be installed (apt-get install chromium)")
-  os.exit(0)
+  T.skip("chromium is not installed (apt-get install chromium)")
 end
-
-local function free_port()
-  local out = T.run_client(nil, T.python .. [[ -c "import socket; s=socket.socket(); ]]
-                           .. [[s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"]])
-  return assert(tonumber(out), "no free port")
-end
-
--- Starts the demo server; returns its job and pid file.
-local function start_demo(port)
-  local pidfile = T.tmpdir() .. "/demo_browser.pid"
-  local job = T.spawn(string.format("PORT=%d exec %s %s/examples/demo_server.lua & echo $! > %s; wait $!",
-                                    port, luajit, T.q(root), T.q(pidfile)))
-  return job, pidfile
-end
-
-local function wait_until_serving(url)
-  for _ = 1, 100 do
-    local _, rc = T.run_client(nil, "curl -s -o /dev/null --max-time 1 " .. T.q(url))
-    if rc == 0 then
-      return
-    end
-    os.execute("sleep 0.05")
-  end
-  error("server did not start: " .. url)
-end
-
-local function stop_demo(job, pidfile)
-  local pid = (T.read_file(pidfile) or ""):match("%d+")
-  if pid then
-    os.execute("kill -TERM " .. pid .. " 2>/dev/null")
-  end
-  return T.wait(job, nil, 10000)
-end
+T.need_python_module("websockets", "python3-websockets")
 
 -- Runs headless Chromium with a fresh profile and the given extra flags;
 -- bounded by timeout(1). Returns stdout, exit code, stderr.
@@ -95,11 +47,11 @@ local function png_size(data)
 end
 
 T.test("headless Chromium chats with the demo server over a WebSocket", function()
-  local port = free_port()
+  local port = T.free_port()
   local base = "http://127.0.0.1:" .. port
-  local job, pidfile = start_demo(port)
+  local job, pidfile = E.start("demo_server.lua", "PORT=" .. port)
   local ok, err = pcall(function()
-    wait_until_serving(base .. "/")
+    E.wait_until_serving(base .. "/")
 
     -- A Python peer in the chat: it must receive the browser's message.
     local peer_script = T.tmpdir() .. "/peer.py"
@@ -154,9 +106,11 @@ asyncio.run(asyncio.wait_for(main(), 60))
     local w, h = png_size(png)
     T.eq(w, 1000, "screenshot width")
     T.eq(h, 700, "screenshot height")
-    print("screenshot: " .. shot .. " (" .. #png .. " bytes)")
+    local kept = T.build_dir .. "/test_browser_screenshot.png"
+    T.write_file(kept, png)
+    print("screenshot: " .. kept .. " (" .. #png .. " bytes)")
   end)
-  local out, exit_code = stop_demo(job, pidfile)
+  local out, exit_code = E.stop_and_wait(job, pidfile)
   if not ok then
     error(err, 0)
   end
