@@ -2,39 +2,16 @@
 -- mongoose.fetch) against this project's server on the same manager and
 -- against python servers running in the background.
 local T = require("testlib")
-local ffi = require("ffi")
-local bit = require("bit")
 local mongoose = require("mongoose")
 local core = mongoose.core
 
-local logs = {}
-local mgr = assert(mongoose.new_manager({
-  log = function(level, msg)
-    logs[#logs + 1] = { level = level, msg = msg }
-  end,
-}))
+local mgr, logs = T.logging_manager()
 
 local function find_log(text)
-  for _, e in ipairs(logs) do
-    if e.msg:find(text, 1, true) then
-      return e
-    end
-  end
-  return nil
+  return T.find_log(logs, text)
 end
 
--- n pseudo-random bytes (xorshift32).
-local function random_bytes(n, seed)
-  local buf = ffi.new("uint8_t[?]", n)
-  local x = seed
-  for i = 0, n - 1 do
-    x = bit.bxor(x, bit.lshift(x, 13))
-    x = bit.bxor(x, bit.rshift(x, 17))
-    x = bit.bxor(x, bit.lshift(x, 5))
-    buf[i] = bit.band(x, 255)
-  end
-  return ffi.string(buf, n)
-end
+local random_bytes = T.random_bytes
 
 ---------------------------------------------------------------------------
 -- Background python processes: started through script files (so "$$"
@@ -64,15 +41,7 @@ local function kill_background()
   pid_files = {}
 end
 
--- A port that was free a moment ago: chosen by the OS for a listener that
--- is closed again.
-local function free_port()
-  local l = assert(mgr:http_listen("http://127.0.0.1:0", function() end))
-  local port = l:port()
-  l:close()
-  T.poll_until(mgr, function() return false end, 20)
-  return port
-end
+local free_port = T.free_port
 
 ---------------------------------------------------------------------------
 -- This project's server on the same manager
@@ -516,13 +485,7 @@ T.test("a response without Content-Length is read until the server closes", func
   T.eq(resp.body, "body until close", "body")
 end)
 
--- Background processes are killed whatever happens to the tests: T.run
--- ends with os.exit, so the cleanup goes in front of it.
-local real_exit = os.exit
-os.exit = function(...)  -- luacheck: ignore 122
-  kill_background()
-  os.execute("rm -rf " .. T.q(T.tmpdir()))
-  return real_exit(...)
-end
+-- Background processes are killed whatever happens to the tests.
+T.on_exit(kill_background)
 
 T.run()
