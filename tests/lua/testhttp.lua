@@ -44,11 +44,7 @@ function _M.server(opts)
     return P.run(mgr, P.HTTP .. code, port, timeout_ms)
   end
   function H.pyc(code, port, timeout_ms)
-    local out, rc, err = P.run(mgr, P.HTTP .. code, port, timeout_ms)
-    if rc ~= 0 then
-      error("python client failed (exit " .. tostring(rc) .. "):\n" .. out .. err, 2)
-    end
-    return out
+    return P.check(mgr, P.HTTP .. code, port, timeout_ms)
   end
   function H.find_log(text, level)
     return T.find_log(logs, text, level)

@@ -10,11 +10,7 @@ local _M = {}
 -- Runs Python code (defining async main()) against url while mgr polls.
 -- Returns stdout; fails when the script exits non-zero.
 function _M.py(mgr, url, code)
-  local out, rc, err = P.run(mgr, P.WEBSOCKETS .. code .. P.MAIN, T.q(url))
-  if rc ~= 0 then
-    error("python client failed (exit " .. tostring(rc) .. "):\n" .. out .. err, 2)
-  end
-  return out
+  return P.check(mgr, P.WEBSOCKETS .. code .. P.MAIN, T.q(url))
 end
 
 -- A manager with a WebSocket server on 127.0.0.1:0; returns mgr,
