@@ -17,6 +17,17 @@ ffi.cdef [[
 int getpid(void);
 ]]
 
+-- Stops mgr after ms if nothing else did first; returns a function that
+-- tells whether it had to.
+local function stop_guard(mgr, ms)
+  local fired = false
+  mgr:set_timeout(ms, function()
+    fired = true
+    mgr:stop()
+  end)
+  return function() return fired end
+end
+
 ---------------------------------------------------------------------------
 -- poll
 ---------------------------------------------------------------------------
@@ -114,16 +125,12 @@ T.test("run({signals={'USR1'}}) returns when the process gets SIGUSR1", function
     sent_at = millis()
     T.eq(os.execute("kill -USR1 " .. pid), 0, "kill succeeded")
   end)
-  local guard_fired = false
-  mgr:set_timeout(4000, function()
-    guard_fired = true
-    mgr:stop()
-  end)
+  local guard_fired = stop_guard(mgr, 4000)
   local t0 = millis()
   T.eq(mgr:run({ signals = { "USR1" } }), true, "run result")
   local stopped_at = millis()
   T.ok(sent_at, "the signal was sent")
-  T.eq(guard_fired, false, "stopped by the signal, not by the guard")
+  T.eq(guard_fired(), false, "stopped by the signal, not by the guard")
   T.ok(stopped_at - sent_at < 1500, "returned " .. (stopped_at - sent_at) .. " ms after the signal")
   T.ok(stopped_at - t0 >= 45, "not before the signal")
   local logged = false
@@ -140,14 +147,10 @@ T.test("run({signals={'USR2'}}) returns on SIGUSR2", function()
   local mgr = new_manager()
   local pid = ffi.C.getpid()
   mgr:set_timeout(30, function() os.execute("kill -USR2 " .. pid) end)
-  local guard_fired = false
-  mgr:set_timeout(4000, function()
-    guard_fired = true
-    mgr:stop()
-  end)
+  local guard_fired = stop_guard(mgr, 4000)
   local t0 = millis()
   T.eq(mgr:run({ signals = { "USR2" }, poll_ms = 100 }), true, "run result")
-  T.eq(guard_fired, false, "stopped by USR2, not by the guard")
+  T.eq(guard_fired(), false, "stopped by USR2, not by the guard")
   T.ok(millis() - t0 < 2000, "returned promptly")
 end)
 
@@ -159,13 +162,9 @@ T.test("run() shuts down listeners and lets queued responses go out", function()
   end))
   local port = l:port()
   local job = T.spawn("curl -sS -m 5 -o /dev/null -w '%{size_download}' http://127.0.0.1:" .. port .. "/")
-  local guard_fired = false
-  mgr:set_timeout(5000, function()
-    guard_fired = true
-    mgr:stop()
-  end)
+  local guard_fired = stop_guard(mgr, 5000)
   mgr:run({ poll_ms = 50 })
-  T.eq(guard_fired, false, "stopped by the handler")
+  T.eq(guard_fired(), false, "stopped by the handler")
   local out = T.wait(job, nil, 8000)
   T.eq(out, "200000", "the whole response reached curl")
   local after = T.run_client(nil, "curl -sS -m 2 http://127.0.0.1:" .. port .. "/ >/dev/null 2>&1"

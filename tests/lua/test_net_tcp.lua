@@ -369,15 +369,10 @@ T.test("half-close: shutdown() sends EOF, the peer can still send", function()
     on_data = function(_, view) received = received .. view:string() end,
     on_close = function() closed = true end,
   }))
-  local out, rc, err = run_py(mgr, [[
+  local out, rc, err = run_py(mgr, P.READ_TO_EOF .. [[
 import socket, sys
 s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=10)
-data = b''
-while True:
-    chunk = s.recv(4096)
-    if not chunk:
-        break
-    data += chunk
+data = read_to_eof(s)
 s.sendall(b'reply after EOF\n')
 s.shutdown(socket.SHUT_WR)
 s.settimeout(5)

@@ -89,7 +89,7 @@ T.test("framing: read_until for a line protocol (with and without keep)", functi
       next_line()
     end,
   }))
-  local out, rc, err = run_py(mgr, [[
+  local out, rc, err = run_py(mgr, P.READ_TO_EOF .. [[
 import socket, sys, time
 s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=10)
 s.sendall(b'one\r\ntwo\r\nthr')
@@ -97,12 +97,7 @@ time.sleep(0.05)
 s.sendall(b'ee\r')
 time.sleep(0.05)
 s.sendall(b'\nQUIT\r\n')
-data = b''
-while True:
-    chunk = s.recv(4096)
-    if not chunk:
-        break
-    data += chunk
+data = read_to_eof(s)
 print(repr(data))
 ]], tostring(l:port()))
   T.eq(rc, 0, "python exit: " .. err)

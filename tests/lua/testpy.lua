@@ -187,6 +187,18 @@ async def closed_code(ws, timeout=5):
 ]]
 _M.MAIN = "\nasyncio.run(asyncio.wait_for(main(), 20))\n"
 
+-- read_to_eof(s): every byte the peer sends on socket s until it closes.
+_M.READ_TO_EOF = [[
+def read_to_eof(s):
+    data = b''
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+]]
+
 -- Writes a python script into the test's temp folder; returns its path.
 local seq = 0
 function _M.file(code)
