@@ -4,8 +4,9 @@
  * Model
  * -----
  * A manager owns a Mongoose `struct mg_mgr` and an event queue. Lua calls
- * mgffi_poll(), which runs mg_mgr_poll() once; Mongoose's event handler (C++)
- * appends each event it sees to the queue. Lua then reads the queue with
+ * mgffi_poll(), which runs mg_mgr_poll(); the glue (C++) handles what
+ * Mongoose reports, parses HTTP requests and WebSocket frames itself, and
+ * appends each event for Lua to the queue. Lua then reads the queue with
  * mgffi_events() and acts on it. Nothing ever calls back into Lua.
  *
  * Connections are named by Mongoose's connection id (uint64_t), never by a
@@ -22,10 +23,10 @@
  *
  * Conventions
  * -----------
- * Functions return MGFFI_OK (0) or a negative MGFFI_ERR_* code; the text of
- * the last failure on a manager is mgffi_last_error(). Buffers are passed as
- * pointer + length and need no terminating NUL unless documented. No function
- * lets a C++ exception escape.
+ * Functions return MGFFI_OK (0), a count or length (>= 0), or a negative
+ * MGFFI_ERR_* code; the text of the last failure on a manager is
+ * mgffi_last_error(). Every string is passed as pointer + length and needs
+ * no terminating NUL. No function lets a C++ exception escape.
  */
 #ifndef MONGOOSE_FFI_H
 #define MONGOOSE_FFI_H
@@ -38,30 +39,39 @@ extern "C" {
 #endif
 
 /* Only the mgffi_ functions are exported from the shared library. */
-#if defined(MGFFI_BUILDING) && defined(__GNUC__)
+#if defined(MGFFI_BUILDING) && defined(_WIN32)
+#define MGFFI_API __declspec(dllexport)
+#elif defined(MGFFI_BUILDING) && defined(__GNUC__)
 #define MGFFI_API __attribute__((visibility("default")))
 #else
 #define MGFFI_API
 #endif
 
 /* Bumped whenever a struct layout or a function signature changes. */
-#define MGFFI_ABI_VERSION 1
+#define MGFFI_ABI_VERSION 2
 
-/* ---- status codes ------------------------------------------------------ */
+/* ======================================================================
+ * Status codes
+ * ====================================================================== */
 enum mgffi_status {
   MGFFI_OK = 0,
-  MGFFI_ERR_ARG = -1,     /* an argument is invalid (NULL, out of range) */
-  MGFFI_ERR_NO_CONN = -2, /* no live connection has that id */
-  MGFFI_ERR_LISTEN = -3,  /* cannot listen on that URL */
-  MGFFI_ERR_CONNECT = -4, /* cannot start a connection to that URL */
-  MGFFI_ERR_NOMEM = -5,   /* out of memory */
-  MGFFI_ERR_STATE = -6,   /* the connection is in the wrong state for this */
-  MGFFI_ERR_INTERNAL = -7 /* unexpected failure, see mgffi_last_error() */
+  MGFFI_ERR_ARG = -1,      /* an argument is invalid (NULL, out of range) */
+  MGFFI_ERR_NO_CONN = -2,  /* no live connection has that id */
+  MGFFI_ERR_LISTEN = -3,   /* cannot listen on that URL */
+  MGFFI_ERR_CONNECT = -4,  /* cannot start a connection to that URL */
+  MGFFI_ERR_NOMEM = -5,    /* out of memory */
+  MGFFI_ERR_STATE = -6,    /* the connection is in the wrong state for this */
+  MGFFI_ERR_INTERNAL = -7, /* unexpected failure, see mgffi_last_error() */
+  MGFFI_ERR_FULL = -8,     /* the connection's send queue holds
+                              MGFFI_LIMIT_MAX_SEND_QUEUE bytes or more */
+  MGFFI_ERR_SPACE = -9     /* the output buffer is too small */
 };
 
-/* ---- event types --------------------------------------------------------
+/* ======================================================================
+ * Events
  * Values 0..22 are Mongoose's MG_EV_* values (checked at compile time).
- * Values from 64 on are produced by the glue. */
+ * Values from 64 on are produced by the glue.
+ * ====================================================================== */
 enum mgffi_event_type {
   MGFFI_EV_ERROR = 0, /* data: error message */
   MGFFI_EV_OPEN = 1,
@@ -75,12 +85,12 @@ enum mgffi_event_type {
   MGFFI_EV_WRITE = 8, /* value: bytes written */
   MGFFI_EV_CLOSE = 9,
   MGFFI_EV_HTTP_HDRS = 10, /* http: request head, body empty; only for
-                              streamed bodies (see mgffi_http_set_limits) */
+                              streamed bodies (MGFFI_LIMIT_STREAM_THRESHOLD) */
   MGFFI_EV_HTTP_MSG = 11,  /* http: whole request or response */
   MGFFI_EV_WS_OPEN = 12,   /* http: the upgrade request or response */
   MGFFI_EV_WS_MSG = 13,    /* data: message; value: first frame byte */
-  MGFFI_EV_WS_CTL = 14,    /* data: payload; value: first frame byte (ping,
-                              pong, close; fragments are not queued) */
+  MGFFI_EV_WS_CTL = 14,    /* data: payload; value: frame byte (ping, pong,
+                              close) */
   MGFFI_EV_MQTT_CMD = 15,
   MGFFI_EV_MQTT_MSG = 16,
   MGFFI_EV_MQTT_OPEN = 17,
@@ -90,18 +100,21 @@ enum mgffi_event_type {
   MGFFI_EV_MDNS_RESP = 21,
   MGFFI_EV_MODBUS_REQ = 22,
   MGFFI_EV_HTTP_BODY = 64,     /* data: a piece of a streamed request body */
-  MGFFI_EV_HTTP_BODY_END = 65, /* the streamed request body is complete */
-  MGFFI_EV_HTTP_REJECTED = 66, /* value: status sent (400, 408, 413, 417, 431) before the
-                                   request reached Lua; data: reason */
-  MGFFI_EV_WS_TOO_BIG = 67     /* a WebSocket message over the limit was
-                                  refused with close code 1009; value: its
-                                  announced size */
+  MGFFI_EV_HTTP_BODY_END = 65, /* the streamed request body is complete;
+                                  http: the request (trailers filled in) */
+  MGFFI_EV_HTTP_REJECTED = 66, /* value: status sent (400, 408, 413, 417, 431,
+                                  505) before the request reached Lua, or 503
+                                  at accept; data: reason */
+  MGFFI_EV_WS_FAILED = 67      /* the glue failed a WebSocket (protocol error,
+                                  bad UTF-8, message too big, timeout): it sent
+                                  a close frame and closes; value: the close
+                                  code (1002, 1007, 1008, 1009, 1001); data:
+                                  reason */
 };
 
 /* Bit for an event type in an event mask (types below 32 only). */
 #define MGFFI_MASK(type) (1u << (type))
 
-/* ---- event flags ------------------------------------------------------- */
 enum mgffi_event_flags {
   MGFFI_F_LISTENER = 1u << 0, /* the connection is a listener */
   MGFFI_F_CLIENT = 1u << 1,   /* the connection was made by mgffi_connect */
@@ -112,13 +125,14 @@ enum mgffi_event_flags {
   MGFFI_F_STREAMING = 1u << 6 /* HTTP_HDRS: the body follows as HTTP_BODY */
 };
 
-/* ---- protocols for listen/connect ------------------------------------- */
 enum mgffi_protocol {
   MGFFI_PROTO_RAW = 0, /* tcp:// or udp:// bytes, READ events */
   MGFFI_PROTO_HTTP = 1 /* http:// (and ws:// for clients) */
 };
 
-/* ---- plain data views ------------------------------------------------- */
+/* ======================================================================
+ * Plain data views
+ * ====================================================================== */
 typedef struct mgffi_str {
   const char *ptr; /* not NUL-terminated; NULL only when len is 0 */
   size_t len;
@@ -133,7 +147,7 @@ typedef struct mgffi_header {
 
 typedef struct mgffi_http_message {
   mgffi_str method;        /* request: "GET"; response: "HTTP/1.1" */
-  mgffi_str uri;           /* request: path without query; response: status text */
+  mgffi_str uri;           /* request: path without query; response: status code */
   mgffi_str query;         /* request: raw query string without '?' */
   mgffi_str proto;         /* request: "HTTP/1.1"; response: reason phrase */
   mgffi_str head;          /* raw request or status line plus headers */
@@ -142,6 +156,9 @@ typedef struct mgffi_http_message {
   int32_t status;          /* response status code, 0 for requests */
   uint32_t header_count;
   mgffi_header headers[MGFFI_MAX_HEADERS];
+  uint32_t trailer_count; /* chunked requests: trailer fields */
+  uint32_t reserved;
+  const mgffi_header *trailers; /* trailer_count entries, or NULL */
 } mgffi_http_message;
 
 /* A network address, as Mongoose keeps it: bytes in network order. */
@@ -176,12 +193,19 @@ typedef struct mgffi_conn_info {
   uint8_t is_closing;
   uint8_t is_draining;
   uint8_t response_pending; /* HTTP: a request waits for its reply */
-  uint8_t reading_paused;
+  uint8_t reading_paused;   /* paused by mgffi_pause_reading */
+  uint8_t reading_held;     /* not read for now by the glue itself: its
+                               send queue is over MGFFI_LIMIT_MAX_SEND_QUEUE,
+                               a request waits for its reply with the next
+                               one buffered, or this poll queued enough */
+  uint8_t reserved[7];
 } mgffi_conn_info;
 
 typedef struct mgffi_manager mgffi_manager;
 
-/* ---- version and layout (for the FFI layout test) ---------------------- */
+/* ======================================================================
+ * Version and layout (for the FFI layout test)
+ * ====================================================================== */
 MGFFI_API int mgffi_abi_version(void);
 MGFFI_API const char *mgffi_mongoose_version(void);
 
@@ -192,14 +216,19 @@ typedef struct mgffi_layout_entry {
   size_t size;       /* sizeof the field or of the struct */
 } mgffi_layout_entry;
 
-/* The layout of every exported struct, as this library was compiled. */
+/* The layout of every struct of this header, as this library was compiled
+ * (generated from this header at build time). *count gets the entries. */
 MGFFI_API const mgffi_layout_entry *mgffi_layout(size_t *count);
 
-/* ---- manager ---------------------------------------------------------- */
+/* ======================================================================
+ * Manager and polling
+ * ====================================================================== */
+/* A new manager, or NULL when out of memory. */
 MGFFI_API mgffi_manager *mgffi_manager_new(void);
-MGFFI_API void mgffi_manager_free(mgffi_manager *m); /* NULL is ignored */
+/* Closes every connection and frees the manager. NULL is ignored. */
+MGFFI_API void mgffi_manager_free(mgffi_manager *m);
 
-/* Runs one mg_mgr_poll() waiting up to timeout_ms (0: do not wait). Clears
+/* Runs one poll, waiting up to timeout_ms (0: do not wait) for I/O. Clears
  * the previous poll's events first. Returns the number of queued events, or
  * a negative MGFFI_ERR_*. */
 MGFFI_API int mgffi_poll(mgffi_manager *m, int timeout_ms);
@@ -214,8 +243,9 @@ MGFFI_API int mgffi_manager_fd(const mgffi_manager *m);
 
 /* When the next poll is needed, for a program that polls only when the fd
  * above is readable: 0 = now (queued data to send, connections closing,
- * pipelined requests), a positive number = within that many ms (DNS,
- * connects in progress), -1 = only when the fd becomes readable. */
+ * buffered input to parse), a positive number = within that many ms
+ * (timeouts, DNS, connects in progress), -1 = only when the fd becomes
+ * readable. */
 MGFFI_API int mgffi_poll_hint(const mgffi_manager *m);
 
 /* Text of the last failure on m (never NULL; "" when none). */
@@ -233,21 +263,95 @@ MGFFI_API size_t mgffi_connection_count(const mgffi_manager *m);
 /* Writes up to cap ids of live connections to ids; returns how many exist. */
 MGFFI_API size_t mgffi_connection_ids(const mgffi_manager *m, uint64_t *ids, size_t cap);
 
-/* ---- connections ------------------------------------------------------ */
+/* The cap on payload bytes queued by one poll (default 64 MiB). Past it,
+ * raw connections stop being read until the next poll, so one flooding
+ * client cannot grow the queue without bound. */
+MGFFI_API int mgffi_set_max_queue_bytes(mgffi_manager *m, uint64_t max_bytes);
+
+/* The process's descriptor limit (RLIMIT_NOFILE, soft). With raise != 0 it
+ * is first raised to the hard limit. Returns the soft limit (>= 0), or
+ * MGFFI_ERR_STATE where the system has no such limit. */
+MGFFI_API int64_t mgffi_fd_limit(int raise);
+
+/* ======================================================================
+ * Limits
+ * Per listener (inherited by the connections it accepts later) or per
+ * connection. A value of 0 always means "none": no limit, no timeout, never
+ * stream. mgffi_limit_info gives each key's name, default and maximum.
+ * ====================================================================== */
+enum mgffi_limit {
+  /* accepted connections of a listener open at once; one more is refused
+     (HTTP: 503) without disturbing the others */
+  MGFFI_LIMIT_MAX_CONNECTIONS = 0,
+  /* the same, counted per client IP address (off by default) */
+  MGFFI_LIMIT_MAX_CONNECTIONS_PER_IP = 1,
+  /* no request in progress (HTTP) or nothing read (TCP) for this long:
+     closed */
+  MGFFI_LIMIT_IDLE_TIMEOUT_MS = 2,
+  /* HTTP: a request's head and body not all received this long after its
+     first byte (extended by 1 s per MIN_BODY_RATE bytes of body): 408 */
+  MGFFI_LIMIT_REQUEST_TIMEOUT_MS = 3,
+  /* bytes per second of request body that extend REQUEST_TIMEOUT by 1 s */
+  MGFFI_LIMIT_MIN_BODY_RATE = 4,
+  /* output queued and no byte of it accepted by the peer for this long:
+     closed (HTTP, WebSocket, TCP) */
+  MGFFI_LIMIT_SEND_TIMEOUT_MS = 5,
+  /* HTTP: largest request head (431 beyond) */
+  MGFFI_LIMIT_MAX_HEADER_SIZE = 6,
+  /* HTTP: most header lines in a request head (431 beyond) */
+  MGFFI_LIMIT_MAX_HEADERS = 7,
+  /* HTTP: largest buffered request body, counted as it arrives, chunked
+     bodies decoded (413 beyond) */
+  MGFFI_LIMIT_MAX_BODY = 8,
+  /* HTTP: a body larger than this (sized, or chunked once this much has
+     arrived) is delivered as HTTP_HDRS + HTTP_BODY... + HTTP_BODY_END */
+  MGFFI_LIMIT_STREAM_THRESHOLD = 9,
+  /* bytes queued for sending at which writes fail with MGFFI_ERR_FULL and
+     the connection is not read until half of it has gone out */
+  MGFFI_LIMIT_MAX_SEND_QUEUE = 10,
+  /* WebSocket: largest message (close 1009 beyond) */
+  MGFFI_LIMIT_WS_MAX_MESSAGE = 11,
+  /* WebSocket: nothing received for this long: closed with 1001; a ping is
+     sent after half of it */
+  MGFFI_LIMIT_WS_IDLE_TIMEOUT_MS = 12,
+  /* WebSocket: a fragmented message not completed this long after its
+     first frame: closed with 1008 */
+  MGFFI_LIMIT_WS_MESSAGE_TIMEOUT_MS = 13,
+  /* WebSocket: control frames per second a peer may send (a burst of
+     twice as many); beyond: closed with 1008 */
+  MGFFI_LIMIT_WS_CONTROL_RATE = 14,
+  MGFFI_LIMIT_COUNT = 15
+};
+
+/* Sets limit key of connection (or listener) id to value. */
+MGFFI_API int mgffi_set_limit(mgffi_manager *m, uint64_t id, int key, uint64_t value);
+/* Reads limit key of connection id into *value. */
+MGFFI_API int mgffi_get_limit(mgffi_manager *m, uint64_t id, int key, uint64_t *value);
+/* For key: its name ("max_body"), its default for a listener or client of
+ * protocol (MGFFI_PROTO_*) and the largest accepted value (any out-pointer
+ * may be NULL). Returns MGFFI_OK or MGFFI_ERR_ARG. */
+MGFFI_API int mgffi_limit_info(int key, int protocol, const char **name, uint64_t *default_value,
+                               uint64_t *max_value);
+
+/* ======================================================================
+ * Connections
+ * ====================================================================== */
 /* Starts listening on url ("http://127.0.0.1:8000", "tcp://[::1]:9000",
  * "udp://0.0.0.0:5353"). On success stores the listener's id in *id. */
-MGFFI_API int mgffi_listen(mgffi_manager *m, const char *url, int protocol, uint64_t *id);
+MGFFI_API int mgffi_listen(mgffi_manager *m, const char *url, size_t url_len, int protocol,
+                           uint64_t *id);
 
 /* Starts an outgoing connection; CONNECT or ERROR + CLOSE events follow. */
-MGFFI_API int mgffi_connect(mgffi_manager *m, const char *url, int protocol, uint64_t *id);
+MGFFI_API int mgffi_connect(mgffi_manager *m, const char *url, size_t url_len, int protocol,
+                            uint64_t *id);
 
 /* Which events of a connection are queued (MGFFI_MASK bits). Connections
  * accepted later by a listener inherit the listener's mask. */
 MGFFI_API int mgffi_set_event_mask(mgffi_manager *m, uint64_t id, uint32_t mask);
 
 /* Appends bytes to the connection's send buffer (UDP: sends one datagram at
- * once). MGFFI_ERR_STATE on a TCP listener, or for a datagram the kernel
- * refused. */
+ * once). MGFFI_ERR_FULL when the queue is at its limit; MGFFI_ERR_STATE on a
+ * TCP listener, or for a datagram the kernel refused. */
 MGFFI_API int mgffi_send(mgffi_manager *m, uint64_t id, const void *buf, size_t len);
 
 /* Closes a connection: after flushing what is queued (immediately == 0) or
@@ -263,102 +367,74 @@ MGFFI_API int mgffi_shutdown_write(mgffi_manager *m, uint64_t id);
 MGFFI_API int mgffi_udp_send_to(mgffi_manager *m, uint64_t id, const mgffi_addr *to,
                                 const void *buf, size_t len);
 
-/* Parses "1.2.3.4:80" or "[::1]:80" into *out. Returns MGFFI_OK or
- * MGFFI_ERR_ARG. */
-MGFFI_API int mgffi_addr_parse(const char *text, mgffi_addr *out);
-
-/* Stops (paused != 0) or resumes reading from a connection. */
+/* Stops (paused != 0) or resumes reading from a connection. A paused
+ * connection costs no CPU while it waits, also with output queued. */
 MGFFI_API int mgffi_pause_reading(mgffi_manager *m, uint64_t id, int paused);
 
+/* Fills *info with what the glue knows of connection id. */
 MGFFI_API int mgffi_get_conn_info(mgffi_manager *m, uint64_t id, mgffi_conn_info *info);
 
+/* Parses "1.2.3.4:80" or "[::1]:80" into *out. */
+MGFFI_API int mgffi_addr_parse(const char *text, size_t len, mgffi_addr *out);
+
 /* Formats an address as "1.2.3.4:80" or "[::1]:80" (with_port != 0) or the
- * bare IP. Returns the length written (buf is NUL-terminated), or 0. */
-MGFFI_API size_t mgffi_addr_format(const mgffi_addr *addr, int with_port, char *buf, size_t len);
+ * bare IP into buf (NUL-terminated). Returns the length written, or
+ * MGFFI_ERR_ARG / MGFFI_ERR_SPACE. */
+MGFFI_API int mgffi_addr_format(const mgffi_addr *addr, int with_port, char *buf, size_t len);
 
-/* ---- HTTP ------------------------------------------------------------- */
-/* Per-listener limits, inherited by the connections it accepts:
- * max_body: a request whose body is larger is answered 413 and the
- *   connection closed (0: the build's default, MGFFI_DEFAULT_MAX_BODY).
- * stream_threshold: a request with a Content-Length larger than this is
- *   delivered as HTTP_HDRS + HTTP_BODY... + HTTP_BODY_END instead of one
- *   HTTP_MSG; max_body then does not apply (0: never stream). */
-MGFFI_API int mgffi_http_set_limits(mgffi_manager *m, uint64_t listener_id, uint64_t max_body,
-                                    uint64_t stream_threshold);
-
-/* Hardening limits of a listener (inherited by the connections it accepts)
- * or of one connection; 0 keeps the current value, see the defaults below.
- * max_connections: accepted connections open at once; one more is closed
- *   at once (HTTP: after a 503 reply) without disturbing the others.
- * idle_timeout_ms: a connection with no request in progress and no traffic
- *   for this long is closed (HTTP keep-alive, raw TCP when set).
- * request_timeout_ms: HTTP: a request whose head and body have not all
- *   arrived this long after its first byte gets 408 and is closed
- *   (slowloris).
- * max_header_size / max_headers: HTTP: a request head larger than this, or
- *   with more header lines, gets 431 and is closed. */
-MGFFI_API int mgffi_set_limits(mgffi_manager *m, uint64_t id, uint32_t max_connections,
-                               uint32_t idle_timeout_ms, uint32_t request_timeout_ms,
-                               uint32_t max_header_size, uint32_t max_headers);
-
-#define MGFFI_DEFAULT_MAX_CONNECTIONS 10000
-#define MGFFI_DEFAULT_IDLE_TIMEOUT_MS 60000
-#define MGFFI_DEFAULT_REQUEST_TIMEOUT_MS 15000
-#define MGFFI_DEFAULT_MAX_HEADER_SIZE 16384
-#define MGFFI_DEFAULT_MAX_HEADERS 64
-
-/* The cap on payload bytes queued by one poll (default 64 MiB). Past it, raw
- * connections stop being read until the next poll, so one flooding client
- * cannot grow the queue without bound. */
-MGFFI_API int mgffi_set_max_queue_bytes(mgffi_manager *m, uint64_t max_bytes);
-
+/* ======================================================================
+ * HTTP server replies
+ * Each answers the pending request of an accepted HTTP connection.
+ * ====================================================================== */
 /* Sends a whole response: status line, headers (a block of "Name: value\r\n"
- * lines, may be empty), Content-Length and body. Ends the pending request. */
+ * lines, may be empty), Content-Length and body. 1xx, 204 and 304 replies
+ * get no Content-Length and must have an empty body. */
 MGFFI_API int mgffi_http_reply(mgffi_manager *m, uint64_t id, int status, const char *headers,
                                size_t headers_len, const char *body, size_t body_len);
 
-/* Starts a chunked response; continue with mgffi_http_write_chunk and end
- * with mgffi_http_end_chunked. */
+/* Starts a chunked response (HTTP/1.0 clients: a body ended by closing);
+ * continue with mgffi_http_write_chunk, end with mgffi_http_end_chunked. */
 MGFFI_API int mgffi_http_begin_chunked(mgffi_manager *m, uint64_t id, int status,
                                        const char *headers, size_t headers_len);
 MGFFI_API int mgffi_http_write_chunk(mgffi_manager *m, uint64_t id, const char *buf, size_t len);
 MGFFI_API int mgffi_http_end_chunked(mgffi_manager *m, uint64_t id);
 
 /* Serves the pending request from a directory (MIME types, Range, ETag,
- * index.html, directory listing) or a single file. Strings are
- * NUL-terminated; extra_headers and mime_types may be NULL. */
-MGFFI_API int mgffi_http_serve_dir(mgffi_manager *m, uint64_t id, const char *root_dir,
-                                   const char *extra_headers, const char *mime_types);
+ * index.html) or a single file. extra_headers ("Name: value\r\n" lines) and
+ * mime_types ("ext=type,...") may be empty. */
+MGFFI_API int mgffi_http_serve_dir(mgffi_manager *m, uint64_t id, const char *root, size_t root_len,
+                                   const char *extra_headers, size_t extra_len,
+                                   const char *mime_types, size_t mime_len);
 MGFFI_API int mgffi_http_serve_file(mgffi_manager *m, uint64_t id, const char *path,
-                                    const char *extra_headers, const char *mime_types);
+                                    size_t path_len, const char *extra_headers, size_t extra_len,
+                                    const char *mime_types, size_t mime_len);
 
-/* URL-decodes src into dst; returns the decoded length or -1 if dst is too
- * small. form != 0 also decodes '+' as a space. */
+/* URL-decodes src into dst (form != 0 also decodes '+' as a space).
+ * Returns the decoded length, or MGFFI_ERR_ARG / MGFFI_ERR_SPACE. */
 MGFFI_API int mgffi_url_decode(const char *src, size_t src_len, char *dst, size_t dst_len,
                                int form);
 
-/* ---- WebSocket -------------------------------------------------------- */
+/* ======================================================================
+ * WebSocket
+ * ====================================================================== */
 /* Upgrades the pending HTTP request to a WebSocket (101 reply, then WS_OPEN).
- * extra_headers: "Name: value\r\n" lines, may be NULL. */
+ * extra_headers: "Name: value\r\n" lines (e.g. Sec-WebSocket-Protocol).
+ * A request that is not a valid handshake gets 400 and MGFFI_ERR_STATE. */
 MGFFI_API int mgffi_ws_upgrade(mgffi_manager *m, uint64_t id, const char *extra_headers,
                                size_t extra_len);
 
 /* Opens a WebSocket client connection to url ("ws://host:port/path");
- * extra_headers ("Name: value\r\n" lines, may be NULL) go into the
- * handshake request. WS_OPEN (http: the 101 response) or ERROR follows. */
-MGFFI_API int mgffi_ws_connect(mgffi_manager *m, const char *url, const char *extra_headers,
-                               size_t extra_len, uint64_t *id);
+ * extra_headers go into the handshake request. WS_OPEN (http: the 101
+ * response) or ERROR + CLOSE follows. */
+MGFFI_API int mgffi_ws_connect(mgffi_manager *m, const char *url, size_t url_len,
+                               const char *extra_headers, size_t extra_len, uint64_t *id);
 
-/* Largest WebSocket message accepted on a connection or, for a listener,
- * on the connections it accepts later (0: MGFFI_DEFAULT_MAX_BODY). A peer
- * that announces a larger message is sent close code 1009 and the
- * connection is closed; other connections are not affected. */
-MGFFI_API int mgffi_ws_set_max_message(mgffi_manager *m, uint64_t id, uint64_t max_message);
-
-/* Sends one WebSocket frame; op: 1 text, 2 binary, 8 close, 9 ping. */
+/* Sends one WebSocket message as one frame; op: 1 text, 2 binary, 8 close,
+ * 9 ping, 10 pong. MGFFI_ERR_FULL when the send queue is at its limit. */
 MGFFI_API int mgffi_ws_send(mgffi_manager *m, uint64_t id, const void *buf, size_t len, int op);
 
-/* ---- TLS (when the library is built with a TLS backend) ---------------
+/* ======================================================================
+ * TLS (when the library is built with a TLS backend)
  * Sets the TLS parameters of a connection; for a listener they apply to
  * every connection it accepts later (https://, wss://, tls:// URLs), for a
  * client (mgffi_connect / mgffi_ws_connect) to its handshake. Strings are
@@ -369,7 +445,8 @@ MGFFI_API int mgffi_ws_send(mgffi_manager *m, uint64_t id, const void *buf, size
  *   name: client: the host name to verify and send as SNI.
  *   skip_verification: client: do not verify the server (tests only).
  * A handshake failure is an ERROR event on that connection only.
- * Returns MGFFI_ERR_STATE when the build has no TLS. */
+ * Returns MGFFI_ERR_STATE when the build has no TLS.
+ * ====================================================================== */
 MGFFI_API int mgffi_tls_set(mgffi_manager *m, uint64_t id, const char *ca, size_t ca_len,
                             const char *cert, size_t cert_len, const char *key, size_t key_len,
                             const char *name, size_t name_len, int skip_verification);
@@ -377,7 +454,9 @@ MGFFI_API int mgffi_tls_set(mgffi_manager *m, uint64_t id, const char *ca, size_
 /* The TLS backend compiled in: "none", "openssl" or "builtin". */
 MGFFI_API const char *mgffi_tls_backend(void);
 
-/* ---- process signals (for graceful stop; no Lua callback involved) ----- */
+/* ======================================================================
+ * Process signals (for a graceful stop; no Lua callback involved)
+ * ====================================================================== */
 /* Installs a handler for signo that only records it; a later poll returns
  * early. Returns MGFFI_OK or MGFFI_ERR_ARG. */
 MGFFI_API int mgffi_signal_watch(int signo);

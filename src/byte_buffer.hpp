@@ -40,6 +40,9 @@ class ByteBuffer {
   }
 
   void clear() { size_ = 0; }
+  void truncate(std::size_t n) {
+    if (n < size_) size_ = n;
+  }
   // Gives the memory back (clear() keeps it).
   void release() {
     data_.reset();

@@ -28,6 +28,14 @@ bool EventQueue::attach_data(const void *bytes, std::size_t len) {
   return true;
 }
 
+bool EventQueue::extend_last_data(std::size_t index, const void *bytes, std::size_t len) {
+  if (index >= events_.size() || offsets_[index] == kNoData) return false;
+  if (offsets_[index] + events_[index].data.len != arena_.size()) return false;
+  if (arena_.append(bytes, len) == ByteBuffer::npos) return false;
+  events_[index].data.len += len;
+  return true;
+}
+
 HttpStore *EventQueue::borrow_http_store() {
   if (http_stores_used_ == http_stores_.size()) {
     std::unique_ptr<HttpStore> store(new (std::nothrow) HttpStore());

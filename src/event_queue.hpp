@@ -36,6 +36,10 @@ class EventQueue {
 
   // Attaches a copy of bytes as the last pushed event's data.
   bool attach_data(const void *bytes, std::size_t len);
+  // Appends bytes to the data of event index, when its data is the last in
+  // the arena (false otherwise, or on OOM).
+  bool extend_last_data(std::size_t index, const void *bytes, std::size_t len);
+  void set_value(std::size_t index, std::int64_t value) { events_[index].value = value; }
 
   // A message store valid until clear(), for responses on client
   // connections (server requests live in their connection's state).

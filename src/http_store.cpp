@@ -3,12 +3,14 @@
 #include <cstdint>
 #include <cstring>
 
+#include "http_parse.hpp"
+
 namespace mgffi {
 
 namespace {
 
-// Moves a view of src's head onto the same bytes in the copy at base. An
-// empty value keeps a (valid) pointer: Mongoose hands such values to memcpy.
+// Moves a view onto the same bytes at another base. An empty value keeps a
+// (valid) pointer: Mongoose hands such values to memcpy.
 mg_str rebase(const mg_str &s, const char *old_base, char *new_base) {
   if (s.buf == nullptr) return mg_str{nullptr, 0};
   return mg_str{new_base + (s.buf - old_base), s.len};
@@ -20,41 +22,69 @@ mgffi_str to_ffi(const mg_str &s) {
 
 }  // namespace
 
-bool HttpStore::assign(const mg_http_message &src, bool with_body) {
-  const std::size_t head_len = src.head.len;
-  // A response without Content-Length announces an unbounded body (~0).
-  const bool unbounded = src.body.len == static_cast<std::size_t>(-1);
-  const std::size_t body_len = with_body && !unbounded ? src.body.len : 0;
-  bytes_.clear();
-  if (!bytes_.reserve(head_len + body_len + 1)) return false;
-  bytes_.append(src.head.buf, head_len);
-  if (body_len > 0) bytes_.append(src.body.buf, body_len);
-  char *base = bytes_.data();
-  const char *old = src.head.buf;
+void HttpStore::clear_views() {
+  hm_ = mg_http_message{};
+  view_ = mgffi_http_message{};
+  head_len_ = body_len_ = trailer_raw_ = 0;
+  base_ = nullptr;
+}
 
-  std::memset(&hm_, 0, sizeof(hm_));
-  hm_.method = rebase(src.method, old, base);
-  hm_.uri = rebase(src.uri, old, base);
-  hm_.query = rebase(src.query, old, base);
-  hm_.proto = rebase(src.proto, old, base);
-  for (std::size_t i = 0; i < MG_MAX_HTTP_HEADERS; i++) {
-    if (src.headers[i].name.len == 0) break;
-    hm_.headers[i].name = rebase(src.headers[i].name, old, base);
-    hm_.headers[i].value = rebase(src.headers[i].value, old, base);
+// Points hm_'s views at base (the store's bytes after a move).
+void HttpStore::rebase_to(char *base) {
+  if (base == base_) return;
+  const char *old = base_;
+  hm_.method = rebase(hm_.method, old, base);
+  hm_.uri = rebase(hm_.uri, old, base);
+  hm_.query = rebase(hm_.query, old, base);
+  hm_.proto = rebase(hm_.proto, old, base);
+  for (mg_http_header &h : hm_.headers) {
+    if (h.name.len == 0) break;
+    h.name = rebase(h.name, old, base);
+    h.value = rebase(h.value, old, base);
   }
-  hm_.head = mg_str{base, head_len};
-  hm_.body = mg_str{base + head_len, body_len};
-  hm_.message = mg_str{base, head_len + body_len};
+  base_ = base;
+}
 
+bool HttpStore::begin(const mg_http_message &hm, std::size_t body_hint) {
+  bytes_.clear();
+  clear_views();
+  head_len_ = hm.head.len;
+  if (!bytes_.reserve(head_len_ + body_hint + 1)) return false;
+  bytes_.append(hm.head.buf, head_len_);
+  hm_ = hm;
+  base_ = const_cast<char *>(hm.head.buf);
+  rebase_to(bytes_.data());
+  return true;
+}
+
+bool HttpStore::append_body(const void *p, std::size_t n) {
+  if (bytes_.append(p, n) == ByteBuffer::npos) return false;
+  body_len_ += n;
+  rebase_to(bytes_.data());
+  return true;
+}
+
+bool HttpStore::append_trailers(const void *p, std::size_t n) {
+  if (bytes_.append(p, n) == ByteBuffer::npos) return false;
+  trailer_raw_ += n;
+  rebase_to(bytes_.data());
+  return true;
+}
+
+void HttpStore::fill_view(std::uint64_t content_length) {
+  char *base = bytes_.data();
+  hm_.head = mg_str{base, head_len_};
+  hm_.body = mg_str{base + head_len_, body_len_};
+  hm_.message = mg_str{base, head_len_ + body_len_};
   view_.method = to_ffi(hm_.method);
   view_.uri = to_ffi(hm_.uri);
   view_.query = to_ffi(hm_.query);
   view_.proto = to_ffi(hm_.proto);
   view_.head = to_ffi(hm_.head);
   view_.body = to_ffi(hm_.body);
-  view_.content_length = src.body.len == static_cast<size_t>(-1) ? 0 : src.body.len;
+  view_.content_length = content_length;
   view_.status = 0;
-  if (src.method.len > 5 && std::strncmp(src.method.buf, "HTTP/", 5) == 0) {
+  if (hm_.method.len > 5 && std::strncmp(hm_.method.buf, "HTTP/", 5) == 0) {
     view_.status = mg_http_status(&hm_);
   }
   std::uint32_t n = 0;
@@ -64,6 +94,44 @@ bool HttpStore::assign(const mg_http_message &src, bool with_body) {
     n++;
   }
   view_.header_count = n;
+  view_.trailer_count = 0;
+  view_.trailers = nullptr;
+}
+
+bool HttpStore::finish(std::uint64_t content_length) {
+  fill_view(content_length);
+  // Trailer lines: "name: value\r\n" each (the decoder checked the bytes).
+  const char *p = bytes_.data() + head_len_ + body_len_;
+  const char *end = p + trailer_raw_;
+  std::uint32_t n = 0;
+  while (p < end) {
+    const char *eol = static_cast<const char *>(std::memchr(p, '\r', end - p));
+    if (eol == nullptr) eol = end;
+    const char *colon = static_cast<const char *>(std::memchr(p, ':', eol - p));
+    if (colon == nullptr || !is_token(mg_str_n(p, colon - p))) return false;
+    const char *v = colon + 1;
+    const char *v_end = eol;
+    while (v < v_end && (*v == ' ' || *v == '\t')) v++;
+    while (v_end > v && (v_end[-1] == ' ' || v_end[-1] == '\t')) v_end--;
+    if (n < kMaxTrailers) {
+      trailers_[n].name = mgffi_str{p, static_cast<std::size_t>(colon - p)};
+      trailers_[n].value = mgffi_str{v, static_cast<std::size_t>(v_end - v)};
+      n++;
+    }
+    p = eol + 2 <= end ? eol + 2 : end;
+  }
+  view_.trailer_count = n;
+  view_.trailers = n > 0 ? trailers_ : nullptr;
+  return true;
+}
+
+bool HttpStore::assign(const mg_http_message &src, bool with_body) {
+  // A response without Content-Length announces an unbounded body (~0).
+  const bool unbounded = src.body.len == static_cast<std::size_t>(-1);
+  const std::size_t body_len = with_body && !unbounded ? src.body.len : 0;
+  if (!begin(src, body_len)) return false;
+  if (body_len > 0 && !append_body(src.body.buf, body_len)) return false;
+  fill_view(unbounded ? 0 : src.body.len);
   return true;
 }
 

@@ -1,6 +1,14 @@
 // The manager behind the C ABI: owns a struct mg_mgr, the state of each
-// connection it created, and two event queues (the one Lua reads and the one
-// being filled).
+// connection it created, and two event queues (the one Lua reads and the
+// one being filled). Its event switch (manager.cpp) routes what Mongoose
+// reports to the part that owns the protocol:
+//   sock.cpp         bytes in and out: raw TCP/UDP, send queue, holds, half-close
+//   park.cpp         connections kept out of Mongoose's poll loop
+//   accept.cpp       accepting: connection limits, EMFILE
+//   http_server.cpp  HTTP requests: parsing, limits, streaming, timeouts
+//   http_reply.cpp   HTTP replies
+//   ws.cpp           WebSocket: handshakes, frames, timeouts
+//   tls.cpp, open.cpp
 #pragma once
 
 #include <cstdint>
@@ -9,70 +17,19 @@
 #include <unordered_map>
 #include <vector>
 
+#include "conn_state.hpp"
 #include "event_queue.hpp"
-#include "http_store.hpp"
 #include "mongoose.h"
 #include "mongoose_ffi.h"
+#include "park.hpp"
 
 namespace mgffi {
 
-// TLS parameters shared by a listener and the connections it accepts.
-struct TlsConfig {
-  std::string ca, cert, key, name;
-  bool skip_verification = false;
-};
-
-// What the glue knows about one connection, beyond Mongoose's struct.
-struct ConnState {
-  std::uint64_t id = 0;
-  std::uint64_t listener_id = 0;
-  int protocol = MGFFI_PROTO_RAW;
-  std::uint32_t event_mask = 0;
-  // HTTP server side.
-  std::uint64_t max_body = 0;
-  std::uint64_t stream_threshold = 0;
-  std::uint64_t max_ws_message = 0;
-  HttpStore request;             // the request waiting for its reply
-  bool request_pending = false;  // a request was delivered and not answered
-  bool head_request = false;     // HEAD: reply without a body
-  bool close_after_response = false;
-  bool http10 = false;        // HTTP/1.0 client: keep-alive must be said
-  bool headers_seen = false;  // HTTP_HDRS already handled for this request
-  bool streaming = false;     // the body is being passed on as HTTP_BODY
-  std::uint64_t stream_remaining = 0;
-  bool chunked_open = false;       // a chunked response is being written
-  bool closing_by_glue = false;    // the glue set is_draining itself
-  bool rejected = false;           // answered 4xx by the glue
-  bool shutdown_pending = false;   // half-close once the send buffer is empty
-  bool close_when_served = false;  // serve_dir/file: close once the file is out
-  bool reading_paused = false;
-  std::shared_ptr<const TlsConfig> tls;
-  // Hardening limits (see mgffi_set_limits).
-  std::uint32_t max_connections = MGFFI_DEFAULT_MAX_CONNECTIONS;
-  std::uint32_t idle_timeout_ms = 0;
-  std::uint32_t request_timeout_ms = 0;
-  std::uint32_t max_header_size = MGFFI_DEFAULT_MAX_HEADER_SIZE;
-  std::uint32_t max_headers = MGFFI_DEFAULT_MAX_HEADERS;
-  std::uint32_t children = 0;            // listener: accepted connections open
-  std::uint64_t last_activity_ms = 0;    // last read, write or reply
-  std::uint64_t request_started_ms = 0;  // first byte of an incomplete request
-  bool throttled = false;                // not read until next poll (queue cap)
-  char held_tail[20] = {};               // an unfinished chunk size line (check_chunks)
-  std::uint8_t held_tail_len = 0;
-
-  void reset() { *this = ConnState(); }
-};
-
 // Appends bytes to a TCP connection's send buffer, growing it only when it
-// is too small, geometrically (mg_send resizes it to fit every call: a
-// reply over MG_IO_SIZE cost two allocations each time, and queueing many
-// sends copied quadratically). UDP: one datagram, sent at once.
+// is too small, geometrically (mg_send resizes it to fit every call). UDP:
+// one datagram, sent at once (false with errno set when the kernel refuses
+// it). Starts the connection's send timer when the queue was empty.
 bool send_bytes(mg_connection *c, const void *buf, std::size_t len);
-
-// One WebSocket frame through send_bytes (masked on client connections):
-// mg_ws_send without its buffer resizing. op: the first header byte's low
-// bits (1 text, 2 binary, 8 close, 9 ping, 10 pong).
-bool send_ws_frame(mg_connection *c, const void *buf, std::size_t len, int op);
 
 class Manager {
  public:
@@ -81,83 +38,146 @@ class Manager {
   Manager(const Manager &) = delete;
   Manager &operator=(const Manager &) = delete;
 
+  // ---- manager.cpp: polling, the registry, events
   int poll(int timeout_ms);
   const mgffi_event *events() const { return front_->data(); }
   const char *last_error() const { return last_error_.c_str(); }
   int fail(int code, const std::string &message);
+  // Live connection by id, brought back into Mongoose's loop if it was
+  // parked (any change to it may need Mongoose), or nullptr (last_error set).
+  mg_connection *find(std::uint64_t id);
+  // The same without unparking, for read-only queries.
+  mg_connection *lookup(std::uint64_t id);
+  static ConnState *state_of(mg_connection *c) { return static_cast<ConnState *>(c->fn_data); }
+  std::size_t connection_count() const { return conns_.size(); }
+  std::size_t connection_ids(std::uint64_t *ids, std::size_t cap) const;
+  int epoll_fd() const { return mgr_.epoll_fd; }
+  int poll_hint();
+  void set_max_queue_bytes(std::uint64_t n) { max_queue_bytes_ = n; }
+  std::uint64_t now() const { return poll_now_; }
+  static std::uint32_t default_mask(int protocol);
 
+  // ---- open.cpp
   int listen(const char *url, int protocol, std::uint64_t *id);
   int connect(const char *url, int protocol, std::uint64_t *id);
+  int ws_connect(const char *url, const char *extra, std::size_t extra_len, std::uint64_t *id);
 
-  // Live connection by id, or nullptr (and last_error set).
-  mg_connection *find(std::uint64_t id);
-  ConnState *state_of(mg_connection *c) { return static_cast<ConnState *>(c->fn_data); }
-  std::size_t connection_count() const { return conns_.size(); }
-  int epoll_fd() const { return mgr_.epoll_fd; }
-  int poll_hint() const;
-  std::size_t connection_ids(std::uint64_t *ids, std::size_t cap) const;
+  // ---- sock.cpp
+  int send(mg_connection *c, const void *buf, std::size_t len);
+  int close(mg_connection *c, bool immediately);
+  int shutdown_write(mg_connection *c);
+  int pause_reading(mg_connection *c, bool paused);
+  int udp_send_to(mg_connection *c, const mgffi_addr &to, const void *buf, std::size_t len);
+  int datagram_failed();
+  // Sets or clears one Hold reason; the connection is read only with none.
+  void set_hold(mg_connection *c, ConnState *st, std::uint8_t reason, bool on);
+  // MGFFI_ERR_FULL when c's send queue is at its limit.
+  int check_send_room(mg_connection *c, ConnState *st);
 
-  // HTTP replies (checked for state by the caller-facing API).
+  // ---- http_reply.cpp (checked for state by the caller-facing API)
   int http_reply(mg_connection *c, int status, const char *headers, std::size_t headers_len,
                  const char *body, std::size_t body_len);
   int http_begin_chunked(mg_connection *c, int status, const char *headers,
                          std::size_t headers_len);
   int http_write_chunk(mg_connection *c, const char *buf, std::size_t len);
   int http_end_chunked(mg_connection *c);
-  int http_serve(mg_connection *c, const char *root_or_path, bool is_dir, const char *extra_headers,
-                 const char *mime_types);
+  int http_serve(mg_connection *c, const std::string &root_or_path, bool is_dir,
+                 const std::string &extra_headers, const std::string &mime_types);
+
+  // ---- ws.cpp
   int ws_upgrade(mg_connection *c, const char *extra, std::size_t extra_len);
-  int ws_connect(const char *url, const char *extra, std::size_t extra_len, std::uint64_t *id);
+  int ws_send(mg_connection *c, const void *buf, std::size_t len, int op);
 
-  int shutdown_write(mg_connection *c);
-  void release_listening_socket(mg_connection *c);
+  // ---- tls.cpp
   int set_tls(mg_connection *c, std::shared_ptr<const TlsConfig> tls);
-  void set_max_queue_bytes(std::uint64_t n) { max_queue_bytes_ = n; }
-  int pause_reading(mg_connection *c, bool paused);
-  int udp_send_to(mg_connection *c, const mgffi_addr &to, const void *buf, std::size_t len);
-  // ERR_STATE with the kernel's reason (errno) for a datagram it refused.
-  int datagram_failed();
 
-  static std::uint32_t default_mask(int protocol);
+  // ---- limits
+  int set_limit(mg_connection *c, int key, std::uint64_t value);
 
  private:
+  friend class Parking;
   static void on_event_trampoline(mg_connection *c, int ev, void *ev_data);
   void on_event(mg_connection *c, int ev, void *ev_data);
   void on_open(mg_connection *c);
   void on_close(mg_connection *c, ConnState *st);
-  void on_http_headers(mg_connection *c, ConnState *st, mg_http_message *hm);
-  void on_http_message(mg_connection *c, ConnState *st, mg_http_message *hm);
-  void check_parse_failure(mg_connection *c, ConnState *st);
-  bool answer_expect(mg_connection *c, ConnState *st, mg_http_message *hm);
-  bool check_chunks(mg_connection *c, ConnState *st, mg_http_message *hm);
-  void restore_held_tail(mg_connection *c, ConnState *st);
-  void check_ws_size(mg_connection *c, ConnState *st);
-  void refuse_ws_message(mg_connection *c, ConnState *st, std::uint64_t size);
-  void stream_body(mg_connection *c, ConnState *st);
+  void on_poll(mg_connection *c, ConnState *st);
+  void on_error(mg_connection *c, ConnState *st, const char *msg);
+  mgffi_event *record(mg_connection *c, const ConnState *st, int type);
+  bool wants(const ConnState *st, int type) const {
+    return type < 32 && (st->event_mask & MGFFI_MASK(type)) != 0;
+  }
+  std::unique_ptr<ConnState> take_state();
+  void recycle_closed_states();
+  void check_timeouts(mg_connection *c, ConnState *st);
+  // Earliest time a timeout of c needs a look (UINT64_MAX: none).
+  std::uint64_t next_deadline(const mg_connection *c, const ConnState *st) const;
+  void mark_input_pending(ConnState *st);
+
+  // sock.cpp
+  void on_raw_read(mg_connection *c, ConnState *st);
   void drain_udp(mg_connection *c, ConnState *st);
-  void apply_paused_reads();
   void try_shutdown(mg_connection *c, ConnState *st);
-  void start_tls(mg_connection *c, ConnState *st);
-  void check_timeouts(mg_connection *c, ConnState *st, std::uint64_t now);
-  bool over_connection_limit(mg_connection *c, ConnState *st);
+  void on_write(mg_connection *c, ConnState *st, long n);
+  void release_listening_socket(mg_connection *c);
+
+  // accept.cpp
+  bool admit(mg_connection *c, ConnState *st);
+  void forget_child(mg_connection *c, ConnState *st);
+  void check_accept_failures();
+
+  // http_server.cpp
+  void on_http_read(mg_connection *c, ConnState *st);
+  void http_input(mg_connection *c, ConnState *st);
+  bool http_start(mg_connection *c, ConnState *st);
+  bool http_body(mg_connection *c, ConnState *st);
+  bool http_chunked(mg_connection *c, ConnState *st);
+  void http_complete(mg_connection *c, ConnState *st);
+  void http_next_request(mg_connection *c, ConnState *st);
+  bool http_to_streaming(mg_connection *c, ConnState *st);
+  bool stream_bytes(mg_connection *c, ConnState *st, const char *p, std::size_t n,
+                    std::size_t *event_index, std::size_t *streamed);
   void reject(mg_connection *c, ConnState *st, int status, const char *reason);
-  void finish_response(mg_connection *c, ConnState *st);
+  void http_timeouts(mg_connection *c, ConnState *st);
+  std::unique_ptr<HttpStore> take_store();
+  void give_back_store(std::unique_ptr<HttpStore> store);
+
+  // http_reply.cpp
+  void finish_reply(mg_connection *c, ConnState *st);
   const char *own_connection_header(ConnState *st, const char *headers, std::size_t len);
   void send_status_and_headers(mg_connection *c, ConnState *st, int status, const char *headers,
                                std::size_t headers_len);
-  mgffi_event *record(mg_connection *c, ConnState *st, int type);
-  std::unique_ptr<ConnState> take_state();
+  void check_serving(mg_connection *c, ConnState *st);
+
+  // ws.cpp
+  void on_ws_read(mg_connection *c, ConnState *st);
+  bool ws_client_handshake(mg_connection *c, ConnState *st);
+  void ws_input(mg_connection *c, ConnState *st);
+  void ws_fail(mg_connection *c, ConnState *st, unsigned code, const char *reason);
+  void ws_send_failure(mg_connection *c, ConnState *st);
+  void ws_timeouts(mg_connection *c, ConnState *st);
+  void ws_flush_pong(mg_connection *c, ConnState *st);
+  std::unique_ptr<WsState> take_ws(bool client);
+  void ws_configure(ConnState *st);
+  friend struct WsSink;
+
+  // tls.cpp
+  void start_tls(mg_connection *c, ConnState *st);
 
   mg_mgr mgr_{};
+  Parking parking_;
   EventQueue queues_[2];
   EventQueue *front_ = &queues_[0];  // read by Lua
   EventQueue *back_ = &queues_[1];   // being filled
   std::unordered_map<std::uint64_t, std::pair<mg_connection *, std::unique_ptr<ConnState>>> conns_;
+  std::vector<std::uint64_t> listeners_;  // ids of TCP listeners
   std::vector<std::unique_ptr<ConnState>> free_states_;
   std::vector<std::unique_ptr<ConnState>> closed_states_;  // freed next poll
-  std::vector<std::uint64_t> paused_;                      // connections whose reads are paused
-  std::unique_ptr<char[]> udp_scratch_;                    // one datagram, for drain_udp
-  std::vector<std::uint64_t> throttled_;                   // unthrottled at the next poll
+  std::vector<std::unique_ptr<HttpStore>> free_stores_;
+  std::vector<std::unique_ptr<WsState>> free_ws_;
+  std::vector<std::uint64_t> throttled_;      // held until the next poll
+  std::vector<std::uint64_t> input_pending_;  // recv to parse at the next poll
+  std::vector<std::uint64_t> idle_stores_;    // give their request store back next poll
+  std::unique_ptr<char[]> udp_scratch_;       // one datagram, for drain_udp
   std::uint64_t max_queue_bytes_ = 64ull * 1024 * 1024;
   std::uint64_t poll_now_ = 0;
   std::string last_error_;

@@ -1,0 +1,126 @@
+// The C ABI of HTTP replies and WebSocket connections.
+#include <string>
+
+#include "api_support.hpp"
+
+using mgffi::bad_arg;
+using mgffi::bad_buf;
+using mgffi::Manager;
+using mgffi::with_conn;
+
+namespace {
+
+// Requires an accepted HTTP connection (a server-side request).
+int require_http_server(Manager &mgr, mg_connection *c) {
+  const mgffi::ConnState *st = Manager::state_of(c);
+  if (st->protocol != MGFFI_PROTO_HTTP || !c->is_accepted || c->is_websocket) {
+    return mgr.fail(MGFFI_ERR_STATE, "not an HTTP server connection");
+  }
+  return MGFFI_OK;
+}
+
+// Calls fn on an accepted HTTP connection.
+template <typename Fn>
+int with_http_server(mgffi_manager *m, uint64_t id, Fn &&fn) {
+  return with_conn(m, id, [&](Manager &mgr, mg_connection *c) -> int {
+    const int rc = require_http_server(mgr, c);
+    return rc != MGFFI_OK ? rc : fn(mgr, c);
+  });
+}
+
+bool valid_status(int status) {
+  return status >= 100 && status <= 999;
+}
+
+int serve(mgffi_manager *m, uint64_t id, bool is_dir, const char *target, size_t target_len,
+          const char *extra, size_t extra_len, const char *mime, size_t mime_len) {
+  if (target == nullptr || target_len == 0 || bad_buf(extra, extra_len) ||
+      bad_buf(mime, mime_len)) {
+    return bad_arg(m, "a path is required");
+  }
+  return with_http_server(m, id, [&](Manager &mgr, mg_connection *c) -> int {
+    return mgr.http_serve(c, std::string(target, target_len), is_dir,
+                          std::string(extra == nullptr ? "" : extra, extra_len),
+                          std::string(mime == nullptr ? "" : mime, mime_len));
+  });
+}
+
+}  // namespace
+
+extern "C" {
+
+int mgffi_http_reply(mgffi_manager *m, uint64_t id, int status, const char *headers,
+                     size_t headers_len, const char *body, size_t body_len) {
+  if (bad_buf(headers, headers_len) || bad_buf(body, body_len) || !valid_status(status)) {
+    return bad_arg(m, "invalid status, headers or body");
+  }
+  return with_http_server(m, id, [=](Manager &mgr, mg_connection *c) -> int {
+    return mgr.http_reply(c, status, headers, headers_len, body, body_len);
+  });
+}
+
+int mgffi_http_begin_chunked(mgffi_manager *m, uint64_t id, int status, const char *headers,
+                             size_t headers_len) {
+  if (bad_buf(headers, headers_len) || !valid_status(status)) {
+    return bad_arg(m, "invalid status or headers");
+  }
+  return with_http_server(m, id, [=](Manager &mgr, mg_connection *c) -> int {
+    return mgr.http_begin_chunked(c, status, headers, headers_len);
+  });
+}
+
+int mgffi_http_write_chunk(mgffi_manager *m, uint64_t id, const char *buf, size_t len) {
+  if (bad_buf(buf, len)) return bad_arg(m, "buf is NULL");
+  return with_http_server(m, id, [=](Manager &mgr, mg_connection *c) -> int {
+    return mgr.http_write_chunk(c, buf, len);
+  });
+}
+
+int mgffi_http_end_chunked(mgffi_manager *m, uint64_t id) {
+  return with_http_server(
+      m, id, [](Manager &mgr, mg_connection *c) -> int { return mgr.http_end_chunked(c); });
+}
+
+int mgffi_http_serve_dir(mgffi_manager *m, uint64_t id, const char *root, size_t root_len,
+                         const char *extra_headers, size_t extra_len, const char *mime_types,
+                         size_t mime_len) {
+  return serve(m, id, true, root, root_len, extra_headers, extra_len, mime_types, mime_len);
+}
+
+int mgffi_http_serve_file(mgffi_manager *m, uint64_t id, const char *path, size_t path_len,
+                          const char *extra_headers, size_t extra_len, const char *mime_types,
+                          size_t mime_len) {
+  return serve(m, id, false, path, path_len, extra_headers, extra_len, mime_types, mime_len);
+}
+
+int mgffi_url_decode(const char *src, size_t src_len, char *dst, size_t dst_len, int form) {
+  if (bad_buf(src, src_len) || dst == nullptr || dst_len == 0) return MGFFI_ERR_ARG;
+  const int n = mg_url_decode(src, src_len, dst, dst_len, form);
+  return n < 0 ? MGFFI_ERR_SPACE : n;
+}
+
+int mgffi_ws_upgrade(mgffi_manager *m, uint64_t id, const char *extra_headers, size_t extra_len) {
+  if (bad_buf(extra_headers, extra_len)) return bad_arg(m, "extra_headers is NULL");
+  return with_http_server(m, id, [=](Manager &mgr, mg_connection *c) -> int {
+    return mgr.ws_upgrade(c, extra_headers, extra_len);
+  });
+}
+
+int mgffi_ws_connect(mgffi_manager *m, const char *url, size_t url_len, const char *extra_headers,
+                     size_t extra_len, uint64_t *id) {
+  if (m == nullptr) return MGFFI_ERR_ARG;
+  if (url == nullptr || url_len == 0 || id == nullptr || bad_buf(extra_headers, extra_len)) {
+    return bad_arg(m, "url and id are required");
+  }
+  return mgffi::guarded(m, "ws_connect", [&] {
+    return m->impl.ws_connect(std::string(url, url_len).c_str(), extra_headers, extra_len, id);
+  });
+}
+
+int mgffi_ws_send(mgffi_manager *m, uint64_t id, const void *buf, size_t len, int op) {
+  if (bad_buf(buf, len) || op < 0 || op > 15) return bad_arg(m, "invalid buffer or opcode");
+  return with_conn(
+      m, id, [=](Manager &mgr, mg_connection *c) -> int { return mgr.ws_send(c, buf, len, op); });
+}
+
+}  // extern "C"

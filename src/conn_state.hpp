@@ -1,0 +1,133 @@
+// What the glue knows about one connection beyond Mongoose's struct: small
+// parts, one per concern, so that an idle connection holds little.
+//
+// How a connection ends (the one place the glue decides it):
+//   open --mgffi_close(id, 0), a rejected request, a reply to a request
+//          that asked to close (HttpRequest::keep_alive false)--> draining
+//          (c->is_draining: Mongoose sends what is queued, then closes)
+//   any  --mgffi_close(id, 1), a timeout with output stuck, an error-->
+//          closing (c->is_closing: closed at the next poll, unsent bytes lost)
+// A half-close (shutdown_pending) is not an end: reading goes on.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "http_parse.hpp"
+#include "http_store.hpp"
+#include "limits.hpp"
+#include "ws_frame.hpp"
+
+namespace mgffi {
+
+// TLS parameters shared by a listener and the connections it accepts.
+struct TlsConfig {
+  std::string ca, cert, key, name;
+  bool skip_verification = false;
+};
+
+// Why a connection is not read now (ConnState::hold bits). Reading resumes
+// when no bit is left.
+enum Hold : std::uint8_t {
+  kHoldPaused = 1,     // mgffi_pause_reading
+  kHoldSendQueue = 2,  // its own output is over MAX_SEND_QUEUE (until half of it left)
+  kHoldPipeline = 4,   // HTTP: a request awaits its reply with the next one buffered
+  kHoldThrottle = 8,   // this poll has queued max_queue_bytes already (until the next poll)
+};
+
+// An accepted HTTP connection's request: what has arrived (in) and what
+// has been answered (out). The next request is parsed once both are done.
+struct HttpRequest {
+  enum class In : std::uint8_t {
+    kHead,      // waiting for (the rest of) a head
+    kBody,      // a Content-Length body arriving
+    kChunked,   // a chunked body arriving
+    kComplete,  // all of it received
+    kRejected,  // the glue answered it (4xx/5xx): input is dropped
+    kWebSocket  // upgraded: the WebSocket part owns the connection
+  };
+  enum class Out : std::uint8_t {
+    kNone,     // not handed to Lua yet
+    kPending,  // handed to Lua, no reply yet
+    kChunked,  // a chunked reply is open
+    kServing,  // Mongoose is sending a file
+    kDone      // answered (the body may still be arriving)
+  };
+  In in = In::kHead;
+  Out out = Out::kNone;
+  bool keep_alive = true;        // false: close once answered
+  bool head = false;             // HEAD: reply without a body
+  bool http10 = false;           // HTTP/1.0 client: keep-alive must be said
+  bool streaming = false;        // the body goes to Lua as HTTP_BODY events
+  bool expect_continue = false;  // 100 Continue is owed before the body
+  std::size_t scanned = 0;       // head bytes already scanned for its end
+  std::uint64_t remaining = 0;   // Content-Length bytes still to come
+  std::uint64_t received = 0;    // body bytes so far (decoded)
+  std::size_t trailer_bytes = 0;
+  ChunkDecoder chunks;
+  mg_event_handler_t serving = nullptr;  // Mongoose's file sender while Out::kServing
+  std::unique_ptr<HttpStore> store;      // the request's bytes, from the manager's pool
+};
+
+// A WebSocket connection (server side after the upgrade, or client).
+struct WsState {
+  WsReceiver rx;
+  bool client = false;
+  bool open = false;  // client: the 101 has arrived
+  bool close_sent = false;
+  bool closing = false;          // input is dropped; close_code goes out next poll
+  std::uint16_t close_code = 0;  // 0: a close frame without a code
+  char close_reason[124] = {};
+  bool pong_pending = false;  // a ping's answer waits for room in the send queue
+  std::uint8_t pong_len = 0;
+  unsigned char pong[125] = {};
+  char accept[32] = {};  // client: the Sec-WebSocket-Accept to expect
+  std::uint64_t message_started_ms = 0;
+  std::uint64_t ping_sent_ms = 0;    // idle timeout: a ping went out
+  std::uint64_t control_tokens = 0;  // control-frame budget (milli-frames)
+  std::uint64_t control_refill_ms = 0;
+};
+
+// A listening connection's bookkeeping.
+struct ListenerState {
+  std::uint32_t children = 0;  // accepted connections open
+  std::uint32_t accepted_this_poll = 0;
+  bool accept_failing = false;  // out of descriptors: accepting paused (logged once)
+  std::uint64_t accept_resume_ms = 0;
+  std::unordered_map<std::string, std::uint32_t> per_ip;  // MAX_CONNECTIONS_PER_IP
+};
+
+struct ConnState {
+  std::uint64_t id = 0;
+  std::uint64_t listener_id = 0;
+  std::uint32_t event_mask = 0;
+  std::uint8_t protocol = MGFFI_PROTO_RAW;
+  std::uint8_t hold = 0;          // Hold bits
+  bool parked = false;            // out of Mongoose's list (see park.hpp)
+  bool park_watched = false;      // parked with its socket in the glue's epoll set
+  bool shutdown_pending = false;  // half-close once the send buffer is empty
+  bool per_ip_counted = false;
+  bool input_pending = false;  // recv holds bytes to parse at the next poll
+  std::shared_ptr<Limits> limits;
+  std::shared_ptr<const TlsConfig> tls;
+  bool out_armed = false;                // Mongoose's epoll watches it for writing (see poll_hint)
+  std::uint64_t last_read_ms = 0;        // last byte received (or connection start)
+  std::uint64_t last_write_ms = 0;       // last byte the peer accepted, or when output
+                                         // was queued on an empty send buffer
+  std::uint64_t request_started_ms = 0;  // first byte of an incomplete request
+  std::uint64_t park_deadline_ms = 0;    // parked: when a timeout needs a look
+  HttpRequest http;                      // accepted HTTP connections
+  std::unique_ptr<WsState> ws;
+  std::unique_ptr<ListenerState> listener;
+
+  std::uint64_t limit(int key) const { return limits->value[key]; }
+  // Sets one limit of this connection only (copy on write).
+  void set_limit(int key, std::uint64_t value) {
+    if (limits.use_count() > 1) limits = std::make_shared<Limits>(*limits);
+    limits->value[key] = value;
+  }
+};
+
+}  // namespace mgffi

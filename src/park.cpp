@@ -1,0 +1,151 @@
+#include "park.hpp"
+
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "manager.hpp"
+
+namespace mgffi {
+
+namespace {
+
+int fd_of(const mg_connection *c) {
+  return static_cast<int>(reinterpret_cast<std::size_t>(c->fd));
+}
+
+}  // namespace
+
+Parking::~Parking() {
+  if (epfd_ >= 0) ::close(epfd_);
+}
+
+bool Parking::init(mg_mgr *mgr) {
+  mgr_ = mgr;
+  if (mgr->epoll_fd < 0) return false;
+  epfd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (epfd_ < 0) return false;
+  sentinel_.mgr = mgr;
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = &sentinel_;
+  if (epoll_ctl(mgr->epoll_fd, EPOLL_CTL_ADD, epfd_, &ev) != 0) {
+    ::close(epfd_);
+    epfd_ = -1;
+    return false;
+  }
+  return true;
+}
+
+bool Parking::wanted(const mg_connection *c, const ConnState *st) {
+  if (st->parked || (c->is_listening && !c->is_udp) || c->is_closing || c->is_draining ||
+      c->is_resolving || c->is_connecting || c->is_tls_hs || c->is_resp ||
+      c->pfn != nullptr) {  // Mongoose's protocol handler (a file being sent) needs polls
+    return false;
+  }
+  if (c->fd == reinterpret_cast<void *>(static_cast<std::size_t>(MG_INVALID_SOCKET))) return false;
+  // Held for a reason that lasts beyond this poll.
+  return (st->hold & static_cast<std::uint8_t>(~kHoldThrottle)) != 0;
+}
+
+void Parking::park(mg_connection *c, ConnState *st, mg_connection **link, std::uint64_t deadline) {
+  *link = c->next;
+  c->next = nullptr;
+  epoll_ctl(mgr_->epoll_fd, EPOLL_CTL_DEL, fd_of(c), nullptr);
+  st->parked = true;
+  st->park_watched = false;
+  count_++;
+  // Held: only a socket with output to send needs watching (for room to
+  // write). One with nothing to send is not watched at all: even an empty
+  // interest set reports a hang-up at every wait.
+  if (c->send.len > 0) {
+    epoll_event ev{};
+    ev.events = EPOLLOUT;
+    ev.data.ptr = c;
+    st->park_watched = epoll_ctl(epfd_, EPOLL_CTL_ADD, fd_of(c), &ev) == 0;
+  }
+  st->park_deadline_ms = deadline;
+  if (deadline != UINT64_MAX) deadlines_.emplace(deadline, st->id);
+}
+
+void Parking::settle(Manager &m) {
+  if (epfd_ < 0 || !settle_needed_) return;
+  settle_needed_ = false;
+  mg_connection **link = &mgr_->conns;
+  while (*link != nullptr) {
+    mg_connection *c = *link;
+    ConnState *st = Manager::state_of(c);
+    if (st != nullptr && wanted(c, st)) {
+      park(c, st, link, m.next_deadline(c, st));
+    } else {
+      link = &c->next;
+    }
+  }
+}
+
+void Parking::unpark(mg_connection *c, ConnState *st) {
+  if (!st->parked) return;
+  if (st->park_watched) epoll_ctl(epfd_, EPOLL_CTL_DEL, fd_of(c), nullptr);
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLERR | EPOLLHUP | (c->send.len > 0 ? EPOLLOUT : 0u);
+  ev.data.ptr = c;
+  epoll_ctl(mgr_->epoll_fd, EPOLL_CTL_ADD, fd_of(c), &ev);
+  c->next = mgr_->conns;
+  mgr_->conns = c;
+  st->parked = false;
+  st->park_watched = false;
+  st->park_deadline_ms = 0;
+  count_--;
+  settle_needed_ = true;  // it may want to go again after this poll
+}
+
+bool Parking::io_ready() {
+  const bool ready = sentinel_.is_readable != 0;
+  sentinel_.is_readable = 0;
+  sentinel_.is_writable = 0;
+  return ready;
+}
+
+std::size_t Parking::wake(Manager &m, std::uint64_t now, bool check_io) {
+  std::size_t woken = 0;
+  if (count_ == 0) {
+    while (!deadlines_.empty()) deadlines_.pop();
+    return 0;
+  }
+  if (check_io) {
+    epoll_event evs[64];
+    int n;
+    do {
+      n = epoll_wait(epfd_, evs, 64, 0);
+      for (int i = 0; i < n; i++) {
+        auto *c = static_cast<mg_connection *>(evs[i].data.ptr);
+        ConnState *st = Manager::state_of(c);
+        if (st == nullptr || !st->parked) continue;
+        // A held socket that hung up or failed cannot deliver its output.
+        if (evs[i].events & (EPOLLERR | EPOLLHUP)) c->is_closing = 1;
+        unpark(c, st);
+        woken++;
+      }
+    } while (n == 64);
+  }
+  while (!deadlines_.empty() && deadlines_.top().first <= now) {
+    const Deadline d = deadlines_.top();
+    deadlines_.pop();
+    auto it = m.conns_.find(d.second);
+    if (it == m.conns_.end()) continue;
+    ConnState *st = it->second.second.get();
+    if (!st->parked || st->park_deadline_ms != d.first) continue;  // stale entry
+    unpark(it->second.first, st);
+    woken++;
+  }
+  return woken;
+}
+
+std::uint64_t Parking::next_deadline() const {
+  return deadlines_.empty() || count_ == 0 ? UINT64_MAX : deadlines_.top().first;
+}
+
+void Parking::relink_all(Manager &m) {
+  for (auto &entry : m.conns_) unpark(entry.second.first, entry.second.second.get());
+}
+
+}  // namespace mgffi
