@@ -23,7 +23,9 @@ enum mgffi_status {
   MGFFI_ERR_CONNECT = -4,
   MGFFI_ERR_NOMEM = -5,
   MGFFI_ERR_STATE = -6,
-  MGFFI_ERR_INTERNAL = -7
+  MGFFI_ERR_INTERNAL = -7,
+  MGFFI_ERR_FULL = -8,
+  MGFFI_ERR_SPACE = -9
 };
 
 typedef struct mgffi_str {
@@ -47,6 +49,9 @@ typedef struct mgffi_http_message {
   int32_t status;
   uint32_t header_count;
   mgffi_header headers[64];
+  uint32_t trailer_count;
+  uint32_t reserved;
+  const mgffi_header *trailers;
 } mgffi_http_message;
 
 typedef struct mgffi_addr {
@@ -81,6 +86,8 @@ typedef struct mgffi_conn_info {
   uint8_t is_draining;
   uint8_t response_pending;
   uint8_t reading_paused;
+  uint8_t reading_held;
+  uint8_t reserved[7];
 } mgffi_conn_info;
 
 typedef struct mgffi_manager mgffi_manager;
@@ -104,21 +111,24 @@ uint64_t mgffi_millis(void);
 void mgffi_log_set_level(int level);
 size_t mgffi_connection_count(const mgffi_manager *m);
 size_t mgffi_connection_ids(const mgffi_manager *m, uint64_t *ids, size_t cap);
-int mgffi_listen(mgffi_manager *m, const char *url, int protocol, uint64_t *id);
-int mgffi_connect(mgffi_manager *m, const char *url, int protocol, uint64_t *id);
+int mgffi_set_max_queue_bytes(mgffi_manager *m, uint64_t max_bytes);
+int64_t mgffi_fd_limit(int raise);
+int mgffi_set_limit(mgffi_manager *m, uint64_t id, int key, uint64_t value);
+int mgffi_get_limit(mgffi_manager *m, uint64_t id, int key, uint64_t *value);
+int mgffi_limit_info(int key, int protocol, const char **name, uint64_t *default_value, uint64_t *max_value);
+int mgffi_listen(mgffi_manager *m, const char *url, size_t url_len, int protocol, uint64_t *id);
+int mgffi_connect(mgffi_manager *m, const char *url, size_t url_len, int protocol, uint64_t *id);
 int mgffi_set_event_mask(mgffi_manager *m, uint64_t id, uint32_t mask);
 int mgffi_send(mgffi_manager *m, uint64_t id, const void *buf, size_t len);
 int mgffi_close(mgffi_manager *m, uint64_t id, int immediately);
 int mgffi_pause_reading(mgffi_manager *m, uint64_t id, int paused);
 int mgffi_get_conn_info(mgffi_manager *m, uint64_t id, mgffi_conn_info *info);
-size_t mgffi_addr_format(const mgffi_addr *addr, int with_port, char *buf, size_t len);
-int mgffi_set_limits(mgffi_manager *m, uint64_t id, uint32_t max_connections, uint32_t idle_timeout_ms, uint32_t request_timeout_ms, uint32_t max_header_size, uint32_t max_headers);
-int mgffi_set_max_queue_bytes(mgffi_manager *m, uint64_t max_bytes);
+int mgffi_addr_format(const mgffi_addr *addr, int with_port, char *buf, size_t len);
 int mgffi_signal_watch(int signo);
 int mgffi_signal_take(void);
 ]]
 
-local ABI_VERSION = 1
+local ABI_VERSION = 2
 
 -- Finds the shared library: $MONGOOSE_FFI_LIB, then package.cpath (where
 -- `cmake --install` and LUA_CPATH=build/?.so put it), then the dynamic
@@ -159,7 +169,7 @@ _M.EV = {
   WS_OPEN = 12, WS_MSG = 13, WS_CTL = 14, MQTT_CMD = 15, MQTT_MSG = 16,
   MQTT_OPEN = 17, SNTP_TIME = 18, WAKEUP = 19, MDNS_REQ = 20, MDNS_RESP = 21,
   MODBUS_REQ = 22, HTTP_BODY = 64, HTTP_BODY_END = 65, HTTP_REJECTED = 66,
-  WS_TOO_BIG = 67,
+  WS_FAILED = 67,
 }
 
 -- Event flags (mgffi_event.flags, mgffi_conn_info.flags).
@@ -173,6 +183,17 @@ _M.PROTO = { RAW = 0, HTTP = 1 }
 _M.OK = 0
 _M.ERR_NO_CONN = -2
 
+--- A class table: methods go in it, instances get it as metatable; its
+-- __name shows in error messages and tostring(obj) gives "name id".
+function _M.class(name)
+  local class = { __name = name }
+  class.__index = class
+  class.__tostring = function(obj)
+    return name .. (obj.id ~= nil and " " .. tostring(obj.id) or "")
+  end
+  return class
+end
+
 -- Event mask bit for an event type below 32.
 function _M.mask(...)
   local bit = require("bit")
@@ -183,23 +204,69 @@ function _M.mask(...)
   return m
 end
 
-local LIMIT_OPTS = { "max_connections", "idle_timeout", "request_timeout", "max_header_size", "max_headers" }
+-- Status codes (mgffi_status).
+_M.ERR = {
+  ARG = -1, NO_CONN = -2, LISTEN = -3, CONNECT = -4, NOMEM = -5, STATE = -6,
+  INTERNAL = -7, FULL = -8, SPACE = -9,
+}
 
---- Applies the hardening options of a listen call (max_connections,
--- idle_timeout and request_timeout in ms, max_header_size, max_headers) to
--- connection id. Raises on a wrong type; returns true or nil, err.
-local LIMIT_MAX = { max_headers = 64, max_header_size = 8388608 }
+---------------------------------------------------------------------------
+-- Limits: the library describes them (mgffi_limit_info), so the names,
+-- maxima and defaults here always match the build.
+---------------------------------------------------------------------------
 
---- Raises (at level) unless the hardening options of opts are valid.
+-- What each limit counts, for its error message.
+local LIMIT_UNITS = {
+  max_body = "bytes", stream_threshold = "bytes", max_send_queue = "bytes",
+  max_message = "bytes", max_header_size = "bytes", min_body_rate = "bytes per second",
+  idle_timeout = "milliseconds", request_timeout = "milliseconds",
+  send_timeout = "milliseconds", ws_idle_timeout = "milliseconds",
+  message_timeout = "milliseconds", control_rate = "frames per second",
+}
+
+local LIMITS = {}
+do
+  local name_out = ffi.new("const char *[1]")
+  local value_out, max_out = ffi.new("uint64_t[1]"), ffi.new("uint64_t[1]")
+  local key = 0
+  while C.mgffi_limit_info(key, 1, name_out, value_out, max_out) == 0 do
+    local info = { key = key, max = tonumber(max_out[0]), http_default = tonumber(value_out[0]) }
+    C.mgffi_limit_info(key, 0, nil, value_out, nil)
+    info.raw_default = tonumber(value_out[0])
+    info.name = ffi_string(name_out[0])
+    info.unit = LIMIT_UNITS[info.name]
+    LIMITS[info.name] = info
+    key = key + 1
+  end
+end
+--- Every limit by its option name: key, max, http_default, raw_default.
+_M.LIMITS = LIMITS
+
+--- The option names of the limits each kind of listener or connection takes.
+_M.LIMIT_SETS = {
+  http = { "max_connections", "max_connections_per_ip", "idle_timeout", "request_timeout",
+           "min_body_rate", "send_timeout", "max_header_size", "max_headers", "max_body",
+           "stream_threshold", "max_send_queue" },
+  websocket = { "max_message", "ws_idle_timeout", "message_timeout", "control_rate",
+                "max_send_queue", "send_timeout" },
+  tcp_listener = { "max_connections", "max_connections_per_ip", "idle_timeout", "send_timeout",
+                   "max_send_queue" },
+  tcp = { "idle_timeout", "send_timeout", "max_send_queue" },
+}
+
+--- Raises (at level, counted from the caller of check_limits) unless each
+-- limit of set in opts is nil or an integer from 0 (none) to its maximum.
 -- Returns whether any is set.
-function _M.check_limits(opts, level)
+function _M.check_limits(opts, set, level)
   local any = false
-  for _, name in ipairs(LIMIT_OPTS) do
+  for _, name in ipairs(_M.LIMIT_SETS[set]) do
     local v = opts[name]
     if v ~= nil then
-      local max = LIMIT_MAX[name] or 4294967295
-      if not _M.is_integer_in(v, 1, max) then
-        error(name .. " must be an integer from 1 to " .. max, (level or 1) + 1)
+      local info = LIMITS[name]
+      if not _M.is_integer_in(v, 0, info.max) then
+        local max = info.max == 2 ^ 53 and "2^53" or tostring(info.max)
+        error(name .. " must be an integer " .. (info.unit and "number of " .. info.unit .. " " or "")
+              .. "from 0 (none) to " .. max, (level or 1) + 1)
       end
       any = true
     end
@@ -207,16 +274,23 @@ function _M.check_limits(opts, level)
   return any
 end
 
-function _M.apply_limits(m, id, opts, level)
-  if not _M.check_limits(opts, (level or 1) + 1) then
-    return true
-  end
-  local rc = C.mgffi_set_limits(m, id, opts.max_connections or 0, opts.idle_timeout or 0,
-                                opts.request_timeout or 0, opts.max_header_size or 0, opts.max_headers or 0)
-  if rc ~= 0 then
-    return nil, ffi_string(C.mgffi_last_error(m))
+--- Sets the limits of set given in opts on connection or listener id
+-- (checked with check_limits first). Returns true, or nil and an error.
+function _M.apply_limits(m, id, opts, set)
+  for _, name in ipairs(_M.LIMIT_SETS[set]) do
+    local v = opts[name]
+    if v ~= nil and C.mgffi_set_limit(m, id, LIMITS[name].key, v) ~= 0 then
+      return nil, ffi_string(C.mgffi_last_error(m))
+    end
   end
   return true
+end
+
+--- The process's descriptor limit, raised to the hard limit first when
+-- raise is true (nil where the system has none).
+function _M.fd_limit(raise)
+  local n = tonumber(C.mgffi_fd_limit(raise and 1 or 0))
+  return n >= 0 and n or nil
 end
 
 -- Creates a manager; the cdata frees it when collected (or call free()).
@@ -251,13 +325,36 @@ local addr_buf = ffi.new("char[64]")
 -- "1.2.3.4:80" / "[::1]:80" (with_port) or the bare IP, for an mgffi_addr.
 function _M.format_addr(addr, with_port)
   local n = C.mgffi_addr_format(addr, with_port and 1 or 0, addr_buf, 64)
+  if n < 0 then
+    return ""
+  end
   return ffi_string(addr_buf, n)
+end
+
+-- Scratch buffers shared by every module (one call at a time: LuaJIT runs
+-- one coroutine at a time, and none of these is kept across a yield).
+local info_buf = ffi.new("mgffi_conn_info")
+
+--- The shared mgffi_conn_info filled for connection id, or nil when it is
+-- gone. Valid until the next call.
+function _M.conn_info(m, id)
+  if C.mgffi_get_conn_info(m, id, info_buf) ~= 0 then
+    return nil
+  end
+  return info_buf
+end
+
+--- Bytes queued for sending on connection id (0 once it is gone).
+function _M.send_queued(m, id)
+  if C.mgffi_get_conn_info(m, id, info_buf) ~= 0 then
+    return 0
+  end
+  return tonumber(info_buf.send_queued)
 end
 
 -- Methods shared by the high-level objects that stand for one listening or
 -- UDP socket (HTTP and TCP listeners, UDP sockets); they use self.mgr,
 -- self.id and self.closed.
-local endpoint_info = ffi.new("mgffi_conn_info")
 local Endpoint = {}
 
 --- Stops listening (UDP: closes the socket). Connections already accepted
@@ -276,10 +373,11 @@ end
 --- The bound address ("127.0.0.1:8000", "[::1]:8000") and port (useful
 -- after listening on port 0), or nil and an error once closed.
 function Endpoint:local_addr()
-  if C.mgffi_get_conn_info(self.mgr.cm, self.id, endpoint_info) ~= 0 then
+  local info = self.mgr.cm ~= nil and _M.conn_info(self.mgr.cm, self.id)
+  if not info then
     return nil, self.mgr:last_error()
   end
-  local addr = endpoint_info["local"]
+  local addr = info["local"]
   return _M.format_addr(addr, true), addr.port
 end
 

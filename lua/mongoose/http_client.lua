@@ -138,9 +138,12 @@ function _M.request(mgr, url, opts, callback, level)
   local req = setmetatable({ mgr = mgr, id = id, callback = callback, finished = false }, Request)
   mgr:own(id, req)
   local head = concat({ method, " ", target, " HTTP/1.1\r\n", block, "\r\n" })
-  C.mgffi_send(mgr.cm, id, head, #head)
-  if body and #body > 0 then
-    C.mgffi_send(mgr.cm, id, body, #body)
+  if C.mgffi_send(mgr.cm, id, head, #head) ~= 0
+      or (body and #body > 0 and C.mgffi_send(mgr.cm, id, body, #body) ~= 0) then
+    err = mgr:last_error()
+    mgr:disown(id)
+    C.mgffi_close(mgr.cm, id, 1)
+    return nil, "cannot send the request: " .. err
   end
   req.timer = mgr:set_timeout(timeout, function()
     req:done(nil, "timeout after " .. timeout .. " ms")

@@ -62,6 +62,11 @@ function _M.new(opts)
   if not cm then
     return nil, err
   end
+  -- Many connections need many descriptors: the soft limit goes up to the
+  -- hard one unless opts.raise_fd_limit is false.
+  if opts.raise_fd_limit ~= false then
+    core.fd_limit(true)
+  end
   if opts.max_queue_bytes ~= nil then
     if type(opts.max_queue_bytes) ~= "number" or opts.max_queue_bytes < 1 then
       error("max_queue_bytes must be a positive number", 2)
@@ -366,7 +371,18 @@ function Manager:run(opts)
   end
   self.stopping = false
   while not self.stopping do
-    self:poll(poll_ms)
+    local ok, err = pcall(self.poll, self, poll_ms)
+    if not ok then
+      -- An error outside every handler (handlers have their own guard), such
+      -- as the Lua heap running out while events are routed: logged, and
+      -- the loop goes on serving.
+      if self.closed then
+        break
+      end
+      self.dispatching = false
+      collectgarbage()
+      pcall(self.log_failure, self, "poll", err)
+    end
     if opts.signals then
       local signo = C.mgffi_signal_take()
       if signo ~= 0 then
@@ -466,10 +482,10 @@ function Manager:open_connection(kind, url, protocol, opts_tls, ws_headers)
   end
   local rc
   if kind == "ws" then
-    rc = C.mgffi_ws_connect(self.cm, url, ws_headers, #ws_headers, self.id_out)
+    rc = C.mgffi_ws_connect(self.cm, url, #url, ws_headers, #ws_headers, self.id_out)
   else
     local fn = kind == "listen" and C.mgffi_listen or C.mgffi_connect
-    rc = fn(self.cm, url, protocol, self.id_out)
+    rc = fn(self.cm, url, #url, protocol, self.id_out)
   end
   if rc ~= 0 then
     return nil, self:last_error()

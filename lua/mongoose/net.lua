@@ -8,7 +8,7 @@ local core = require("mongoose.core")
 ffi.cdef [[
 int mgffi_shutdown_write(mgffi_manager *m, uint64_t id);
 int mgffi_udp_send_to(mgffi_manager *m, uint64_t id, const mgffi_addr *to, const void *buf, size_t len);
-int mgffi_addr_parse(const char *text, mgffi_addr *out);
+int mgffi_addr_parse(const char *text, size_t len, mgffi_addr *out);
 ]]
 
 local C = core.C
@@ -74,7 +74,7 @@ function _M.address(text)
     error("address must be a string", 2)
   end
   local a = ffi.new("mgffi_addr")
-  if C.mgffi_addr_parse(text, a) ~= 0 then
+  if C.mgffi_addr_parse(text, #text, a) ~= 0 then
     return nil, "invalid address: " .. text
   end
   return setmetatable({ addr = a }, Address)
@@ -84,8 +84,7 @@ end
 -- TCP connections
 ---------------------------------------------------------------------------
 
-local Conn = {}
-Conn.__index = Conn
+local Conn = core.class("mongoose.net.Connection")
 _M.Connection = Conn
 
 local function new_conn(mgr, id, opts, listener)
@@ -100,8 +99,10 @@ local function new_conn(mgr, id, opts, listener)
 end
 
 local function failed(self, rc)
-  if rc == core.ERR_NO_CONN then
+  if rc == core.ERR.NO_CONN then
     return nil, "closed"
+  elseif rc == core.ERR.FULL then
+    return nil, "send queue full"
   end
   return nil, self.mgr:last_error()
 end
@@ -162,14 +163,12 @@ function Conn:resume()
   return true
 end
 
-local info_buf = ffi.new("mgffi_conn_info")
-
 --- Bytes queued for sending (backpressure); 0 once closed.
 function Conn:send_queued()
-  if self.closed or C.mgffi_get_conn_info(self.mgr.cm, self.id, info_buf) ~= 0 then
+  if self.closed then
     return 0
   end
-  return tonumber(info_buf.send_queued)
+  return core.send_queued(self.mgr.cm, self.id)
 end
 
 --- The peer as "1.2.3.4:5678" / "[::1]:5678".
@@ -325,8 +324,7 @@ end
 -- TCP listener
 ---------------------------------------------------------------------------
 
-local TcpListener = {}
-TcpListener.__index = TcpListener
+local TcpListener = core.class("mongoose.net.TcpListener")
 _M.TcpListener = TcpListener
 
 function TcpListener:on_event(ev, id)
@@ -404,21 +402,20 @@ local function open_raw(mgr, kind, url, opts, schemes, what)
   opts = check_opts(opts, 4)
   local tls = require("mongoose.tls")
   tls.check(opts.tls, 4)
-  local listening = kind == "listen"
-  if listening then
-    core.check_limits(opts, 4)
-  end
+  local set = kind == "listen" and "tcp_listener" or "tcp"
+  core.check_limits(opts, set, 4)
   local id, err = mgr:open_connection(kind, url, core.PROTO.RAW, opts.tls)
   if not id then
     return nil, err
   end
   local ok
-  if listening then
-    ok, err = core.apply_limits(mgr.cm, id, opts, 4)
-    if not ok then
-      C.mgffi_close(mgr.cm, id, 1)
-      return nil, err
-    end
+  ok, err = core.apply_limits(mgr.cm, id, opts, set)
+  if not ok then
+    C.mgffi_close(mgr.cm, id, 1)
+    return nil, err
+  end
+  if kind == "listen" and opts.max_connections then
+    require("mongoose.http").warn_fd_limit(mgr, url, opts.max_connections)
   end
   return id, opts
 end
@@ -454,8 +451,7 @@ end
 -- UDP
 ---------------------------------------------------------------------------
 
-local Udp = {}
-Udp.__index = Udp
+local Udp = core.class("mongoose.net.UdpSocket")
 _M.UdpSocket = Udp
 
 function Udp:on_event(ev, id)

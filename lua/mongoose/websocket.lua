@@ -1,19 +1,30 @@
 -- mongoose.websocket: WebSocket connections, server side (upgraded from an
 -- HTTP request, or a whole server with ws_listen) and client side. Both are
--- the same WebSocket object; its events come from the manager's queue.
+-- the same WebSocket object; its events come from the manager's queue. The
+-- C layer frames and checks every message (RFC 6455); what reaches Lua is
+-- whole, valid messages and control frames.
 local ffi = require("ffi")
 local bit = require("bit")
 local core = require("mongoose.core")
-local http = require("mongoose.http")
+local headers = require("mongoose.headers")
+local response = require("mongoose.response")
+
+ffi.cdef [[
+int mgffi_ws_upgrade(mgffi_manager *m, uint64_t id, const char *extra_headers, size_t extra_len);
+int mgffi_ws_connect(mgffi_manager *m, const char *url, size_t url_len, const char *extra_headers, size_t extra_len, uint64_t *id);
+int mgffi_ws_send(mgffi_manager *m, uint64_t id, const void *buf, size_t len, int op);
+]]
 
 local C = core.C
 local EV = core.EV
+local ERR = core.ERR
 local ffi_string = ffi.string
 local band = bit.band
 local type = type
 local next = next
 local error = error
 local tostring = tostring
+local tonumber = tonumber
 local setmetatable = setmetatable
 local str_char = string.char
 local str_byte = string.byte
@@ -21,13 +32,12 @@ local floor = math.floor
 
 local C_ws_send = C.mgffi_ws_send
 
-local OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 1, 2, 8, 9, 10
-local CONTROL_NAMES = { [OP_CLOSE] = "close", [OP_PING] = "ping", [OP_PONG] = "pong" }
+local OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING = 1, 2, 8, 9
+local CONTROL_NAMES = { [8] = "close", [9] = "ping", [10] = "pong" }
 
 local _M = {}
 
-local WebSocket = {}
-WebSocket.__index = WebSocket
+local WebSocket = core.class("mongoose.WebSocket")
 _M.WebSocket = WebSocket
 
 local HANDLERS = { "on_open", "on_message", "on_close", "on_control", "on_error" }
@@ -42,13 +52,16 @@ local function check_handlers(opts, level)
   end
 end
 
--- Raises (at level) unless opts.max_message is nil or a positive integer;
--- called before anything is opened, so that a bad value leaves nothing behind.
-local function check_max_message(opts, level)
+-- Raises (at level) unless the WebSocket options of opts are valid (limits
+-- included); called before anything is opened, so that a bad value leaves
+-- nothing behind.
+local function check_options(opts, level)
+  check_handlers(opts, level + 1)
   local v = opts.max_message
   if v ~= nil and not core.is_integer_in(v, 1, 2 ^ 53) then
     error("max_message must be a positive integer (bytes)", level + 1)
   end
+  core.check_limits(opts, "websocket", level + 1)
 end
 
 local function new_ws(mgr, id, opts)
@@ -57,11 +70,7 @@ local function new_ws(mgr, id, opts)
     close_code = nil, close_reason = nil, protocol = nil,
   }, WebSocket)
   for _, name in ipairs(HANDLERS) do
-    local fn = opts[name]
-    if fn ~= nil and type(fn) ~= "function" then
-      error(name .. " must be a function", 4)
-    end
-    self[name] = fn
+    self[name] = opts[name]
   end
   return self
 end
@@ -73,23 +82,33 @@ local function call(self, name, ...)
   end
 end
 
-local function opcode(kind)
+local function opcode(kind, level)
   if kind == nil or kind == "text" then
     return OP_TEXT
   elseif kind == "binary" then
     return OP_BINARY
   end
-  error("kind must be \"text\" or \"binary\"", 3)
+  error("kind must be \"text\" or \"binary\"", level + 1)
+end
+
+local function send_failed(self, rc)
+  if rc == ERR.NO_CONN then
+    return nil, "closed"
+  elseif rc == ERR.FULL then
+    return nil, "send queue full"
+  end
+  return nil, self.mgr:last_error()
 end
 
 --- Sends a message: kind "text" (default) or "binary". Returns true, or nil
--- and an error ("closed" once the connection is gone). A client may send
--- before the handshake completes: messages wait for it.
+-- and an error ("closed" once the connection is gone, "send queue full"
+-- while max_send_queue bytes wait). A client may send before the handshake
+-- completes: messages wait for it.
 function WebSocket:send(data, kind)
   if type(data) ~= "string" then
     error("data must be a string", 2)
   end
-  local op = opcode(kind)
+  local op = opcode(kind, 2)
   if self.closed or self.closing then
     return nil, "closed"
   end
@@ -104,10 +123,7 @@ function WebSocket:send(data, kind)
   end
   local rc = C_ws_send(self.mgr.cm, self.id, data, #data, op)
   if rc ~= 0 then
-    if rc == core.ERR_NO_CONN then
-      return nil, "closed"
-    end
-    return nil, self.mgr:last_error()
+    return send_failed(self, rc)
   end
   return true
 end
@@ -162,16 +178,32 @@ function WebSocket:close(code, reason)
   return true
 end
 
+--- Stops reading from the peer (its messages wait in the kernel, then TCP
+-- pushes back); resume() goes on. No CPU is spent meanwhile.
+function WebSocket:pause()
+  if self.closed then
+    return nil, "closed"
+  end
+  C.mgffi_pause_reading(self.mgr.cm, self.id, 1)
+  self.paused = true
+  return true
+end
+
+function WebSocket:resume()
+  if self.closed then
+    return nil, "closed"
+  end
+  C.mgffi_pause_reading(self.mgr.cm, self.id, 0)
+  self.paused = false
+  return true
+end
+
 --- Bytes queued for sending (backpressure), 0 once closed.
 function WebSocket:send_queued()
   if self.closed then
     return 0
   end
-  local info = ffi.new("mgffi_conn_info")
-  if C.mgffi_get_conn_info(self.mgr.cm, self.id, info) ~= 0 then
-    return 0
-  end
-  return tonumber(info.send_queued)
+  return core.send_queued(self.mgr.cm, self.id)
 end
 
 local function flush_queued(self)
@@ -185,30 +217,15 @@ local function flush_queued(self)
   end
 end
 
-local function response_table(h)
-  local headers = {}
-  for i = 0, h.header_count - 1 do
-    local hd = h.headers[i]
-    headers[ffi_string(hd.name.ptr, hd.name.len):lower()] = ffi_string(hd.value.ptr, hd.value.len)
-  end
-  return { status = h.status, headers = headers }
-end
-
 function WebSocket:on_event(ev, id)
   local t = ev.type
   if t == EV.WS_MSG then
     local data = ev.data.len > 0 and ffi_string(ev.data.ptr, ev.data.len) or ""
-    local fn = self.on_message
-    if fn then
-      local ok, err = xpcall(fn, debug.traceback, self, data, band(tonumber(ev.value), 15) == OP_BINARY)
-      if not ok then
-        self.mgr:log("error", "WebSocket on_message failed: " .. tostring(err))
-      end
-    end
+    call(self, "on_message", data, band(tonumber(ev.value), 15) == OP_BINARY)
   elseif t == EV.WS_OPEN then
     self.open = true
     if self.is_client and ev.http ~= nil then
-      local resp = response_table(ev.http)
+      local resp = { status = ev.http.status, headers = headers.of_message(ev.http) }
       self.protocol = resp.headers["sec-websocket-protocol"]
       self.response = resp
     end
@@ -229,11 +246,13 @@ function WebSocket:on_event(ev, id)
       self.closing = true
     end
     call(self, "on_control", CONTROL_NAMES[op] or tostring(op), data)
-  elseif t == EV.WS_TOO_BIG then
-    self.local_close_code, self.local_close_reason = 1009, "message too big"
+  elseif t == EV.WS_FAILED then
+    -- The C layer sent this close frame (a protocol error, a message too
+    -- big, a timeout) and closes.
+    local reason = ev.data.len > 0 and ffi_string(ev.data.ptr, ev.data.len) or ""
+    self.local_close_code, self.local_close_reason = tonumber(ev.value), reason
     self.closing = true
-    self.mgr:log("info", "WebSocket " .. id .. ": message of " .. tonumber(ev.value)
-                 .. " bytes over the limit, closed with 1009")
+    self.mgr:log("info", "WebSocket " .. id .. " closed with " .. tonumber(ev.value) .. ": " .. reason)
   elseif t == EV.ERROR then
     self.error = ffi_string(ev.data.ptr, ev.data.len)
     call(self, "on_error", self.error)
@@ -258,29 +277,6 @@ end
 -- Server side
 ---------------------------------------------------------------------------
 
-local Request = http.Request
-local Response = http.Response
-local Listener = http.Listener
-
---- True when the request asks for a WebSocket upgrade.
-function Request:is_websocket()
-  local upgrade = self:header("upgrade")
-  local key = self:header("sec-websocket-key")
-  return upgrade ~= nil and upgrade:lower() == "websocket" and key ~= nil and key ~= ""
-end
-
---- The subprotocols the client offers (Sec-WebSocket-Protocol), in order.
-function Request:websocket_protocols()
-  local list = {}
-  local offered = self:header("sec-websocket-protocol")
-  if offered then
-    for p in offered:gmatch("[^,%s]+") do
-      list[#list + 1] = p
-    end
-  end
-  return list
-end
-
 local function request_snapshot(req)
   -- The HTTP request's bytes are released soon; keep a plain copy.
   return {
@@ -289,119 +285,124 @@ local function request_snapshot(req)
   }
 end
 
---- Upgrades the request to a WebSocket. opts: protocol (the chosen
--- subprotocol, one the client offered), headers (extra response headers),
--- max_message (bytes), on_open/on_message/on_close/on_control/on_error.
--- Returns the WebSocket, or nil and an error (the client then gets 426).
-function Response:upgrade(opts)
-  self:check_unsent(2)
+--- Upgrades the request of res to a WebSocket (Response:upgrade). opts:
+-- protocol (the chosen subprotocol, one the client offered), headers (extra
+-- response headers), the limits of core.LIMIT_SETS.websocket (max_message,
+-- ws_idle_timeout, ...), on_open/on_message/on_close/on_control/on_error.
+-- Returns the WebSocket, or nil and an error (the client then gets 426, or
+-- 400 for a broken handshake). level: where argument errors point.
+function _M.upgrade(res, opts, level)
+  level = level or 2
   if opts ~= nil and type(opts) ~= "table" then
-    error("opts must be a table", 2)
+    error("opts must be a table", level)
   end
   opts = opts or {}
-  check_handlers(opts, 2)
-  check_max_message(opts, 2)
-  local req = self.req
+  check_options(opts, level)
+  local req = res.req
   if not req:is_websocket() then
-    self:send(426, "WebSocket upgrade expected\n", { Upgrade = "websocket" })
+    res:send(426, "WebSocket upgrade expected\n", { Upgrade = "websocket" })
     return nil, "not a WebSocket handshake request"
   end
-  local headers = core.copy_table(opts.headers) -- the caller's table may be shared
+  local extra = core.copy_table(opts.headers) -- the caller's table may be shared
   if opts.protocol ~= nil then
     if type(opts.protocol) ~= "string" then
-      error("protocol must be a string", 2)
+      error("protocol must be a string", level)
     end
     local offered = false
     for _, p in ipairs(req:websocket_protocols()) do
       offered = offered or p == opts.protocol
     end
     if not offered then
-      error("protocol '" .. opts.protocol .. "' was not offered by the client", 2)
+      error("protocol '" .. opts.protocol .. "' was not offered by the client", level)
     end
-    headers["Sec-WebSocket-Protocol"] = opts.protocol
+    extra["Sec-WebSocket-Protocol"] = opts.protocol
   end
-  local block = http.header_block(headers, self.default_headers)
-  local ws = new_ws(self.mgr, self.id, opts)
+  local block = headers.build(extra, res.default_headers, level + 1)
+  local ws = new_ws(res.mgr, res.id, opts)
   ws.request = request_snapshot(req)
   ws.protocol = opts.protocol
-  ws.listener = self.listener
-  local mgr = self.mgr
-  if opts.max_message then
-    C.mgffi_ws_set_max_message(mgr.cm, self.id, opts.max_message)
+  ws.listener = res.listener
+  local mgr = res.mgr
+  local ok, err = core.apply_limits(mgr.cm, res.id, opts, "websocket")
+  if not ok then
+    response.finish(res)
+    return nil, err
   end
-  mgr:own(self.id, ws)
-  local rc = C.mgffi_ws_upgrade(mgr.cm, self.id, block, #block)
-  self.sent = true
-  req:mark_done()
-  local l = self.listener
-  if l then
-    l.pending[self.id] = nil
-  end
+  mgr:own(res.id, ws)
+  local rc = C.mgffi_ws_upgrade(mgr.cm, res.id, block, #block)
+  response.finish(res)
   if rc ~= 0 then
-    mgr:disown(self.id)
+    mgr:disown(res.id)
     return nil, mgr:last_error()
   end
+  local l = res.listener
   if l then
     l.websockets = l.websockets or {}
-    l.websockets[self.id] = ws
+    l.websockets[res.id] = ws
   end
   return ws
 end
 
---- Sends data to every open WebSocket of this listener (but except).
--- Returns the number of connections it was queued for.
-function Listener:broadcast(data, kind, except)
+--- Sends data to every open WebSocket of listener l (but except). A slow
+-- consumer, whose send queue is at max_send_queue, is skipped
+-- (opts.slow = "skip", the default) or closed with 1008 ("close").
+-- Returns the number of connections it was queued for, and the number of
+-- slow ones skipped or closed.
+function _M.broadcast(l, data, kind, except, opts, level)
+  level = level or 2
   if type(data) ~= "string" then
-    error("data must be a string", 2)
+    error("data must be a string", level)
   end
-  local op = opcode(kind)
-  local n = 0
-  local cm = self.mgr.cm
-  local all = self.websockets or {}
+  local op = opcode(kind, level)
+  local slow = opts and opts.slow or "skip"
+  if slow ~= "skip" and slow ~= "close" then
+    error("opts.slow must be \"skip\" or \"close\"", level)
+  end
+  local n, slow_count = 0, 0
+  local cm = l.mgr.cm
+  local all = l.websockets or {}
   -- next(), not pairs(): see core.copy_table (a LuaJIT bug).
   local id, ws = next(all)
   while id ~= nil do
     if ws ~= except and ws.open and not ws.closing and not ws.closed then
-      if C_ws_send(cm, id, data, #data, op) == 0 then
+      local rc = C_ws_send(cm, id, data, #data, op)
+      if rc == 0 then
         n = n + 1
+      elseif rc == ERR.FULL then
+        slow_count = slow_count + 1
+        if slow == "close" then
+          ws:close(1008, "too slow")
+        end
       end
     end
     id, ws = next(all, id)
   end
-  return n
-end
-
---- The open WebSockets of this listener, by connection id (a new table).
-function Listener:websocket_connections()
-  local open = {}
-  for id, ws in pairs(self.websockets or {}) do
-    if ws.open and not ws.closed then
-      open[id] = ws
-    end
-  end
-  return open
+  return n, slow_count
 end
 
 --- Opens a WebSocket server. opts: on_open(ws), on_message(ws, data,
 -- is_binary), on_close(ws, code, reason), on_control(ws, kind, data),
 -- path (only this path upgrades; others get 404 or opts.http), protocols
 -- (supported subprotocols, the first one offered is chosen), accept(req)
--- (return false[, status, body] to refuse), max_message, and the HTTP
--- listen options.
-function _M.listen(mgr, url, opts)
+-- (return false[, status, body] to refuse), the WebSocket limits, and the
+-- HTTP listen options.
+function _M.listen(mgr, url, opts, level)
+  level = level or 3
   if type(opts) ~= "table" then
-    error("opts must be a table", 3)
+    error("opts must be a table", level)
   end
-  check_handlers(opts, 3)
-  check_max_message(opts, 3)
+  check_options(opts, level)
   for _, name in ipairs({ "accept", "http" }) do
     if opts[name] ~= nil and type(opts[name]) ~= "function" then
-      error(name .. " must be a function", 3)
+      error(name .. " must be a function", level)
     end
   end
   local path, accept, fallback = opts.path, opts.accept, opts.http
   local supported = opts.protocols
-  local listener
+  local handlers = {
+    on_open = opts.on_open, on_message = opts.on_message, on_close = opts.on_close,
+    on_control = opts.on_control, on_error = opts.on_error,
+  }
   local handler = function(req, res)
     if path and req.path ~= path then
       if fallback then
@@ -429,22 +430,20 @@ function _M.listen(mgr, url, opts)
         return 400, "no supported WebSocket subprotocol\n"
       end
     end
-    local ws = res:upgrade({
-      protocol = chosen, max_message = opts.max_message,
-      on_open = opts.on_open, on_message = opts.on_message, on_close = opts.on_close,
-      on_control = opts.on_control, on_error = opts.on_error,
-    })
-    if ws then
-      ws.listener = listener
-    end
+    handlers.protocol = chosen
+    _M.upgrade(res, handlers)
+    handlers.protocol = nil
   end
-  local err
-  listener, err = http.listen(mgr, url, handler, opts)
+  local listener, err = require("mongoose.http").listen(mgr, url, handler, opts, level + 1)
   if not listener then
     return nil, err
   end
-  if opts.max_message then
-    C.mgffi_ws_set_max_message(mgr.cm, listener.id, opts.max_message)
+  -- The WebSocket limits go on the listener: its connections inherit them.
+  local ok
+  ok, err = core.apply_limits(mgr.cm, listener.id, opts, "websocket")
+  if not ok then
+    listener:close()
+    return nil, err
   end
   return listener
 end
@@ -454,38 +453,42 @@ end
 ---------------------------------------------------------------------------
 
 --- Connects to a WebSocket server at url ("ws://host:port/path"). opts:
--- headers, protocols (offered subprotocols), max_message, and the on_*
--- handlers. Returns the WebSocket (open once on_open runs), or nil, err.
-function _M.connect(mgr, url, opts)
+-- headers, protocols (offered subprotocols), the WebSocket limits, tls,
+-- and the on_* handlers. Returns the WebSocket (open once on_open runs),
+-- or nil, err.
+function _M.connect(mgr, url, opts, level)
+  level = level or 3
   if type(url) ~= "string" then
-    error("url must be a string", 3)
+    error("url must be a string", level)
   end
   if opts ~= nil and type(opts) ~= "table" then
-    error("opts must be a table", 3)
+    error("opts must be a table", level)
   end
   opts = opts or {}
-  check_handlers(opts, 3)
-  check_max_message(opts, 3)
+  check_options(opts, level)
   local scheme = url:match("^(%a[%w+.-]*)://")
   if not scheme or (scheme:lower() ~= "ws" and scheme:lower() ~= "wss") then
     return nil, "ws_connect needs a ws:// or wss:// URL, not " .. url
   end
-  local headers = core.copy_table(opts.headers) -- the caller's table may be shared
+  local extra = core.copy_table(opts.headers) -- the caller's table may be shared
   if opts.protocols then
-    headers["Sec-WebSocket-Protocol"] = table.concat(opts.protocols, ", ")
+    extra["Sec-WebSocket-Protocol"] = table.concat(opts.protocols, ", ")
   end
-  local block = http.header_block(headers)
+  local block = headers.build(extra, nil, level + 1)
   local tls = require("mongoose.tls")
-  tls.check(opts.tls, 3)
+  tls.check(opts.tls, level)
   local id, err = mgr:open_connection("ws", url, nil, opts.tls, block)
   if not id then
     return nil, err
   end
+  local ok
+  ok, err = core.apply_limits(mgr.cm, id, opts, "websocket")
+  if not ok then
+    C.mgffi_close(mgr.cm, id, 1)
+    return nil, err
+  end
   local ws = new_ws(mgr, id, opts)
   ws.is_client = true
-  if opts.max_message then
-    C.mgffi_ws_set_max_message(mgr.cm, id, opts.max_message)
-  end
   mgr:own(id, ws)
   return ws
 end

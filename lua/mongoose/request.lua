@@ -1,0 +1,240 @@
+-- mongoose.request: the request an HTTP handler receives. Its bytes stay
+-- in the C layer (a view) until the request is answered; method, path,
+-- query and version are Lua strings, everything else is copied only when
+-- asked for.
+local ffi = require("ffi")
+local core = require("mongoose.core")
+local headers = require("mongoose.headers")
+
+ffi.cdef [[
+int mgffi_url_decode(const char *src, size_t src_len, char *dst, size_t dst_len, int form);
+]]
+
+local C = core.C
+local F = core.F
+local ffi_string = ffi.string
+local bit_band = require("bit").band
+local type = type
+local error = error
+local tonumber = tonumber
+local setmetatable = setmetatable
+local str_lower = string.lower
+
+local _M = {}
+
+local Request = core.class("mongoose.Request")
+_M.Request = Request
+
+--- A request for event ev (HTTP_MSG or HTTP_HDRS) of connection id.
+function _M.new(mgr, id, ev)
+  local h = ev.http
+  local query = h.query.len > 0 and ffi_string(h.query.ptr, h.query.len) or ""
+  return setmetatable({
+    mgr = mgr,
+    id = id,
+    http = h,
+    method = ffi_string(h.method.ptr, h.method.len),
+    path = ffi_string(h.uri.ptr, h.uri.len),
+    query = query,
+    version = ffi_string(h.proto.ptr, h.proto.len),
+    stale_after = nil,   -- poll_seq after which the C views are gone
+    streaming = bit_band(ev.flags, F.STREAMING) ~= 0,
+  }, Request)
+end
+
+-- Raises unless the request's bytes are still held by the glue; the error
+-- points at the caller of the method that calls this.
+function Request:check_views()
+  local last = self.stale_after
+  if last ~= nil and self.mgr.poll_seq > last then
+    error("request data is no longer available: the request was answered or its "
+          .. "connection closed in an earlier poll; read it before replying", 3)
+  end
+end
+
+--- Marks the request answered (or its connection gone): its bytes are
+-- released after this poll.
+function Request:mark_done()
+  if self.stale_after == nil then
+    self.stale_after = self.mgr.poll_seq
+  end
+end
+
+--- Table of all headers, names lower-cased; repeated headers joined by ", ".
+function Request:headers()
+  local t = self.header_table
+  if t then
+    return t
+  end
+  self:check_views()
+  t = headers.of_message(self.http)
+  self.header_table = t
+  return t
+end
+
+--- Value of header name (case-insensitive), or nil.
+function Request:header(name)
+  if type(name) ~= "string" then
+    error("header name must be a string", 2)
+  end
+  local t = self.header_table
+  if not t then
+    self:check_views()
+    t = headers.of_message(self.http)
+    self.header_table = t
+  end
+  return t[str_lower(name)]
+end
+
+--- Trailer fields of a chunked request (names lower-cased), once its body
+-- has arrived: for a streamed body, from on_body's on_end on.
+function Request:trailers()
+  local t = self.trailer_table
+  if t then
+    return t
+  end
+  self:check_views()
+  t = headers.trailers_of(self.http)
+  self.trailer_table = t
+  return t
+end
+
+--- The whole body as a string ("" when empty; nil for a streamed body).
+function Request:body()
+  local b = self.body_string
+  if b then
+    return b
+  end
+  if self.streaming then
+    return nil
+  end
+  self:check_views()
+  local body = self.http.body
+  b = body.len > 0 and ffi_string(body.ptr, body.len) or ""
+  self.body_string = b
+  return b
+end
+
+--- Content-Length of the request (for streamed bodies: the announced size;
+-- 0 for a chunked body still arriving).
+function Request:content_length()
+  local n = self.content_length_number
+  if n == nil then
+    self:check_views()
+    n = tonumber(self.http.content_length)
+    self.content_length_number = n
+  end
+  return n
+end
+
+local decode_buf_size = 1024
+local decode_buf = ffi.new("char[?]", decode_buf_size)
+
+--- Decodes %XX escapes of s (form: also '+' as a space); s itself when it
+-- cannot be decoded.
+local function url_decode(s, form)
+  local n = #s + 1
+  if n > decode_buf_size then
+    decode_buf_size = n
+    decode_buf = ffi.new("char[?]", n)
+  end
+  local len = C.mgffi_url_decode(s, #s, decode_buf, n, form and 1 or 0)
+  if len < 0 then
+    return s
+  end
+  return ffi_string(decode_buf, len)
+end
+_M.url_decode = url_decode
+
+--- Parses "a=1&b=2" into { a = "1", b = "2" } (the first of repeated keys).
+local function parse_query(q)
+  local t = {}
+  for pair in q:gmatch("[^&]+") do
+    local k, v = pair:match("^([^=]*)=?(.*)$")
+    k = url_decode(k, true)
+    if t[k] == nil then
+      t[k] = url_decode(v, true)
+    end
+  end
+  return t
+end
+_M.parse_query = parse_query
+
+--- Decoded query parameters as a table, or the one named name.
+function Request:query_params(name)
+  local t = self.query_table
+  if not t then
+    t = parse_query(self.query)
+    self.query_table = t
+  end
+  if name ~= nil then
+    return t[name]
+  end
+  return t
+end
+
+-- The peer's address, looked up when first asked (most handlers never do).
+local function load_remote(req)
+  if req.remote_string == nil then
+    local info = req.mgr.cm ~= nil and core.conn_info(req.mgr.cm, req.id)
+    if not info then
+      return false
+    end
+    local r = info.remote
+    req.remote_string = core.format_addr(r, true)
+    req.remote_ip_string = core.format_addr(r, false)
+    req.remote_port_number = r.port
+  end
+  return true
+end
+
+--- The peer as "1.2.3.4:5678" / "[::1]:5678", its IP and its port (nil
+-- once the connection has closed without having been asked before).
+function Request:remote_addr()
+  load_remote(self)
+  return self.remote_string
+end
+
+function Request:remote_ip()
+  load_remote(self)
+  return self.remote_ip_string
+end
+
+function Request:remote_port()
+  load_remote(self)
+  return self.remote_port_number
+end
+
+--- Registers on_chunk(chunk) for the pieces of a streamed body and
+-- on_end() for its end. Only for requests with req.streaming set.
+function Request:on_body(on_chunk, on_end)
+  if not self.streaming then
+    error("on_body is only for streamed requests (see stream_threshold)", 2)
+  end
+  if type(on_chunk) ~= "function" or (on_end ~= nil and type(on_end) ~= "function") then
+    error("on_body expects on_chunk and optional on_end functions", 2)
+  end
+  self.body_chunk_fn = on_chunk
+  self.body_end_fn = on_end
+end
+
+--- True when the request asks for a WebSocket upgrade.
+function Request:is_websocket()
+  local upgrade = self:header("upgrade")
+  local key = self:header("sec-websocket-key")
+  return upgrade ~= nil and upgrade:lower() == "websocket" and key ~= nil and key ~= ""
+end
+
+--- The subprotocols the client offers (Sec-WebSocket-Protocol), in order.
+function Request:websocket_protocols()
+  local list = {}
+  local offered = self:header("sec-websocket-protocol")
+  if offered then
+    for p in offered:gmatch("[^,%s]+") do
+      list[#list + 1] = p
+    end
+  end
+  return list
+end
+
+return _M
