@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "mongoose_ffi.h"
 
@@ -22,6 +23,23 @@
   } while (0)
 
 namespace abi_check {
+
+// mgffi_listen and mgffi_connect with a NUL-terminated URL (or NULL).
+inline int listen_url(mgffi_manager *m, const char *url, int protocol, std::uint64_t *id) {
+  return mgffi_listen(m, url, url != nullptr ? std::strlen(url) : 0, protocol, id);
+}
+
+inline int connect_url(mgffi_manager *m, const char *url, int protocol, std::uint64_t *id) {
+  return mgffi_connect(m, url, url != nullptr ? std::strlen(url) : 0, protocol, id);
+}
+
+// Sets limit key of connection id, failing the program when it cannot.
+inline void set_limit(mgffi_manager *m, std::uint64_t id, int key, std::uint64_t value) {
+  if (mgffi_set_limit(m, id, key, value) != MGFFI_OK) {
+    std::fprintf(stderr, "set_limit %d: %s\n", key, mgffi_last_error(m));
+    std::exit(1);
+  }
+}
 
 inline std::uint16_t port_of(mgffi_manager *m, std::uint64_t id) {
   mgffi_conn_info info;

@@ -139,8 +139,8 @@ int main() {
   mgffi_manager *m = mgffi_manager_new();
   CHECK(m != nullptr);
   std::uint64_t http_id = 0, raw_id = 0;
-  CHECK(mgffi_listen(m, "http://127.0.0.1:0", MGFFI_PROTO_HTTP, &http_id) == MGFFI_OK);
-  CHECK(mgffi_listen(m, "tcp://127.0.0.1:0", MGFFI_PROTO_RAW, &raw_id) == MGFFI_OK);
+  CHECK(abi_check::listen_url(m, "http://127.0.0.1:0", MGFFI_PROTO_HTTP, &http_id) == MGFFI_OK);
+  CHECK(abi_check::listen_url(m, "tcp://127.0.0.1:0", MGFFI_PROTO_RAW, &raw_id) == MGFFI_OK);
 
   const int http_fd = connect_to(port_of(m, http_id));
   const int ws_fd = connect_to(port_of(m, http_id));

@@ -158,11 +158,35 @@ TEST_F(HttpTest, EmptyBodyReplyHasContentLengthZero) {
   ASSERT_TRUE(c.Send(m, Request("GET", "/empty")));
   const mgffi_event *ev = WaitRequest();
   ASSERT_NE(ev, nullptr);
-  ASSERT_EQ(mgffi_http_reply(m, ev->conn_id, 204, nullptr, 0, nullptr, 0), MGFFI_OK);
+  ASSERT_EQ(mgffi_http_reply(m, ev->conn_id, 200, nullptr, 0, nullptr, 0), MGFFI_OK);
   HttpResponse r;
   ASSERT_TRUE(c.ReadResponse(m, &r));
-  EXPECT_EQ(r.status, 204);
+  EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.Header("Content-Length"), "0");
+}
+
+// RFC 9110 8.6: no Content-Length in a 204 or 304 (nor a 1xx), and no body.
+TEST_F(HttpTest, NoContentRepliesHaveNoContentLength) {
+  Client c(port);
+  for (int status : {204, 304}) {
+    ASSERT_TRUE(c.Send(m, Request("GET", "/empty")));
+    const mgffi_event *ev = WaitRequest();
+    ASSERT_NE(ev, nullptr);
+    EXPECT_EQ(mgffi_http_reply(m, ev->conn_id, status, nullptr, 0, "x", 1), MGFFI_ERR_ARG);
+    EXPECT_EQ(mgffi_http_begin_chunked(m, ev->conn_id, status, nullptr, 0), MGFFI_ERR_ARG);
+    ASSERT_EQ(mgffi_http_reply(m, ev->conn_id, status, nullptr, 0, nullptr, 0), MGFFI_OK);
+    ASSERT_TRUE(c.ReadUntil(
+        m, [](const std::string &b) { return b.find("\r\n\r\n") != std::string::npos; }));
+    const std::string head = c.buffer().substr(0, c.buffer().find("\r\n\r\n") + 4);
+    EXPECT_EQ(head.find("HTTP/1.1 " + std::to_string(status)), 0u) << head;
+    EXPECT_EQ(mgtest::Lower(head).find("content-length"), std::string::npos) << head;
+    c.buffer().erase(0, head.size());
+  }
+  // A 1xx cannot end a request.
+  ASSERT_TRUE(c.Send(m, Request("GET", "/empty")));
+  const mgffi_event *ev = WaitRequest();
+  ASSERT_NE(ev, nullptr);
+  EXPECT_EQ(mgffi_http_reply(m, ev->conn_id, 101, nullptr, 0, nullptr, 0), MGFFI_ERR_ARG);
 }
 
 TEST_F(HttpTest, DeferredReplyKeepsRequestViews) {
@@ -405,7 +429,7 @@ TEST_F(HttpTest, MalformedRequestLineGets400AndServerStaysUp) {
 }
 
 TEST_F(HttpTest, BodyOverLimitGets413) {
-  ASSERT_EQ(mgffi_http_set_limits(m, listener, 1000, 0), MGFFI_OK);
+  ASSERT_EQ(mgffi_set_limit(m, listener, MGFFI_LIMIT_MAX_BODY, 1000), MGFFI_OK);
   Client c(port);
   ASSERT_TRUE(c.ok());
   // Head plus the first bytes of the body: the glue answers on the head.
@@ -435,7 +459,7 @@ TEST_F(HttpTest, BodyOverLimitGets413) {
 }
 
 TEST_F(HttpTest, StreamingLargeBody) {
-  ASSERT_EQ(mgffi_http_set_limits(m, listener, 0, 1000), MGFFI_OK);
+  ASSERT_EQ(mgffi_set_limit(m, listener, MGFFI_LIMIT_STREAM_THRESHOLD, 1000), MGFFI_OK);
   std::string body(100000, '\0');
   for (size_t i = 0; i < body.size(); i++) body[i] = static_cast<char>('a' + (i * 7 + i / 13) % 26);
   Client c(port);
@@ -505,7 +529,7 @@ TEST_F(HttpTest, StreamingLargeBody) {
 }
 
 TEST_F(HttpTest, SmallBodyBelowThresholdIsNotStreamed) {
-  ASSERT_EQ(mgffi_http_set_limits(m, listener, 0, 1000), MGFFI_OK);
+  ASSERT_EQ(mgffi_set_limit(m, listener, MGFFI_LIMIT_STREAM_THRESHOLD, 1000), MGFFI_OK);
   Client c(port);
   ASSERT_TRUE(c.Send(m, Request("POST", "/s", "Content-Length: 10\r\n") + "0123456789"));
   const mgffi_event *ev = WaitRequest();
@@ -588,7 +612,7 @@ TEST_F(HttpTest, EventViewsValidAfterRepliesInSameCycle) {
   }
   uint64_t ids[8];
   EXPECT_EQ(mgffi_connection_ids(m, ids, 8), 3u);
-  mgffi_http_set_limits(m, listener, 0, 0);
+  mgffi_set_limit(m, listener, MGFFI_LIMIT_STREAM_THRESHOLD, 0);
   // Re-read: same array, same contents.
   ASSERT_EQ(m.events(), evs);
   size_t idx = 0;
@@ -623,7 +647,7 @@ TEST_F(HttpTest, RequestEventsCanBeMaskedOff) {
 namespace {
 
 TEST_F(HttpTest, StreamedBodyFollowedByPipelinedRequestInOneWrite) {
-  ASSERT_EQ(mgffi_http_set_limits(m, listener, 0, 1000), MGFFI_OK);
+  ASSERT_EQ(mgffi_set_limit(m, listener, MGFFI_LIMIT_STREAM_THRESHOLD, 1000), MGFFI_OK);
   const std::string body(3000, 'x');
   Client c(port);
   ASSERT_TRUE(c.Send(
@@ -652,7 +676,7 @@ TEST_F(HttpTest, StreamedBodyFollowedByPipelinedRequestInOneWrite) {
 // arrived (e.g. refusing an upload early) must leave the connection able to
 // take the next request once the body is consumed.
 TEST_F(HttpTest, EarlyReplyToStreamedRequestThenNextRequest) {
-  ASSERT_EQ(mgffi_http_set_limits(m, listener, 0, 1000), MGFFI_OK);
+  ASSERT_EQ(mgffi_set_limit(m, listener, MGFFI_LIMIT_STREAM_THRESHOLD, 1000), MGFFI_OK);
   Client c(port);
   ASSERT_TRUE(
       c.Send(m, Request("POST", "/up", "Content-Length: 5000\r\n") + std::string(100, 'x')));
@@ -752,7 +776,7 @@ TEST_F(HttpTest, WsUpgradeWithEmptyKeyGets400) {
   const mgffi_event *ev = WaitRequest();
   ASSERT_NE(ev, nullptr);
   EXPECT_EQ(mgffi_ws_upgrade(m, ev->conn_id, nullptr, 0), MGFFI_ERR_STATE);
-  EXPECT_NE(std::string(mgffi_last_error(m)).find("empty Sec-WebSocket-Key"), std::string::npos);
+  EXPECT_NE(std::string(mgffi_last_error(m)).find("invalid Sec-WebSocket-Key"), std::string::npos);
   ASSERT_TRUE(
       c.ReadUntil(m, [](const std::string &b) { return b.find("\r\n\r\n") != std::string::npos; }));
   HttpResponse resp;

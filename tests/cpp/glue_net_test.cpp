@@ -106,7 +106,8 @@ TEST(Udp, ListenerClosedAtOnceReleasesItsPort) {
   ASSERT_EQ(mgffi_close(m, id, 1), MGFFI_OK);
   const std::string url = "udp://127.0.0.1:" + std::to_string(port);
   std::uint64_t again = 0;
-  EXPECT_EQ(mgffi_listen(m, url.c_str(), MGFFI_PROTO_RAW, &again), MGFFI_OK) << mgffi_last_error(m);
+  EXPECT_EQ(mgffi_listen(m, url.c_str(), url.size(), MGFFI_PROTO_RAW, &again), MGFFI_OK)
+      << mgffi_last_error(m);
   m.PollTimes(2, 0);  // the old connection is freed without touching the new socket
   mgffi_conn_info info;
   ASSERT_EQ(mgffi_get_conn_info(m, again, &info), MGFFI_OK);
@@ -144,7 +145,7 @@ TEST_F(RawTest, PauseReadingHoldsBytes) {
 TEST_F(RawTest, OutgoingConnectionToOwnListener) {
   std::string url = "tcp://127.0.0.1:" + std::to_string(port);
   uint64_t cid = 0;
-  ASSERT_EQ(mgffi_connect(m, url.c_str(), MGFFI_PROTO_RAW, &cid), MGFFI_OK);
+  ASSERT_EQ(mgffi_connect(m, url.c_str(), url.size(), MGFFI_PROTO_RAW, &cid), MGFFI_OK);
   ASSERT_NE(cid, 0u);
   ASSERT_TRUE(m.PollUntil(
       [&] { return m.Seen(MGFFI_EV_CONNECT, cid) == 1 && m.Seen(MGFFI_EV_ACCEPT) == 1; }));
@@ -172,7 +173,8 @@ TEST(Connect, RefusedYieldsErrorThenClose) {
   ASSERT_NE(closed_port, 0);
   std::string url = "tcp://127.0.0.1:" + std::to_string(closed_port);
   uint64_t id = 0;
-  ASSERT_EQ(mgffi_connect(m, url.c_str(), MGFFI_PROTO_RAW, &id), MGFFI_OK) << mgffi_last_error(m);
+  ASSERT_EQ(mgffi_connect(m, url.c_str(), url.size(), MGFFI_PROTO_RAW, &id), MGFFI_OK)
+      << mgffi_last_error(m);
   ASSERT_NE(id, 0u);
   ASSERT_TRUE(m.PollUntil([&] { return m.Seen(MGFFI_EV_CLOSE, id) == 1; }));
   int err = m.FirstSeen(MGFFI_EV_ERROR, id);
@@ -191,7 +193,7 @@ TEST(Connect, HttpRefusedYieldsErrorThenClose) {
   const uint16_t closed_port = mgtest::UnusedPort();
   std::string url = "http://127.0.0.1:" + std::to_string(closed_port);
   uint64_t id = 0;
-  ASSERT_EQ(mgffi_connect(m, url.c_str(), MGFFI_PROTO_HTTP, &id), MGFFI_OK);
+  ASSERT_EQ(mgffi_connect(m, url.c_str(), url.size(), MGFFI_PROTO_HTTP, &id), MGFFI_OK);
   ASSERT_TRUE(m.PollUntil([&] { return m.Seen(MGFFI_EV_CLOSE, id) == 1; }));
   int err = m.FirstSeen(MGFFI_EV_ERROR, id);
   ASSERT_GE(err, 0);
@@ -206,7 +208,7 @@ TEST(Connect, HttpClientGetsResponseFromOwnServer) {
   ASSERT_NE(listener, 0u);
   std::string url = "http://127.0.0.1:" + std::to_string(port);
   uint64_t cid = 0;
-  ASSERT_EQ(mgffi_connect(m, url.c_str(), MGFFI_PROTO_HTTP, &cid), MGFFI_OK);
+  ASSERT_EQ(mgffi_connect(m, url.c_str(), url.size(), MGFFI_PROTO_HTTP, &cid), MGFFI_OK);
   ASSERT_TRUE(m.PollUntil([&] { return m.Seen(MGFFI_EV_CONNECT, cid) == 1; }));
   const std::string req = "GET /hi?q=1 HTTP/1.1\r\nHost: x\r\n\r\n";
   ASSERT_EQ(mgffi_send(m, cid, req.data(), req.size()), MGFFI_OK);

@@ -78,12 +78,17 @@ void cycle() {
   mgffi_manager *m = mgffi_manager_new();
   CHECK(m != nullptr);
   std::uint64_t http = 0, streamed = 0, tcp = 0, udp = 0;
-  CHECK(mgffi_listen(m, "http://127.0.0.1:0", MGFFI_PROTO_HTTP, &http) == MGFFI_OK);
-  CHECK(mgffi_listen(m, "http://127.0.0.1:0", MGFFI_PROTO_HTTP, &streamed) == MGFFI_OK);
-  CHECK(mgffi_http_set_limits(m, streamed, 1000, 100) == MGFFI_OK);
-  CHECK(mgffi_set_limits(m, streamed, 10, 5000, 5000, 1024, 16) == MGFFI_OK);
-  CHECK(mgffi_listen(m, "tcp://127.0.0.1:0", MGFFI_PROTO_RAW, &tcp) == MGFFI_OK);
-  CHECK(mgffi_listen(m, "udp://127.0.0.1:0", MGFFI_PROTO_RAW, &udp) == MGFFI_OK);
+  CHECK(abi_check::listen_url(m, "http://127.0.0.1:0", MGFFI_PROTO_HTTP, &http) == MGFFI_OK);
+  CHECK(abi_check::listen_url(m, "http://127.0.0.1:0", MGFFI_PROTO_HTTP, &streamed) == MGFFI_OK);
+  abi_check::set_limit(m, streamed, MGFFI_LIMIT_MAX_BODY, 1000);
+  abi_check::set_limit(m, streamed, MGFFI_LIMIT_STREAM_THRESHOLD, 100);
+  abi_check::set_limit(m, streamed, MGFFI_LIMIT_MAX_CONNECTIONS, 10);
+  abi_check::set_limit(m, streamed, MGFFI_LIMIT_IDLE_TIMEOUT_MS, 5000);
+  abi_check::set_limit(m, streamed, MGFFI_LIMIT_REQUEST_TIMEOUT_MS, 5000);
+  abi_check::set_limit(m, streamed, MGFFI_LIMIT_MAX_HEADER_SIZE, 1024);
+  abi_check::set_limit(m, streamed, MGFFI_LIMIT_MAX_HEADERS, 16);
+  CHECK(abi_check::listen_url(m, "tcp://127.0.0.1:0", MGFFI_PROTO_RAW, &tcp) == MGFFI_OK);
+  CHECK(abi_check::listen_url(m, "udp://127.0.0.1:0", MGFFI_PROTO_RAW, &udp) == MGFFI_OK);
 
   // HTTP: keep-alive requests, chunked, a 400, a 431 and a streamed body.
   int a = connect_to(port_of(m, http));
@@ -96,10 +101,11 @@ void cycle() {
   CHECK(r.find(" 400 ") != std::string::npos);
   close(b);
   int c = connect_to(port_of(m, streamed));
-  r = exchange(m, c, "POST /up HTTP/1.1\r\nContent-Length: 500\r\n\r\n" + std::string(500, 'u'),
-               "hello\n");
+  r = exchange(
+      m, c, "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n" + std::string(500, 'u'),
+      "hello\n");
   CHECK(r.find("hello") != std::string::npos);
-  r = exchange(m, c, "GET / HTTP/1.1\r\nX: " + std::string(2000, 'h') + "\r\n\r\n",
+  r = exchange(m, c, "GET / HTTP/1.1\r\nHost: x\r\nX: " + std::string(2000, 'h') + "\r\n\r\n",
                "Request Header Fields Too Large\n");
   CHECK(r.find(" 431 ") != std::string::npos);
   close(c);
@@ -124,8 +130,8 @@ void cycle() {
   // An HTTP client request to our own server, and one to a closed port.
   std::uint64_t client = 0, refused = 0;
   std::string url = "http://127.0.0.1:" + std::to_string(port_of(m, http)) + "/c";
-  CHECK(mgffi_connect(m, url.c_str(), MGFFI_PROTO_HTTP, &client) == MGFFI_OK);
-  CHECK(mgffi_connect(m, "http://127.0.0.1:1/", MGFFI_PROTO_HTTP, &refused) == MGFFI_OK);
+  CHECK(mgffi_connect(m, url.c_str(), url.size(), MGFFI_PROTO_HTTP, &client) == MGFFI_OK);
+  CHECK(abi_check::connect_url(m, "http://127.0.0.1:1/", MGFFI_PROTO_HTTP, &refused) == MGFFI_OK);
   std::string req = "GET /c HTTP/1.1\r\nHost: h\r\n\r\n";
   CHECK(mgffi_send(m, client, req.data(), req.size()) == MGFFI_OK);
   bool answered = false;

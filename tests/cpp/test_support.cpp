@@ -102,7 +102,7 @@ int Manager::FirstSeen(int type, std::uint64_t conn) const {
 
 std::uint64_t Manager::Listen(const char *url, int protocol, std::uint16_t *port) {
   std::uint64_t id = 0;
-  int rc = mgffi_listen(m_, url, protocol, &id);
+  int rc = mgffi_listen(m_, url, std::strlen(url), protocol, &id);
   EXPECT_EQ(rc, MGFFI_OK) << url << ": " << mgffi_last_error(m_);
   if (rc != MGFFI_OK) return 0;
   mgffi_conn_info info{};

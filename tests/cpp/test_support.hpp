@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "abi_check.hpp"
 #include "mongoose_ffi.h"
 
 namespace mgtest {

@@ -27,9 +27,18 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "mongoose_ffi.h"
+
+namespace {
+
+int listen_url(mgffi_manager *m, const char *url, int protocol, uint64_t *id) {
+  return mgffi_listen(m, url, std::strlen(url), protocol, id);
+}
+
+}  // namespace
 
 namespace {
 
@@ -76,14 +85,17 @@ Server &server() {
   mgffi_log_set_level(0);
   s.m = mgffi_manager_new();
   if (s.m == nullptr) std::abort();
-  if (mgffi_listen(s.m, "http://127.0.0.1:0", MGFFI_PROTO_HTTP, &s.listeners[0]) != MGFFI_OK ||
-      mgffi_listen(s.m, "http://127.0.0.1:0", MGFFI_PROTO_HTTP, &s.listeners[1]) != MGFFI_OK) {
+  if (listen_url(s.m, "http://127.0.0.1:0", MGFFI_PROTO_HTTP, &s.listeners[0]) != MGFFI_OK ||
+      listen_url(s.m, "http://127.0.0.1:0", MGFFI_PROTO_HTTP, &s.listeners[1]) != MGFFI_OK) {
     std::abort();
   }
   // Listener 1: small limits, streamed bodies, small WebSocket messages.
-  mgffi_http_set_limits(s.m, s.listeners[1], 4096, 1024);
-  mgffi_set_limits(s.m, s.listeners[1], 64, 0, 2000, 2048, 16);
-  mgffi_ws_set_max_message(s.m, s.listeners[1], 1024);
+  const std::pair<int, uint64_t> limits[] = {
+      {MGFFI_LIMIT_MAX_BODY, 4096},        {MGFFI_LIMIT_STREAM_THRESHOLD, 1024},
+      {MGFFI_LIMIT_MAX_CONNECTIONS, 64},   {MGFFI_LIMIT_REQUEST_TIMEOUT_MS, 2000},
+      {MGFFI_LIMIT_MAX_HEADER_SIZE, 2048}, {MGFFI_LIMIT_MAX_HEADERS, 16},
+      {MGFFI_LIMIT_WS_MAX_MESSAGE, 1024}};
+  for (const auto &l : limits) mgffi_set_limit(s.m, s.listeners[1], l.first, l.second);
   for (std::uint64_t id : s.listeners) {
     mgffi_set_event_mask(s.m, id, 0xffffffffu);
   }
