@@ -170,7 +170,9 @@ function _M.wait(job, mgr, timeout_ms)
       return read_file(job.base .. ".out") or "", tonumber(rc), read_file(job.base .. ".err") or ""
     end
     if os.time() > socket_deadline then
-      fail("command timed out: " .. job.cmd, 2)
+      local out = (read_file(job.base .. ".out") or ""):sub(-2000)
+      local err = (read_file(job.base .. ".err") or ""):sub(-2000)
+      fail("command timed out: " .. job.cmd .. "\n--- stdout so far:\n" .. out .. "\n--- stderr so far:\n" .. err, 2)
     end
     if mgr then
       mgr:poll(5)
