@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer target tests/fuzz/fuzz_http_server.cpp (the glue in
-# src/ and Mongoose compiled in, with ASan + UBSan) using Debian's clang
-# and runs it for FUZZ_SECONDS (default 60) from the corpus in
-# tests/fuzz/corpus. New inputs go to a scratch directory, not the repo;
-# a crash leaves its input in $FUZZ_DIR (default build-fuzz) and fails.
-#   FUZZ_SECONDS=600 bash scripts/fuzz.sh        a longer run
-#   bash scripts/fuzz.sh build-fuzz/crash-...    replays one input
+# Builds the libFuzzer targets of tests/fuzz (the glue in src/ and Mongoose
+# compiled in, with ASan + UBSan) using Debian's clang and runs each for
+# FUZZ_SECONDS (default 60) from its corpus: fuzz_http_server (bytes from a
+# client to HTTP listeners, tests/fuzz/corpus) and fuzz_ws (WebSocket frame
+# sequences both ways, tests/fuzz/corpus_ws). New inputs go to a scratch
+# directory, not the repo; a crash leaves its input in $FUZZ_DIR (default
+# build-fuzz) and fails.
+#   FUZZ_SECONDS=600 bash scripts/fuzz.sh            longer runs
+#   FUZZ_TARGETS=ws bash scripts/fuzz.sh             one target
+#   bash scripts/fuzz.sh ws build-fuzz/crash-...     replays one input
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
 FUZZ_DIR="${FUZZ_DIR:-build-fuzz}"
+FUZZ_TARGETS="${FUZZ_TARGETS:-http_server ws}"
 CXX="${FUZZ_CXX:-$(command -v clang++-14 || command -v clang++)}"
 CC="${FUZZ_CC:-$(command -v clang-14 || command -v clang)}"
 MONGOOSE_DIR="${MONGOOSE_DIR:-/usr/src}"
 MONGOOSE_INC="${MONGOOSE_INC:-/usr/include}"
-mkdir -p "$FUZZ_DIR/obj" "$FUZZ_DIR/new-corpus"
+mkdir -p "$FUZZ_DIR/obj" "$FUZZ_DIR/generated"
 
 # The same Mongoose settings as CMakeLists.txt (they change struct
 # layouts), without TLS.
@@ -24,35 +28,55 @@ DEFS=(-DMG_ARCH=MG_ARCH_UNIX -DMG_ENABLE_EPOLL=1 -DMG_ENABLE_IPV6=1 -DMG_ENABLE_
       -DMG_TLS=MG_TLS_NONE)
 SAN=(-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
      -fno-omit-frame-pointer -g -O1)
-INC=(-Iinclude -Isrc -I"$MONGOOSE_INC")
+INC=(-Iinclude -Isrc -I"$FUZZ_DIR/generated" -I"$MONGOOSE_INC")
 
 echo "fuzz: building with $CXX"
+cmake -DHEADER=include/mongoose_ffi.h -DOUTPUT="$FUZZ_DIR/generated/mgffi_layout.inc" \
+  -P cmake/gen_layout.cmake
 "$CC" "${SAN[@]}" "${DEFS[@]}" "${INC[@]}" -w -c "$MONGOOSE_DIR/mongoose.c" -o "$FUZZ_DIR/obj/mongoose.o"
 objs=("$FUZZ_DIR/obj/mongoose.o")
-for src in src/*.cpp tests/fuzz/fuzz_http_server.cpp; do
+for src in src/*.cpp; do
   obj="$FUZZ_DIR/obj/$(basename "$src" .cpp).o"
   "$CXX" -std=c++17 "${SAN[@]}" "${DEFS[@]}" "${INC[@]}" -c "$src" -o "$obj" &
   objs+=("$obj")
 done
+for target in $FUZZ_TARGETS; do
+  "$CXX" -std=c++17 "${SAN[@]}" "${DEFS[@]}" "${INC[@]}" -c "tests/fuzz/fuzz_$target.cpp" \
+    -o "$FUZZ_DIR/obj/fuzz_$target.o" &
+done
 wait
-"$CXX" -fsanitize=fuzzer,address,undefined "${objs[@]}" -o "$FUZZ_DIR/fuzz_http_server"
+for target in $FUZZ_TARGETS; do
+  "$CXX" -fsanitize=fuzzer,address,undefined "${objs[@]}" "$FUZZ_DIR/obj/fuzz_$target.o" \
+    -o "$FUZZ_DIR/fuzz_$target"
+done
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-halt_on_error=1:detect_leaks=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
 if [ "$#" -gt 0 ]; then
-  exec "$FUZZ_DIR/fuzz_http_server" "$@"
+  target="$1"
+  shift
+  exec "$FUZZ_DIR/fuzz_$target" "$@"
 fi
-echo "fuzz: running for ${FUZZ_SECONDS}s"
-"$FUZZ_DIR/fuzz_http_server" -max_total_time="$FUZZ_SECONDS" -max_len=8192 -timeout=20 \
-  -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$FUZZ_DIR/" \
-  "$FUZZ_DIR/new-corpus" tests/fuzz/corpus >"$FUZZ_DIR/fuzz.log" 2>&1
-status=$?
-# The harness's own notes, then libFuzzer's last words (the full log stays
-# in $FUZZ_DIR/fuzz.log).
-grep '^fuzz: ' "$FUZZ_DIR/fuzz.log" || true
-tail -n 25 "$FUZZ_DIR/fuzz.log"
-if [ "$status" != 0 ]; then
-  echo "fuzz: FAILED (exit $status); inputs: $(ls "$FUZZ_DIR"/crash-* "$FUZZ_DIR"/leak-* "$FUZZ_DIR"/timeout-* 2>/dev/null | tr '\n' ' ')" >&2
-  exit "$status"
-fi
-echo "fuzz: clean after ${FUZZ_SECONDS}s"
+for target in $FUZZ_TARGETS; do
+  corpus=tests/fuzz/corpus
+  max_len=8192
+  if [ "$target" = ws ]; then
+    corpus=tests/fuzz/corpus_ws
+    max_len=16384
+  fi
+  mkdir -p "$FUZZ_DIR/new-corpus-$target"
+  echo "fuzz: running fuzz_$target for ${FUZZ_SECONDS}s"
+  status=0
+  "$FUZZ_DIR/fuzz_$target" -max_total_time="$FUZZ_SECONDS" -max_len="$max_len" -timeout=20 \
+    -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$FUZZ_DIR/$target-" \
+    "$FUZZ_DIR/new-corpus-$target" "$corpus" >"$FUZZ_DIR/fuzz-$target.log" 2>&1 || status=$?
+  # The harness's own notes, then libFuzzer's last words (the full log stays
+  # in $FUZZ_DIR/fuzz-$target.log).
+  grep '^fuzz: ' "$FUZZ_DIR/fuzz-$target.log" || true
+  tail -n 25 "$FUZZ_DIR/fuzz-$target.log"
+  if [ "$status" != 0 ]; then
+    echo "fuzz: fuzz_$target FAILED (exit $status); inputs: $(ls "$FUZZ_DIR/$target"-* 2>/dev/null | tr '\n' ' ')" >&2
+    exit "$status"
+  fi
+  echo "fuzz: fuzz_$target clean after ${FUZZ_SECONDS}s"
+done
