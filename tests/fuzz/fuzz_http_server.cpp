@@ -24,7 +24,6 @@
 
 namespace {
 
-using fuzz::g_sink;
 
 struct Server {
   mgffi_manager *m = nullptr;
