@@ -343,6 +343,31 @@ function App:listen(mgr, url, opts)
   return a, b
 end
 
+--- A handler that runs the middleware functions (as app:use's, for one
+-- route), then handler: web.chain(mw1, mw2, ..., handler).
+function _M.chain(...)
+  local n = select("#", ...)
+  local fns = { ... }
+  for i = 1, n do
+    check_fn(fns[i], i == n and "handler" or "middleware", 2)
+  end
+  local handler = fns[n]
+  fns[n] = nil
+  local count = n - 1
+  return function(req, res)
+    for i = 1, count do
+      local status, body, hdrs = fns[i](req, res)
+      if status ~= nil then
+        return status, body, hdrs
+      end
+      if res.sent or res.chunked or res.closed then
+        return
+      end
+    end
+    return handler(req, res)
+  end
+end
+
 ---------------------------------------------------------------------------
 -- Replies
 ---------------------------------------------------------------------------

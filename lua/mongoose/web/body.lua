@@ -65,13 +65,22 @@ local function mark_empty(v, depth)
   return copy
 end
 
+-- lua-cjson 2.1.0 writes "/" as "\/"; every "/" it writes is escaped
+-- so, and "\\" is written for a backslash, so "\/" is always that escape.
+local function unescape_slashes(s)
+  if str_find(s, "\\/", 1, true) then
+    return (s:gsub("\\/", "/"))
+  end
+  return s
+end
+
 --- value encoded as JSON (raises when it cannot be: a function, a cycle).
 function _M.encode_json(value)
   local j = _M.cjson(2)
   if not arrays_made then
-    return j.encode(value)
+    return unescape_slashes(j.encode(value))
   end
-  local s = j.encode(mark_empty(value, 0))
+  local s = unescape_slashes(j.encode(mark_empty(value, 0)))
   if str_find(s, "\\u0000mongoose.web.empty_array\\u0000", 1, true) then
     s = s:gsub('"\\u0000mongoose%.web%.empty_array\\u0000"', "[]")
   end
@@ -170,17 +179,23 @@ local function has_body(req)
   return b ~= nil and #b > 0
 end
 
---- Middleware: a request with a body must be JSON (else 415), valid
--- (else 400); its value goes to req.json. Requests without a body pass.
--- Raises here when lua-cjson is missing.
-function _M.json_body()
+--- Middleware: a JSON body (application/json, application/*+json) is
+-- parsed into req.json, bad JSON answered with 400; a body of another type
+-- gets 415 (opts.require, the default) or passes untouched (require =
+-- false). Requests without a body pass. Raises here when lua-cjson is
+-- missing.
+function _M.json_body(opts)
   _M.cjson(2)
+  local require_json = not (opts and opts.require == false)
   return function(req)
     if not has_body(req) then
       return nil
     end
     local v, err, status = _M.json(req)
     if v == nil then
+      if status == 415 and not require_json then
+        return nil
+      end
       return fail(status, err)
     end
     req.json = v
