@@ -18,6 +18,17 @@ local function list_value(v, default)
   return tostring(v)
 end
 
+-- Adds token to the Vary header set on res (compression adds its own).
+local function add_vary(res, token)
+  local d = res.default_headers
+  local old = d and d.Vary
+  if old == nil then
+    res:set_header("Vary", token)
+  elseif not old:find(token, 1, true) then
+    res:set_header("Vary", old .. ", " .. token)
+  end
+end
+
 -- A function(origin) -> allowed, for opts.origins.
 local function origin_check(origins, level)
   if origins == nil or origins == "*" then
@@ -77,7 +88,7 @@ function _M.new(opts)
       res:set_header("Access-Control-Allow-Origin", "*")
     else
       res:set_header("Access-Control-Allow-Origin", origin)
-      res:set_header("Vary", "Origin")
+      add_vary(res, "Origin")
     end
     if credentials then
       res:set_header("Access-Control-Allow-Credentials", "true")
