@@ -192,7 +192,11 @@ function Listener:on_event(ev, id)
     if res then
       self.pending[id] = nil
       res.closed = true
-      res.req:mark_done()
+      if res.chunked then
+        response.finish(res) -- a cut chunked reply (an event stream) reaches on_response too
+      else
+        res.req:mark_done()
+      end
       local on_close = res.on_close_fn
       if on_close then
         self.mgr:protected_call("on_close", on_close, res)
