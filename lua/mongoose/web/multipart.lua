@@ -307,8 +307,8 @@ local TEXT = { ["Content-Type"] = "text/plain" }
 --- Parses the multipart/form-data body of req (streamed through
 -- req:on_body, so give http_listen a stream_threshold for large uploads,
 -- or whole) with the options of new(); then on_done(result, err, status)
--- runs (result: see finish). What on_done returns (status, body, headers)
--- is sent unless it replied itself. Returns nothing when it answers
+-- runs (result: see finish). What on_done returns (status, body, headers;
+-- a table body as JSON) is sent unless it replied itself. Returns nothing when it answers
 -- later, else status, body, headers (400, 415) for the handler to return.
 function _M.handle(req, res, opts, on_done)
   if type(on_done) ~= "function" then
@@ -322,6 +322,10 @@ function _M.handle(req, res, opts, on_done)
   local function done(result, err, status)
     local s, b, h = on_done(result, err, status)
     if s ~= nil and not (res.sent or res.chunked or res.closed) then
+      if type(b) == "table" then -- as a web handler's return: JSON
+        b = require("mongoose.web.body").encode_json(b)
+        h = h or { ["Content-Type"] = "application/json" }
+      end
       res:send(s, b, h)
     end
   end
