@@ -455,6 +455,36 @@ MGFFI_API int mgffi_tls_set(mgffi_manager *m, uint64_t id, const char *ca, size_
 MGFFI_API const char *mgffi_tls_backend(void);
 
 /* ======================================================================
+ * Web helpers (mongoose.web): Mongoose's HMAC-SHA256, base64 and HTTP
+ * credentials, for signed cookies and authentication. No manager, no
+ * connection: pure functions of their arguments. Every buffer is a
+ * pointer and a length; results are written to caller-owned buffers.
+ * ====================================================================== */
+/* HMAC-SHA256 of data under key into out (out_len must be at least 32).
+ * Returns MGFFI_OK, MGFFI_ERR_ARG (NULL with a length) or MGFFI_ERR_SPACE. */
+MGFFI_API int mgffi_hmac_sha256(const void *key, size_t key_len, const void *data, size_t data_len,
+                                uint8_t *out, size_t out_len);
+/* Base64 of src into dst; url != 0: the URL alphabet ('-', '_') without
+ * padding. *out_len gets the length written (dst is also NUL-terminated).
+ * Returns MGFFI_OK, MGFFI_ERR_ARG or MGFFI_ERR_SPACE (dst_len below
+ * 4 * ceil(src_len / 3) + 1). */
+MGFFI_API int mgffi_base64_encode(const void *src, size_t src_len, int url, char *dst,
+                                  size_t dst_len, size_t *out_len);
+/* Decodes base64 of either alphabet, padded or not, into dst. Returns
+ * MGFFI_OK, MGFFI_ERR_ARG (not base64) or MGFFI_ERR_SPACE (dst_len below
+ * 3 * ceil(src_len / 4) + 1). */
+MGFFI_API int mgffi_base64_decode(const char *src, size_t src_len, void *dst, size_t dst_len,
+                                  size_t *out_len);
+/* The credentials of an Authorization header value, as Mongoose's
+ * mg_http_creds reads them: "Basic <base64 user:pass>" gives user and
+ * password, "Bearer <token>" the token in pass (user empty). Both are
+ * NUL-terminated and cut to their buffers (Mongoose decodes at most 255
+ * bytes of Basic credentials). Returns 1 (Basic), 2 (Bearer), 0 (neither),
+ * or MGFFI_ERR_ARG (a buffer of length 0). */
+MGFFI_API int mgffi_http_creds(const char *authorization, size_t auth_len, char *user,
+                               size_t user_len, char *pass, size_t pass_len);
+
+/* ======================================================================
  * Process signals (for a graceful stop; no Lua callback involved)
  * ====================================================================== */
 /* Installs a handler for signo that only records it; a later poll returns

@@ -63,6 +63,9 @@ fi
 want cmake g++ make pkg-config libssl-dev curl python3 libgtest-dev ca-certificates
 # libuv bindings (Lua 5.1 C module, loads under luajit and luajit2): mongoose.luv and its tests.
 want lua-luv
+# JSON for mongoose.web (an optional dependency of the library: without it
+# the JSON functions raise a clear error); zlib for its compression.
+want lua-cjson zlib1g
 
 # The library does not link against LuaJIT (it is loaded with ffi.load), so
 # only the interpreter is needed. luajit and luajit2 conflict: asking for one

@@ -21,6 +21,7 @@ local xpcall = xpcall
 local traceback = debug.traceback
 local new_request = request.new
 local new_response = response.new
+local millis = core.millis
 
 local EV_HTTP_MSG = EV.HTTP_MSG
 local EV_HTTP_HDRS = EV.HTTP_HDRS
@@ -45,11 +46,38 @@ _M.Listener = Listener
 local TEXT_PLAIN = { ["Content-Type"] = "text/plain" }
 local TEXT_PLAIN_CLOSE = { ["Content-Type"] = "text/plain", Connection = "close" }
 
--- Answers 500 in place of the reply res was meant for: headers set with
--- set_header are dropped (they may be what made the reply fail).
+-- Answers 500 in place of the reply res was meant for. Headers set with
+-- set_header (CORS, cookies) are kept unless they are what made the reply
+-- fail (a value that does not build).
 local function send_500(res, hdrs)
-  res.default_headers = nil
+  local set = res.default_headers
+  if set ~= nil and not pcall(headers.build, nil, set, 1, true) then
+    res.default_headers = nil
+  end
   return res:send(500, "Internal Server Error\n", hdrs)
+end
+
+-- The body the glue sends with the rejections it answers itself (the
+-- "<status> <reason>\n" of src/http_server.cpp; 503 has none).
+local REJECTION_TEXT = {
+  [400] = "Bad Request", [408] = "Request Timeout", [413] = "Payload Too Large",
+  [417] = "Expectation Failed", [431] = "Request Header Fields Too Large",
+  [505] = "HTTP Version Not Supported",
+}
+
+-- The on_response record of a request the glue rejected (there is no
+-- request object): status, bytes, duration 0, rejected (the reason), the
+-- peer's address, and res.req nil.
+local function rejection_record(self, ev, id)
+  local status = tonumber(ev.value)
+  local text = REJECTION_TEXT[status]
+  local pending = self.pending[id]
+  return {
+    id = id, status = status, rejected = ffi_string(ev.data.ptr, ev.data.len),
+    bytes = text and #(status .. " " .. text .. "\n") or 0, duration = 0,
+    remote = core.format_addr(ev.remote, true), listener = self,
+    req = pending and pending.req or nil,
+  }
 end
 
 -- Handles the request: calls the handler and sends what it returned if it
@@ -60,6 +88,9 @@ end
 function Listener:handle(req)
   local res = new_response(req)
   res.listener = self
+  if self.on_response then
+    res.started = millis()
+  end
   self.pending[req.id] = res
   self.current = res
   local status, body, hdrs = self.handler(req, res)
@@ -161,7 +192,11 @@ function Listener:on_event(ev, id)
     if res then
       self.pending[id] = nil
       res.closed = true
-      res.req:mark_done()
+      if res.chunked then
+        response.finish(res) -- a cut chunked reply (an event stream) reaches on_response too
+      else
+        res.req:mark_done()
+      end
       local on_close = res.on_close_fn
       if on_close then
         self.mgr:protected_call("on_close", on_close, res)
@@ -189,6 +224,10 @@ function Listener:on_event(ev, id)
   elseif t == EV_HTTP_REJECTED then
     self.mgr:log("info", "request rejected with " .. tonumber(ev.value) .. ": "
                  .. ffi_string(ev.data.ptr, ev.data.len))
+    local hook = self.on_response
+    if hook then
+      self.mgr:protected_call("on_response", hook, rejection_record(self, ev, id))
+    end
   elseif t == EV_ERROR then
     local msg = ffi_string(ev.data.ptr, ev.data.len)
     if band(ev.flags, F.LISTENER) ~= 0 then
@@ -247,7 +286,8 @@ _M.warn_fd_limit = warn_fd_limit
 
 --- Opens an HTTP server on url with handler(req, res). opts: the limits of
 -- core.LIMIT_SETS.http (see docs/http.md), tls (see mongoose.tls),
--- on_connection_error(err, remote). level: where argument errors point
+-- on_connection_error(err, remote), on_response(res) (every reply, the
+-- glue's rejections included: see docs/http.md). level: where argument errors point
 -- (default 3: the caller of Manager:http_listen).
 function _M.listen(mgr, url, handler, opts, level)
   level = level or 3
@@ -261,8 +301,10 @@ function _M.listen(mgr, url, handler, opts, level)
     error("opts must be a table", level)
   end
   opts = opts or {}
-  if opts.on_connection_error ~= nil and type(opts.on_connection_error) ~= "function" then
-    error("on_connection_error must be a function", level)
+  for _, name in ipairs({ "on_connection_error", "on_response" }) do
+    if opts[name] ~= nil and type(opts[name]) ~= "function" then
+      error(name .. " must be a function", level)
+    end
   end
   local tls = require("mongoose.tls")
   tls.check(opts.tls, level)
@@ -283,6 +325,7 @@ function _M.listen(mgr, url, handler, opts, level)
   local self = setmetatable({
     mgr = mgr, id = id, url = url, handler = handler, pending = {}, streams = {},
     is_listener = true, closed = false, on_connection_error = opts.on_connection_error,
+    on_response = opts.on_response,
   }, Listener)
   mgr:own(id, self)
   mgr.listeners[id] = self

@@ -76,13 +76,21 @@ function Response:check_unsent(level)
 end
 
 -- The reply is done (or can no longer be made): the request's bytes go,
--- and the listener forgets the pending response.
+-- and the listener forgets the pending response. The first time, the
+-- listener's on_response hook (http_listen's opts.on_response) sees it,
+-- with res.status, res.bytes and res.duration (ms since the request).
 local function finish(self)
+  local first = not self.sent
   self.sent = true
   self.req:mark_done()
   local l = self.listener
   if l then
     l.pending[self.id] = nil
+    local hook = l.on_response
+    if hook and first then
+      self.duration = core.millis() - (self.started or core.millis())
+      l.mgr:protected_call("on_response", hook, self)
+    end
   end
 end
 _M.finish = finish
@@ -99,6 +107,7 @@ function Response:send(status, body, hdrs)
   end
   local block = build(hdrs, self.default_headers, 2, true)
   local rc = C_http_reply(self.mgr.cm, self.id, status, block, #block, body, #body)
+  self.status, self.bytes = status, #body
   finish(self)
   if rc ~= 0 then
     return failed(self, rc)
@@ -112,6 +121,7 @@ function Response:begin(status, hdrs)
   check_status(status)
   local block = build(hdrs, self.default_headers, 2, true)
   local rc = C_begin_chunked(self.mgr.cm, self.id, status, block, #block)
+  self.status, self.bytes = status, 0
   if rc ~= 0 then
     finish(self)
     return failed(self, rc)
@@ -133,6 +143,7 @@ function Response:write(chunk)
   if rc ~= 0 then
     return failed(self, rc)
   end
+  self.bytes = self.bytes + #chunk
   return true
 end
 

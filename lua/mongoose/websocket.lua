@@ -198,6 +198,25 @@ function WebSocket:resume()
   return true
 end
 
+--- Runs fn(ws) when the connection closes, before on_close: for code that
+-- keeps WebSockets in its own tables (mongoose.web.groups frees them).
+-- Hooks run once, in the order added.
+function WebSocket:add_close_hook(fn)
+  if type(fn) ~= "function" then
+    error("fn must be a function", 2)
+  end
+  if self.closed then
+    return nil, "closed"
+  end
+  local hooks = self.close_hooks
+  if not hooks then
+    hooks = {}
+    self.close_hooks = hooks
+  end
+  hooks[#hooks + 1] = fn
+  return true
+end
+
 --- Bytes queued for sending (backpressure), 0 once closed.
 function WebSocket:send_queued()
   if self.closed then
@@ -262,6 +281,13 @@ function WebSocket:on_event(ev, id)
     local l = self.listener
     if l and l.websockets then
       l.websockets[id] = nil
+    end
+    local hooks = self.close_hooks
+    if hooks then
+      self.close_hooks = nil
+      for i = 1, #hooks do
+        self.mgr:protected_call("WebSocket close hook", hooks[i], self)
+      end
     end
     local code, reason = self.close_code, self.close_reason
     if code == nil then
@@ -330,6 +356,9 @@ function _M.upgrade(res, opts, level)
   end
   mgr:own(res.id, ws)
   local rc = C.mgffi_ws_upgrade(mgr.cm, res.id, block, #block)
+  if rc == 0 then
+    res.status, res.bytes = 101, 0 -- for the listener's on_response
+  end
   response.finish(res)
   if rc ~= 0 then
     mgr:disown(res.id)

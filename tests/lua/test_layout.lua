@@ -7,7 +7,7 @@ local ffi = require("ffi")
 local core = require("mongoose.core")
 -- Every module that declares C functions.
 for _, name in ipairs({ "mongoose", "mongoose.http", "mongoose.websocket", "mongoose.net",
-                        "mongoose.tls", "mongoose.luv" }) do
+                        "mongoose.tls", "mongoose.luv", "mongoose.web.crypto" }) do
   require(name)
 end
 
@@ -35,7 +35,8 @@ end
 -- Prototypes declared in the Lua modules' ffi.cdef blocks.
 local function lua_prototypes()
   local protos = {}
-  local p = io.popen("ls " .. T.q(T.source_dir .. "/lua/mongoose") .. "/*.lua")
+  local dir = T.q(T.source_dir .. "/lua/mongoose")
+  local p = io.popen("ls " .. dir .. "/*.lua " .. dir .. "/web/*.lua")
   for file in p:lines() do
     local src = assert(T.read_file(file))
     for block in src:gmatch("cdef%s*%[%[(.-)%]%]") do
