@@ -3,7 +3,6 @@
 -- fragmented and streamed sends.
 local T = require("testlib")
 local P = require("testpy")
-local mongoose = require("mongoose")
 
 T.need_python_module("websockets", "python3-websockets")
 
