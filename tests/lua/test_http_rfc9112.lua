@@ -63,25 +63,25 @@ out("bodies", bodies)
 end)
 
 T.test("a chunked upload is streamed past stream_threshold; max_body counts decoded bytes", function()
-  local chunks, total, ended, trailer = 0, 0, false, nil
+  local st = { chunks = 0, total = 0, ended = false }
   local l = assert(mgr:http_listen("http://127.0.0.1:0", function(req, res)
     if not req.streaming then
       return 200, "buffered " .. #req:body()
     end
     req:on_body(function(piece)
-      chunks = chunks + 1
-      total = total + #piece
+      st.chunks = st.chunks + 1
+      st.total = st.total + #piece
     end, function()
-      ended = true
-      trailer = req:trailers()["x-sum"]
-      res:send(200, "streamed " .. total)
+      st.ended = true
+      st.trailer = req:trailers()["x-sum"]
+      res:send(200, "streamed " .. st.total)
     end)
   end, { stream_threshold = 1000, max_body = 2000 }))
   local base = "http://127.0.0.1:" .. l:port()
   -- curl -T - sends a body of unknown length, chunked.
   local body = T.sh(mgr, "head -c 5000 /dev/zero | tr '\\0' z | curl -sS -m 10 -T - " .. T.q(base .. "/up"))
   T.eq(body, "streamed 5000", "curl -T - is streamed through on_body")
-  total, chunks, ended = 0, 0, false
+  st = { chunks = 0, total = 0, ended = false }
   local out = py([[
 # 1500 bytes in small chunks: over stream_threshold, streamed (max_body does not apply).
 s = conn()
@@ -95,8 +95,8 @@ s.sendall(b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
 out("buffered", read_resp(s).split(b"\r\n\r\n", 1)[1].decode())
 ]], l:port())
   T.eq(out, "streamed streamed 1500\nbuffered buffered 900\n")
-  T.ok(ended and chunks >= 1, "on_body saw the body end (" .. chunks .. " chunks)")
-  T.eq(trailer, "1500", "the streamed body's trailer, at on_end")
+  T.ok(st.ended and st.chunks >= 1, "on_body saw the body end (" .. st.chunks .. " chunks)")
+  T.eq(st.trailer, "1500", "the streamed body's trailer, at on_end")
   -- Buffered: max_body counts decoded bytes (the wire has more).
   local small = assert(mgr:http_listen("http://127.0.0.1:0", function(req)
     return 200, "got " .. #req:body()
