@@ -123,14 +123,16 @@ void Manager::recycle_closed_states() {
     // Dropping them frees the memory instead of recycling it.
   }
   closed_states_.clear();
-  // Connections that went idle after a reply give their request store back
-  // (its views were valid until this poll).
+  // Connections that went idle after a reply, or became WebSockets, give
+  // their request store back (its views were valid until this poll).
   for (std::uint64_t id : idle_stores_) {
     auto it = conns_.find(id);
     if (it == conns_.end()) continue;
     ConnState *st = it->second.second.get();
-    if (st->http.in == HttpRequest::In::kHead && st->http.out == HttpRequest::Out::kNone &&
-        st->http.scanned == 0 && st->http.store) {
+    const bool upgraded = st->http.in == HttpRequest::In::kWebSocket;
+    const bool between = st->http.in == HttpRequest::In::kHead &&
+                         st->http.out == HttpRequest::Out::kNone && st->http.scanned == 0;
+    if ((upgraded || between) && st->http.store) {
       give_back_store(std::move(st->http.store));
     }
   }
@@ -183,7 +185,7 @@ int Manager::poll(int timeout_ms) {
   // bring it back and let Mongoose serve it now.
   poll_now_ = mg_millis();
   if (parking_.wake(*this, poll_now_, parking_.io_ready()) > 0) mg_mgr_poll(&mgr_, 0);
-  parking_.settle(*this);
+  parking_.settle(*this, poll_now_);
   back_->finalize();
   std::swap(front_, back_);
   back_->clear();
@@ -414,6 +416,7 @@ void Manager::on_poll(mg_connection *c, ConnState *st) {
   }
   if (st->ws && st->ws->pong_pending) ws_flush_pong(c, st);
   check_timeouts(c, st);
+  if (Parking::idle(c, st, poll_now_)) parking_.may_want();
 }
 
 void Manager::check_timeouts(mg_connection *c, ConnState *st) {

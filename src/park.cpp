@@ -3,6 +3,8 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include <new>
+
 #include "manager.hpp"
 
 namespace mgffi {
@@ -36,7 +38,7 @@ bool Parking::init(mg_mgr *mgr) {
   return true;
 }
 
-bool Parking::wanted(const mg_connection *c, const ConnState *st) {
+bool Parking::wanted(const mg_connection *c, const ConnState *st, std::uint64_t now) {
   if (st->parked || (c->is_listening && !c->is_udp) || c->is_closing || c->is_draining ||
       c->is_resolving || c->is_connecting || c->is_tls_hs || c->is_resp ||
       c->pfn != nullptr) {  // Mongoose's protocol handler (a file being sent) needs polls
@@ -44,22 +46,45 @@ bool Parking::wanted(const mg_connection *c, const ConnState *st) {
   }
   if (c->fd == reinterpret_cast<void *>(static_cast<std::size_t>(MG_INVALID_SOCKET))) return false;
   // Held for a reason that lasts beyond this poll.
-  return (st->hold & static_cast<std::uint8_t>(~kHoldThrottle)) != 0;
+  if ((st->hold & static_cast<std::uint8_t>(~kHoldThrottle)) != 0) return true;
+  return idle(c, st, now);
 }
 
-void Parking::park(mg_connection *c, ConnState *st, mg_connection **link, std::uint64_t deadline) {
+// Nothing to do until the peer sends something, Lua calls, or a deadline
+// comes: nothing buffered either way (TLS included), nothing owed.
+bool Parking::idle(const mg_connection *c, const ConnState *st, std::uint64_t now) {
+  if (st->hold != 0 || c->is_udp || c->recv.len > 0 || c->send.len > 0 || c->rtls.len > 0 ||
+      st->input_pending || st->shutdown_pending ||
+      mg_tls_pending(const_cast<mg_connection *>(c)) > 0) {
+    return false;
+  }
+  if (st->ws && (st->ws->pong_pending || st->ws->closing || !st->ws->open)) return false;
+  const std::uint64_t last =
+      st->last_read_ms > st->last_write_ms ? st->last_read_ms : st->last_write_ms;
+  return now >= last + kIdleMs;
+}
+
+void Parking::park(mg_connection *c, ConnState *st, mg_connection **link, std::uint64_t deadline,
+                   bool idle) {
   *link = c->next;
   c->next = nullptr;
   epoll_ctl(mgr_->epoll_fd, EPOLL_CTL_DEL, fd_of(c), nullptr);
   st->parked = true;
   st->park_watched = false;
   count_++;
+  // Idle: watched for input (or a hang-up), its empty buffers given back.
   // Held: only a socket with output to send needs watching (for room to
-  // write). One with nothing to send is not watched at all: even an empty
+  // write); one with nothing to send is not watched at all: even an empty
   // interest set reports a hang-up at every wait.
-  if (c->send.len > 0) {
+  const std::uint32_t interest = idle ? EPOLLIN | EPOLLRDHUP : c->send.len > 0 ? EPOLLOUT : 0u;
+  if (idle) {
+    mg_iobuf_free(&c->recv);
+    mg_iobuf_free(&c->send);
+    mg_iobuf_free(&c->rtls);
+  }
+  if (interest != 0) {
     epoll_event ev{};
-    ev.events = EPOLLOUT;
+    ev.events = interest;
     ev.data.ptr = c;
     st->park_watched = epoll_ctl(epfd_, EPOLL_CTL_ADD, fd_of(c), &ev) == 0;
   }
@@ -67,15 +92,15 @@ void Parking::park(mg_connection *c, ConnState *st, mg_connection **link, std::u
   if (deadline != UINT64_MAX) deadlines_.emplace(deadline, st->id);
 }
 
-void Parking::settle(Manager &m) {
+void Parking::settle(Manager &m, std::uint64_t now) {
   if (epfd_ < 0 || !settle_needed_) return;
   settle_needed_ = false;
   mg_connection **link = &mgr_->conns;
   while (*link != nullptr) {
     mg_connection *c = *link;
     ConnState *st = Manager::state_of(c);
-    if (st != nullptr && wanted(c, st)) {
-      park(c, st, link, m.next_deadline(c, st));
+    if (st != nullptr && wanted(c, st, now)) {
+      park(c, st, link, m.next_deadline(c, st), st->hold == 0);
     } else {
       link = &c->next;
     }
@@ -121,7 +146,7 @@ std::size_t Parking::wake(Manager &m, std::uint64_t now, bool check_io) {
         ConnState *st = Manager::state_of(c);
         if (st == nullptr || !st->parked) continue;
         // A held socket that hung up or failed cannot deliver its output.
-        if (evs[i].events & (EPOLLERR | EPOLLHUP)) c->is_closing = 1;
+        if ((evs[i].events & (EPOLLERR | EPOLLHUP)) != 0 && st->hold != 0) c->is_closing = 1;
         unpark(c, st);
         woken++;
       }

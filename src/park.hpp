@@ -2,6 +2,13 @@
 // and kept in an epoll set of the glue's own, with the interest the glue
 // chooses, so that Mongoose's poll loop (which visits every listed
 // connection twice per poll) neither spends time on them nor wakes for them.
+// A poll's cost then follows the connections with I/O to do, not all of
+// them.
+//
+// An idle connection (nothing buffered either way, nothing pending, quiet
+// for kIdleMs) is parked watching for input: an idle keep-alive connection
+// or WebSocket then costs nothing per poll, and its receive and send
+// buffers (16 KiB each) are given back (src/alloc.cpp returns their pages).
 //
 // A connection whose reading is held (paused by Lua, or its own output over
 // MAX_SEND_QUEUE) is parked: Mongoose re-arms EPOLLIN for every connection
@@ -41,11 +48,13 @@ class Parking {
   bool enabled() const { return epfd_ >= 0; }
   std::size_t count() const { return count_; }
 
-  // Whether c should leave Mongoose's loop now.
-  static bool wanted(const mg_connection *c, const ConnState *st);
+  // Whether c should leave Mongoose's loop now (at time now).
+  static bool wanted(const mg_connection *c, const ConnState *st, std::uint64_t now);
+  static bool idle(const mg_connection *c, const ConnState *st, std::uint64_t now);
+  static constexpr std::uint64_t kIdleMs = 250;
   // After mg_mgr_poll: parks every listed connection that wants it (one
   // walk of the list, only when something may want it).
-  void settle(Manager &m);
+  void settle(Manager &m, std::uint64_t now);
   void may_want() { settle_needed_ = true; }
   // Brings c back into Mongoose's list and epoll set.
   void unpark(mg_connection *c, ConnState *st);
@@ -61,8 +70,8 @@ class Parking {
   void relink_all(Manager &m);
 
  private:
-  void park(mg_connection *c, ConnState *st, mg_connection **link, std::uint64_t deadline);
-
+  void park(mg_connection *c, ConnState *st, mg_connection **link, std::uint64_t deadline,
+            bool idle);
   mg_mgr *mgr_ = nullptr;
   int epfd_ = -1;
   mg_connection sentinel_{};  // stands for epfd_ in Mongoose's epoll set
