@@ -72,24 +72,37 @@ struct HttpRequest {
   std::unique_ptr<HttpStore> store;      // the request's bytes, from the manager's pool
 };
 
-// A WebSocket connection (server side after the upgrade, or client).
+// A client's handshake, until the server's 101 arrives.
+struct WsClientHello {
+  std::string request;   // sent once connected
+  char accept[32] = {};  // the Sec-WebSocket-Accept to expect
+};
+
+// A ping's answer waiting for room in the send queue (one at a time: RFC
+// 6455 5.5.3 allows answering only the latest ping).
+struct WsPong {
+  std::uint8_t len = 0;
+  unsigned char data[125] = {};
+};
+
+// A WebSocket connection (server side after the upgrade, or client). An
+// idle WebSocket holds only this: what only some of them need (a client's
+// handshake, a pong that waits) is allocated when needed.
 struct WsState {
   WsReceiver rx;
   DeflateParams deflate;                   // permessage-deflate, when agreed
   std::unique_ptr<Deflater> own_deflater;  // only with context takeover
   std::unique_ptr<Inflater> own_inflater;  // only with the peer's context takeover
-  std::string request;                     // client: the handshake, sent once connected
+  std::unique_ptr<WsClientHello> hello;    // client: until the 101
+  std::unique_ptr<WsPong> pong;            // kept once allocated
   bool client = false;
   bool open = false;       // client: the 101 has arrived
   bool streaming = false;  // a message is being sent in fragments
   bool close_sent = false;
-  bool closing = false;          // input is dropped; close_code goes out next poll
-  std::uint16_t close_code = 0;  // 0: a close frame without a code
-  char close_reason[124] = {};
-  bool pong_pending = false;  // a ping's answer waits for room in the send queue
-  std::uint8_t pong_len = 0;
-  unsigned char pong[125] = {};
-  char accept[32] = {};  // client: the Sec-WebSocket-Accept to expect
+  bool closing = false;           // input is dropped; close_code goes out next poll
+  bool pong_pending = false;      // *pong waits for room in the send queue
+  std::uint16_t close_code = 0;   // 0: a close frame without a code
+  const char *close_reason = "";  // a string literal
   std::uint64_t message_started_ms = 0;
   std::uint64_t ping_sent_ms = 0;    // idle timeout: a ping went out
   std::uint64_t control_tokens = 0;  // control-frame budget (milli-frames)

@@ -158,6 +158,7 @@ class Manager {
   void ws_fail(mg_connection *c, ConnState *st, unsigned code, const char *reason);
   void ws_send_failure(mg_connection *c, ConnState *st);
   void ws_timeouts(mg_connection *c, ConnState *st);
+  void ws_pong(mg_connection *c, ConnState *st, const unsigned char *p, std::size_t n);
   void ws_flush_pong(mg_connection *c, ConnState *st);
   std::unique_ptr<WsState> take_ws(bool client);
   void ws_configure(ConnState *st);

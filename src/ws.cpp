@@ -77,18 +77,13 @@ struct WsSink : WsReceiver::Sink {
       }
     }
     if (op == kWsPing && !ws.close_sent) {
-      // One pong at a time (RFC 6455 5.5.3 allows answering only the
-      // latest ping): it waits while the send queue is long.
-      std::memcpy(ws.pong, p, n);
-      ws.pong_len = static_cast<std::uint8_t>(n);
-      ws.pong_pending = true;
-      m.ws_flush_pong(c, st);
+      m.ws_pong(c, st, p, n);
     } else if (op == kWsClose && !ws.closing) {
       // The answer echoes the code (RFC 6455 5.5.1); it goes out at the
       // next poll, after Lua's answers to the messages before it.
       ws.closing = true;
       ws.close_code = n >= 2 ? static_cast<std::uint16_t>((p[0] << 8) | p[1]) : 0;
-      ws.close_reason[0] = '\0';
+      ws.close_reason = "";
       m.mark_input_pending(st);
     }
   }
@@ -161,7 +156,7 @@ void Manager::ws_fail(mg_connection *c, ConnState *st, unsigned code, const char
   ws.closing = true;
   ws.pong_pending = false;
   ws.close_code = static_cast<std::uint16_t>(code);
-  std::snprintf(ws.close_reason, sizeof(ws.close_reason), "%s", reason);
+  ws.close_reason = reason;
   c->recv.len = 0;
   mark_input_pending(st);  // the next poll sends the close frame at once
   if (mgffi_event *e = record(c, st, MGFFI_EV_WS_FAILED)) {
@@ -176,7 +171,8 @@ void Manager::ws_send_failure(mg_connection *c, ConnState *st) {
   WsState &ws = *st->ws;
   if (!ws.close_sent) {
     unsigned char payload[125];
-    const std::size_t len = std::strlen(ws.close_reason);
+    std::size_t len = std::strlen(ws.close_reason);
+    if (len > sizeof(payload) - 2) len = sizeof(payload) - 2;
     payload[0] = static_cast<unsigned char>(ws.close_code >> 8);
     payload[1] = static_cast<unsigned char>(ws.close_code);
     std::memcpy(payload + 2, ws.close_reason, len);
@@ -186,11 +182,27 @@ void Manager::ws_send_failure(mg_connection *c, ConnState *st) {
   c->is_draining = 1;
 }
 
+// A ping's answer: at once, or once the send queue is short again (a later
+// ping replaces it).
+void Manager::ws_pong(mg_connection *c, ConnState *st, const unsigned char *p, std::size_t n) {
+  WsState &ws = *st->ws;
+  if (c->send.len < kPongQueueLimit) {
+    ws.pong_pending = false;
+    send_frame(c, p, n, kWsPong, true);
+    return;
+  }
+  if (!ws.pong) ws.pong.reset(new (std::nothrow) WsPong());
+  if (!ws.pong) return;  // out of memory: this ping goes unanswered
+  std::memcpy(ws.pong->data, p, n);
+  ws.pong->len = static_cast<std::uint8_t>(n);
+  ws.pong_pending = true;
+}
+
 void Manager::ws_flush_pong(mg_connection *c, ConnState *st) {
   WsState &ws = *st->ws;
   if (!ws.pong_pending || c->send.len >= kPongQueueLimit) return;
   ws.pong_pending = false;
-  if (!ws.close_sent) send_frame(c, ws.pong, ws.pong_len, kWsPong, true);
+  if (!ws.close_sent) send_frame(c, ws.pong->data, ws.pong->len, kWsPong, true);
 }
 
 // The zlib streams of c: its own with context takeover, else the shared

@@ -170,7 +170,12 @@ int Manager::ws_connect(const char *url, const char *extra, std::size_t extra_le
   char key[32];
   mg_random(nonce, sizeof(nonce));
   mg_base64_encode(nonce, sizeof(nonce), key, sizeof(key));
-  accept_for(mg_str(key), ws->accept);
+  ws->hello.reset(new (std::nothrow) WsClientHello());
+  if (!ws->hello) {
+    c->is_closing = 1;
+    return fail(MGFFI_ERR_NOMEM, "out of memory");
+  }
+  accept_for(mg_str(key), ws->hello->accept);
   const mg_str host = mg_url_host(url);
   const unsigned port = mg_url_port(url);
   const bool default_port = port == (mg_url_is_ssl(url) ? 443u : 80u);
@@ -185,10 +190,11 @@ int Manager::ws_connect(const char *url, const char *extra, std::size_t extra_le
   }
   // The rest (and the extension offer, which mgffi_ws_set_deflate may still
   // change) is added once connected.
-  ws->request.assign(head, static_cast<std::size_t>(n));
-  ws->request += "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n";
-  ws->request += std::string("Sec-WebSocket-Key: ") + key + "\r\n";
-  if (extra_len > 0) ws->request.append(extra, extra_len);
+  std::string &request = ws->hello->request;
+  request.assign(head, static_cast<std::size_t>(n));
+  request += "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n";
+  request += std::string("Sec-WebSocket-Key: ") + key + "\r\n";
+  if (extra_len > 0) request.append(extra, extra_len);
   st->ws = std::move(ws);
   ws_configure(st);
   *id = c->id;
@@ -199,12 +205,14 @@ int Manager::ws_connect(const char *url, const char *extra, std::size_t extra_le
 // which Mongoose runs first).
 void Manager::ws_send_request(mg_connection *c, ConnState *st) {
   WsState &ws = *st->ws;
+  if (!ws.hello || ws.hello->request.empty()) return;
+  std::string &request = ws.hello->request;
   if (st->deflate && st->deflate->enabled) {
-    ws.request += "Sec-WebSocket-Extensions: " + deflate_offer(*st->deflate) + "\r\n";
+    request += "Sec-WebSocket-Extensions: " + deflate_offer(*st->deflate) + "\r\n";
   }
-  ws.request += "\r\n";
-  send_bytes(c, ws.request.data(), ws.request.size());
-  std::string().swap(ws.request);
+  request += "\r\n";
+  send_bytes(c, request.data(), request.size());
+  std::string().swap(request);
 }
 
 // The client's wait for the server's 101. True once it has arrived.
@@ -225,7 +233,7 @@ bool Manager::ws_client_handshake(mg_connection *c, ConnState *st) {
     mg_str *accept = mg_http_get_header(&hm, "Sec-WebSocket-Accept");
     const std::string extensions = all_values(hm, "Sec-WebSocket-Extensions");
     static const DeflateConfig kNone;
-    if (accept == nullptr || mg_strcmp(*accept, mg_str(ws.accept)) != 0) {
+    if (accept == nullptr || !ws.hello || mg_strcmp(*accept, mg_str(ws.hello->accept)) != 0) {
       why = "WebSocket handshake failed: wrong Sec-WebSocket-Accept";
     } else if (!accept_deflate_response(mg_str_n(extensions.data(), extensions.size()),
                                         st->deflate ? *st->deflate : kNone, &ws.deflate)) {
@@ -249,6 +257,7 @@ bool Manager::ws_client_handshake(mg_connection *c, ConnState *st) {
   mg_iobuf_del(&c->recv, 0, static_cast<std::size_t>(n));
   c->is_websocket = 1;
   ws.open = true;
+  ws.hello.reset();
   ws_configure(st);
   return true;
 }
