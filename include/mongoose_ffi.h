@@ -419,6 +419,12 @@ MGFFI_API int mgffi_http_serve_file(mgffi_manager *m, uint64_t id, const char *p
 MGFFI_API int mgffi_url_decode(const char *src, size_t src_len, char *dst, size_t dst_len,
                                int form);
 
+/* Splits the HTTP head at p (a request or status line and its headers,
+ * through the blank line) as the server does: out's views point into p
+ * (body empty, content_length 0). Returns the head's length, 0 when
+ * incomplete, or MGFFI_ERR_ARG when it is not an HTTP head. */
+MGFFI_API int mgffi_http_parse_head(const char *p, size_t len, mgffi_http_message *out);
+
 /* ======================================================================
  * WebSocket
  * ====================================================================== */

@@ -1,7 +1,9 @@
 // The C ABI of HTTP replies and WebSocket connections.
+#include <cstdint>
 #include <string>
 
 #include "api_support.hpp"
+#include "http_store.hpp"
 
 using mgffi::bad_arg;
 using mgffi::bad_buf;
@@ -97,6 +99,16 @@ int mgffi_url_decode(const char *src, size_t src_len, char *dst, size_t dst_len,
   if (bad_buf(src, src_len) || dst == nullptr || dst_len == 0) return MGFFI_ERR_ARG;
   const int n = mg_url_decode(src, src_len, dst, dst_len, form);
   return n < 0 ? MGFFI_ERR_SPACE : n;
+}
+
+int mgffi_http_parse_head(const char *p, size_t len, mgffi_http_message *out) {
+  if (bad_buf(p, len) || out == nullptr || len > INT32_MAX) return MGFFI_ERR_ARG;
+  mg_http_message hm;
+  const int n = mg_http_parse(p, len, &hm);
+  if (n < 0) return MGFFI_ERR_ARG;
+  *out = mgffi_http_message{};
+  if (n > 0) mgffi::fill_ffi_view(hm, 0, out);
+  return n;
 }
 
 int mgffi_ws_upgrade(mgffi_manager *m, uint64_t id, const char *extra_headers, size_t extra_len) {

@@ -71,31 +71,36 @@ bool HttpStore::append_trailers(const void *p, std::size_t n) {
   return true;
 }
 
+void fill_ffi_view(const mg_http_message &hm, std::uint64_t content_length,
+                   mgffi_http_message *out) {
+  out->method = to_ffi(hm.method);
+  out->uri = to_ffi(hm.uri);
+  out->query = to_ffi(hm.query);
+  out->proto = to_ffi(hm.proto);
+  out->head = to_ffi(hm.head);
+  out->body = to_ffi(hm.body);
+  out->content_length = content_length;
+  out->status = 0;
+  if (hm.method.len > 5 && std::strncmp(hm.method.buf, "HTTP/", 5) == 0) {
+    out->status = mg_http_status(&hm);
+  }
+  std::uint32_t n = 0;
+  while (n < MG_MAX_HTTP_HEADERS && n < MGFFI_MAX_HEADERS && hm.headers[n].name.len > 0) {
+    out->headers[n].name = to_ffi(hm.headers[n].name);
+    out->headers[n].value = to_ffi(hm.headers[n].value);
+    n++;
+  }
+  out->header_count = n;
+  out->trailer_count = 0;
+  out->trailers = nullptr;
+}
+
 void HttpStore::fill_view(std::uint64_t content_length) {
   char *base = bytes_.data();
   hm_.head = mg_str{base, head_len_};
   hm_.body = mg_str{base + head_len_, body_len_};
   hm_.message = mg_str{base, head_len_ + body_len_};
-  view_.method = to_ffi(hm_.method);
-  view_.uri = to_ffi(hm_.uri);
-  view_.query = to_ffi(hm_.query);
-  view_.proto = to_ffi(hm_.proto);
-  view_.head = to_ffi(hm_.head);
-  view_.body = to_ffi(hm_.body);
-  view_.content_length = content_length;
-  view_.status = 0;
-  if (hm_.method.len > 5 && std::strncmp(hm_.method.buf, "HTTP/", 5) == 0) {
-    view_.status = mg_http_status(&hm_);
-  }
-  std::uint32_t n = 0;
-  while (n < MG_MAX_HTTP_HEADERS && n < MGFFI_MAX_HEADERS && hm_.headers[n].name.len > 0) {
-    view_.headers[n].name = to_ffi(hm_.headers[n].name);
-    view_.headers[n].value = to_ffi(hm_.headers[n].value);
-    n++;
-  }
-  view_.header_count = n;
-  view_.trailer_count = 0;
-  view_.trailers = nullptr;
+  fill_ffi_view(hm_, content_length, &view_);
 }
 
 bool HttpStore::finish(std::uint64_t content_length) {

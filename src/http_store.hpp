@@ -14,6 +14,10 @@
 
 namespace mgffi {
 
+// The FFI view of a message Mongoose's parser split (same bytes).
+void fill_ffi_view(const mg_http_message &hm, std::uint64_t content_length,
+                   mgffi_http_message *out);
+
 class HttpStore {
  public:
   static constexpr std::size_t kMaxTrailers = 16;

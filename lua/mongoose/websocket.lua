@@ -22,6 +22,7 @@ typedef struct mgffi_ws_deflate {
   uint64_t min_size;
 } mgffi_ws_deflate;
 int mgffi_ws_set_deflate(mgffi_manager *m, uint64_t id, const mgffi_ws_deflate *config);
+int mgffi_http_parse_head(const char *p, size_t len, mgffi_http_message *out);
 ]]
 
 local C = core.C
@@ -125,19 +126,21 @@ local function apply_deflate(cm, id, d)
   return true
 end
 
+-- Fields a WebSocket stores only once they change (an idle WebSocket holds
+-- few fields: thousands of them are the common case).
+WebSocket.open = false
+WebSocket.closed = false
+WebSocket.compressed = false
+WebSocket.extensions = ""
+
+-- The handlers stay in opts (shared by a listener's WebSockets); one set
+-- on the WebSocket itself (ws.on_message = fn) takes precedence.
 local function new_ws(mgr, id, opts)
-  local self = setmetatable({
-    mgr = mgr, id = id, state = {}, open = false, closed = false,
-    close_code = nil, close_reason = nil, protocol = nil,
-  }, WebSocket)
-  for _, name in ipairs(HANDLERS) do
-    self[name] = opts[name]
-  end
-  return self
+  return setmetatable({ mgr = mgr, id = id, handlers = opts, state = {} }, WebSocket)
 end
 
 local function call(self, name, ...)
-  local fn = self[name]
+  local fn = self[name] or self.handlers[name]
   if fn then
     self.mgr:protected_call("WebSocket " .. name, fn, self, ...)
   end
@@ -371,14 +374,16 @@ function WebSocket:on_event(ev, id)
     call(self, "on_message", data, band(tonumber(ev.value), 15) == OP_BINARY)
   elseif t == EV.WS_OPEN then
     self.open = true
-    self.compressed = tonumber(ev.value) == 1
+    if tonumber(ev.value) == 1 then
+      self.compressed = true
+    end
     if self.is_client and ev.http ~= nil then
       local resp = { status = ev.http.status, headers = headers.of_message(ev.http) }
       self.protocol = resp.headers["sec-websocket-protocol"]
-      self.extensions = resp.headers["sec-websocket-extensions"] or ""
+      self.extensions = resp.headers["sec-websocket-extensions"]
       self.response = resp
-    else
-      self.extensions = ev.data.len > 0 and ffi_string(ev.data.ptr, ev.data.len) or ""
+    elseif ev.data.len > 0 then
+      self.extensions = ffi_string(ev.data.ptr, ev.data.len)
     end
     call(self, "on_open", self.response)
     if not self.closing then
@@ -435,12 +440,38 @@ end
 -- Server side
 ---------------------------------------------------------------------------
 
-local function request_snapshot(req)
-  -- The HTTP request's bytes are released soon; keep a plain copy.
-  return {
-    method = req.method, path = req.path, query = req.query, headers = req:headers(),
+-- ws.request: a copy of the upgrade request (its bytes in the C layer are
+-- released at the next poll). It keeps the raw head and the peer's address
+-- only; method, path, query and headers are made from the head when first
+-- read, since most WebSockets read them in on_open or never, and thousands
+-- of idle ones should not each hold a table of headers.
+local RequestCopy = {}
+local head_view = ffi.new("mgffi_http_message")
+local rawget, rawset = rawget, rawset
+
+function RequestCopy.__index(t, k)
+  local head = rawget(t, "_head")
+  if head == nil then
+    return nil -- already split
+  end
+  rawset(t, "_head", nil)
+  local h = head_view
+  if C.mgffi_http_parse_head(head, #head, h) > 0 then
+    rawset(t, "method", ffi_string(h.method.ptr, h.method.len))
+    rawset(t, "path", ffi_string(h.uri.ptr, h.uri.len))
+    rawset(t, "query", h.query.len > 0 and ffi_string(h.query.ptr, h.query.len) or "")
+    rawset(t, "headers", headers.of_message(h))
+  end
+  return rawget(t, k)
+end
+
+local function request_copy(req)
+  req:check_views()
+  local h = req.http
+  return setmetatable({
+    _head = ffi_string(h.head.ptr, h.head.len),
     remote_addr = req:remote_addr(), remote_ip = req:remote_ip(), remote_port = req:remote_port(),
-  }
+  }, RequestCopy)
 end
 
 --- Upgrades the request of res to a WebSocket (Response:upgrade). opts:
@@ -477,7 +508,7 @@ function _M.upgrade(res, opts, level)
   end
   local block = headers.build(extra, res.default_headers, level + 1)
   local ws = new_ws(res.mgr, res.id, opts)
-  ws.request = request_snapshot(req)
+  ws.request = request_copy(req)
   ws.protocol = opts.protocol
   ws.listener = res.listener
   local mgr = res.mgr

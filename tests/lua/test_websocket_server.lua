@@ -75,10 +75,16 @@ async def main():
   mgr:close()
 end)
 
-T.test("ws.request: the upgrade request's path, query and headers in on_open", function()
-  local seen
+T.test("ws.request: the upgrade request's path, query and headers in on_open, and after the close", function()
+  local seen, late, late_query, late_header
+  local opened = 0
   local mgr, _, url = ws_server({
     on_open = function(ws)
+      opened = opened + 1
+      ws.state.n = opened
+      if opened == 2 then
+        return -- its request is read only at its close
+      end
       local r = ws.request
       seen = {
         method = r.method, path = r.path, query = r.query, test = r.headers["x-test-header"],
@@ -86,11 +92,19 @@ T.test("ws.request: the upgrade request's path, query and headers in on_open", f
       }
       ws:send("path=" .. r.path .. " x=" .. tostring(r.headers["x-test-header"]))
     end,
+    on_close = function(ws)
+      if ws.state.n == 2 then
+        late = ws.request
+        late_query, late_header = late.query, late.headers["x-test-header"]
+      end
+    end,
   })
   local out = py(mgr, url, [[
 async def main():
     async with connect(URL + "?room=blue&n=1", extra_headers={"X-Test-Header": "hello-123"}) as ws:
         out(await recv(ws))
+    async with connect(URL + "?late=1", extra_headers={"X-Test-Header": "later"}) as ws:
+        await ws.ping()
 ]])
   T.eq(out, "path=/ws x=hello-123\n", "python output")
   T.ok(seen, "on_open ran")
@@ -101,6 +115,10 @@ async def main():
   T.match(seen.ua, "Python")
   T.eq(seen.ip, "127.0.0.1")
   T.ok(type(seen.port) == "number" and seen.port > 0, "remote port")
+  T.ok(T.poll_until(mgr, function() return late ~= nil end, 3000), "the second WebSocket closed")
+  T.eq(late_query, "late=1", "query first read after the close")
+  T.eq(late_header, "later", "headers first read after the close")
+  T.eq(late.method, "GET")
   mgr:close()
 end)
 
