@@ -414,8 +414,10 @@ MGFFI_API int mgffi_http_serve_file(mgffi_manager *m, uint64_t id, const char *p
                                     size_t path_len, const char *extra_headers, size_t extra_len,
                                     const char *mime_types, size_t mime_len);
 
-/* URL-decodes src into dst (form != 0 also decodes '+' as a space).
- * Returns the decoded length, or MGFFI_ERR_ARG / MGFFI_ERR_SPACE. */
+/* URL-decodes src into dst (form != 0 also decodes '+' as a space) and
+ * NUL-terminates it. Returns the decoded length, MGFFI_ERR_ARG for a '%'
+ * not followed by two hex digits (or a NULL or empty buffer), or
+ * MGFFI_ERR_SPACE when dst is too short (src_len + 1 bytes always do). */
 MGFFI_API int mgffi_url_decode(const char *src, size_t src_len, char *dst, size_t dst_len,
                                int form);
 
@@ -445,7 +447,8 @@ MGFFI_API int mgffi_ws_connect(mgffi_manager *m, const char *url, size_t url_len
  * agreed (and it is at least min_size bytes), and sent in fragments when it
  * is over MGFFI_LIMIT_WS_FRAGMENT_SIZE. MGFFI_ERR_FULL when the send queue
  * is at its limit; MGFFI_ERR_STATE while a message is being streamed with
- * mgffi_ws_send_frame. */
+ * mgffi_ws_send_frame; MGFFI_ERR_ARG for another op, or a control frame
+ * (8-10) over 125 bytes. */
 MGFFI_API int mgffi_ws_send(mgffi_manager *m, uint64_t id, const void *buf, size_t len, int op);
 
 /* Sends a message piece by piece: the first frame with op 1 (text) or 2
@@ -453,7 +456,8 @@ MGFFI_API int mgffi_ws_send(mgffi_manager *m, uint64_t id, const void *buf, size
  * message. Streamed messages are not compressed; control frames may be
  * sent in between. MGFFI_ERR_FULL when the send queue is at its limit (the
  * frame is not sent: try again once it has drained); MGFFI_ERR_STATE for a
- * continuation without a message, or a new message inside one. */
+ * continuation without a message, or a new message inside one;
+ * MGFFI_ERR_ARG for another op. */
 MGFFI_API int mgffi_ws_send_frame(mgffi_manager *m, uint64_t id, const void *buf, size_t len,
                                   int op, int fin);
 

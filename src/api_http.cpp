@@ -1,4 +1,5 @@
 // The C ABI of HTTP replies and WebSocket connections.
+#include <cctype>
 #include <cstdint>
 #include <string>
 
@@ -98,7 +99,16 @@ int mgffi_http_serve_file(mgffi_manager *m, uint64_t id, const char *path, size_
 int mgffi_url_decode(const char *src, size_t src_len, char *dst, size_t dst_len, int form) {
   if (bad_buf(src, src_len) || dst == nullptr || dst_len == 0) return MGFFI_ERR_ARG;
   const int n = mg_url_decode(src, src_len, dst, dst_len, form);
-  return n < 0 ? MGFFI_ERR_SPACE : n;
+  if (n >= 0) return n;
+  // Mongoose fails alike on a bad escape and on a short dst.
+  for (std::size_t i = 0; i < src_len; i++) {
+    if (src[i] == '%' &&
+        (i + 2 >= src_len || !std::isxdigit(static_cast<unsigned char>(src[i + 1])) ||
+         !std::isxdigit(static_cast<unsigned char>(src[i + 2])))) {
+      return MGFFI_ERR_ARG;
+    }
+  }
+  return MGFFI_ERR_SPACE;
 }
 
 int mgffi_http_parse_head(const char *p, size_t len, mgffi_http_message *out) {
@@ -130,14 +140,19 @@ int mgffi_ws_connect(mgffi_manager *m, const char *url, size_t url_len, const ch
 }
 
 int mgffi_ws_send(mgffi_manager *m, uint64_t id, const void *buf, size_t len, int op) {
-  if (bad_buf(buf, len) || op < 0 || op > 15) return bad_arg(m, "invalid buffer or opcode");
+  if (bad_buf(buf, len)) return bad_arg(m, "buf is NULL");
+  if (op != 1 && op != 2 && op != 8 && op != 9 && op != 10) {
+    return bad_arg(m, "op must be 1 (text), 2 (binary), 8 (close), 9 (ping) or 10 (pong)");
+  }
+  if (op >= 8 && len > 125) return bad_arg(m, "a control frame carries at most 125 bytes");
   return with_conn(
       m, id, [=](Manager &mgr, mg_connection *c) -> int { return mgr.ws_send(c, buf, len, op); });
 }
 
 int mgffi_ws_send_frame(mgffi_manager *m, uint64_t id, const void *buf, size_t len, int op,
                         int fin) {
-  if (bad_buf(buf, len) || op < 0 || op > 15) return bad_arg(m, "invalid buffer or opcode");
+  if (bad_buf(buf, len)) return bad_arg(m, "buf is NULL");
+  if (op < 0 || op > 2) return bad_arg(m, "op must be 1 (text), 2 (binary) or 0 (continuation)");
   return with_conn(m, id, [=](Manager &mgr, mg_connection *c) -> int {
     return mgr.ws_send_frame(c, buf, len, op, fin != 0);
   });

@@ -43,8 +43,12 @@ void ws_unmask(unsigned char *p, std::size_t n, const unsigned char mask[4], std
   for (; i < n; i++) p[i] ^= m[i & 7];
 }
 
+// The codes a close frame may carry: RFC 6455 7.4.1's, the ones IANA's
+// registry added since (1012 service restart, 1013 try again later, 1014
+// bad gateway), and the ranges for libraries and applications. 1004-1006
+// and 1015 are never sent.
 bool ws_close_code_valid(unsigned code) {
-  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) ||
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
          (code >= 3000 && code <= 4999);
 }
 

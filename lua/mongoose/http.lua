@@ -232,7 +232,7 @@ function Listener:on_event(ev, id)
     local msg = ffi_string(ev.data.ptr, ev.data.len)
     if band(ev.flags, F.LISTENER) ~= 0 then
       -- The listener itself (out of descriptors): once per episode.
-      self.mgr:log("warn", "HTTP listener " .. self.url .. ": " .. msg)
+      self.mgr:log("warn", "HTTP listener " .. (self:local_addr() or self.url) .. ": " .. msg)
       return
     end
     local fn = self.on_connection_error

@@ -339,6 +339,10 @@ function TcpListener:on_event(ev, id)
     if fn then
       self.mgr:protected_call("TCP on_accept", fn, conn)
     end
+  elseif ev.type == EV.ERROR and id == self.id then
+    -- The listener itself (out of descriptors): once per episode.
+    self.mgr:log("warn", "TCP listener " .. (self:local_addr() or self.url) .. ": "
+                 .. ffi_string(ev.data.ptr, ev.data.len))
   end
 end
 

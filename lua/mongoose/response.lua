@@ -107,6 +107,9 @@ function Response:send(status, body, hdrs)
   end
   local block = build(hdrs, self.default_headers, 2, true)
   local rc = C_http_reply(self.mgr.cm, self.id, status, block, #block, body, #body)
+  if rc == ERR.ARG then -- a 1xx status, a body on 204 or 304: nothing was sent
+    error(self.mgr:last_error(), 2)
+  end
   self.status, self.bytes = status, #body
   finish(self)
   if rc ~= 0 then
@@ -121,6 +124,9 @@ function Response:begin(status, hdrs)
   check_status(status)
   local block = build(hdrs, self.default_headers, 2, true)
   local rc = C_begin_chunked(self.mgr.cm, self.id, status, block, #block)
+  if rc == ERR.ARG then -- a status without a body: nothing was sent
+    error(self.mgr:last_error(), 2)
+  end
   self.status, self.bytes = status, 0
   if rc ~= 0 then
     finish(self)

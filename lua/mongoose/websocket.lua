@@ -100,10 +100,6 @@ end
 
 local function check_options(opts, level)
   check_handlers(opts, level + 1)
-  local v = opts.max_message
-  if v ~= nil and not core.is_integer_in(v, 1, 2 ^ 53) then
-    error("max_message must be a positive integer (bytes)", level + 1)
-  end
   core.check_limits(opts, "websocket", level + 1)
   check_deflate(opts.deflate, level + 1)
 end

@@ -90,10 +90,10 @@ TEST(Utf8, ValidAndInvalidForms) {
 }
 
 TEST(CloseCodes, TheOnesAPeerMaySend) {
-  for (unsigned ok : {1000u, 1001u, 1002u, 1003u, 1007u, 1011u, 3000u, 4999u}) {
+  for (unsigned ok : {1000u, 1001u, 1002u, 1003u, 1007u, 1011u, 1012u, 1014u, 3000u, 4999u}) {
     EXPECT_TRUE(ws_close_code_valid(ok)) << ok;
   }
-  for (unsigned bad : {0u, 999u, 1004u, 1005u, 1006u, 1012u, 1015u, 1016u, 2999u, 5000u}) {
+  for (unsigned bad : {0u, 999u, 1004u, 1005u, 1006u, 1015u, 1016u, 2999u, 5000u}) {
     EXPECT_FALSE(ws_close_code_valid(bad)) << bad;
   }
 }

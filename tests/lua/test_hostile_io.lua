@@ -186,6 +186,38 @@ print("after", ok, flush=True)
   stop(pid)
 end)
 
+T.test("E: a TCP listener at the descriptor limit logs once and serves again", function()
+  local pid, port, log = server_process([[
+local mongoose = require("mongoose")
+local mgr = assert(mongoose.new_manager({ raise_fd_limit = false, log_level = "warn",
+  log = function(level, msg) io.stdout:write(level, ": ", msg, "\n") end }))
+local l = assert(mgr:tcp_listen("tcp://127.0.0.1:0", {
+  max_connections = 1000, on_data = function(conn, view) conn:send(view:string()) end }))
+local f = io.open("PORT_FILE", "w"); f:write(l:port()); f:close()
+mgr:run({ signals = { "TERM" } })
+]], "ulimit -n 48")
+  local out = T.run_client(mgr, T.q(T.python) .. " " .. T.q(P.file(P.HTTP .. [[
+held = []
+for i in range(80):
+    try:
+        held.append(conn(timeout=1))
+    except OSError:
+        break
+time.sleep(1.5)
+for s in held:
+    s.close()
+time.sleep(0.5)
+s = conn(timeout=2)
+s.sendall(b"ping")
+print("echo", s.recv(16).decode(), flush=True)
+]])) .. " " .. port, 30000)
+  T.match(out, "echo ping", "served once descriptors are free")
+  local t_log = T.read_file(log) or ""
+  local _, lines = t_log:gsub("warn: TCP listener 127.0.0.1:%d+: accept failed", "")
+  T.eq(lines, 1, "one log line for the episode:\n" .. t_log)
+  stop(pid)
+end)
+
 T.test("E: CPU while out of descriptors stays low", function()
   local pid, port = server_process([[
 local mongoose = require("mongoose")

@@ -9,6 +9,7 @@ local H = require("testhttp").server({ log_level = "info" })
 local mgr, routes, PORT = H.mgr, H.routes, H.PORT
 
 local seen_trailers = {}
+local seen_send_error
 routes["/echo"] = function(req)
   seen_trailers[#seen_trailers + 1] = req:trailers()
   return 200, "got " .. #req:body()
@@ -18,6 +19,15 @@ routes["/204"] = function()
 end
 routes["/304"] = function()
   return 304, nil, { ETag = '"v1"' }
+end
+
+routes["/204-with-body"] = function()
+  return 204, "not allowed"
+end
+routes["/103-final"] = function(_, res)
+  local ok, err = pcall(res.send, res, 103, "")
+  seen_send_error = not ok and err or "no error"
+  return 200, "after\n"
 end
 
 local function py(code, port)
@@ -131,6 +141,32 @@ for p in parts:
     out(p[:3].decode(), b"content-length" in head, b"etag" in head)
 ]])
   T.eq(out, "204 False False\n304 False True\n200 True False\n")
+end)
+
+T.test("a handler's 204 with a body gets 500, and res:send(103) raises: no reply is lost", function()
+  local out = py([[
+s = conn()
+s.sendall(b"GET /204-with-body HTTP/1.1\r\nHost: x\r\n\r\n")
+data = b""
+s.settimeout(2)
+while b"\r\n\r\n" not in data:
+    d = s.recv(4096)
+    if not d:
+        break
+    data += d
+out(data.split(b"\r\n")[0].decode())
+s = conn()
+s.sendall(b"GET /103-final HTTP/1.1\r\nHost: x\r\n\r\n")
+data = b""
+while not data.endswith(b"after\n"):
+    d = s.recv(4096)
+    if not d:
+        break
+    data += d
+out(data.split(b"\r\n")[0].decode())
+]])
+  T.eq(out, "HTTP/1.1 500 Internal Server Error\nHTTP/1.1 200 OK\n")
+  T.match(seen_send_error, "informational", "res:send(103) raised")
 end)
 
 T.run()
