@@ -573,7 +573,8 @@ end
 
 --- Opens a WebSocket server. opts: on_open(ws), on_message(ws, data,
 -- is_binary), on_close(ws, code, reason), on_control(ws, kind, data),
--- path (only this path upgrades; others get 404 or opts.http), protocols
+-- path (only this path upgrades; others get 404 or opts.http, which also
+-- answers requests that are not WebSocket handshakes), protocols
 -- (supported subprotocols, the first one offered is chosen), accept(req)
 -- (return false[, status, body] to refuse), the WebSocket limits, and the
 -- HTTP listen options.
@@ -595,7 +596,7 @@ function _M.listen(mgr, url, opts, level)
     on_control = opts.on_control, on_error = opts.on_error,
   }
   local handler = function(req, res)
-    if path and req.path ~= path then
+    if (path and req.path ~= path) or (fallback and not req:is_websocket()) then
       if fallback then
         return fallback(req, res)
       end

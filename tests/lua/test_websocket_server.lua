@@ -1,7 +1,7 @@
 -- WebSocket servers (mongoose.websocket: ws_listen, res:upgrade) and the
 -- handshake, against Python's websockets package: subprotocols, accept(),
--- ws.request and ws.state, broadcast and mgr:ws_send, and an upgrade from
--- an HTTP handler next to plain HTTP.
+-- ws.request and ws.state, broadcast and mgr:ws_send, opts.http, and an
+-- upgrade from an HTTP handler next to plain HTTP.
 local T = require("testlib")
 T.need_python_module("websockets", "python3-websockets")
 local W = require("testws")
@@ -35,6 +35,36 @@ async def main():
 ]])
   T.eq(out, "subprotocol chat\np\nrefused 400\n", "python output")
   T.eq(chosen, "chat", "ws.protocol at the server")
+  mgr:close()
+end)
+
+T.test("opts.http answers other paths and plain requests to the WebSocket's own path", function()
+  local mgr, l, url = ws_server({
+    on_message = echo,
+    http = function(req)
+      return 200, "page " .. req.path .. "\n"
+    end,
+  })
+  local base = "http://127.0.0.1:" .. l:port()
+  local r = assert(mgr:fetch(base .. "/other"))
+  T.eq(r.status, 200, "another path")
+  T.eq(r.body, "page /other\n")
+  r = assert(mgr:fetch(base .. "/ws"))
+  T.eq(r.status, 200, "a plain GET of the WebSocket's path")
+  T.eq(r.body, "page /ws\n")
+  local out = py(mgr, url, [[
+async def main():
+    async with connect() as ws:
+        await ws.send("hi")
+        out(await recv(ws))
+]])
+  T.eq(out, "hi\n", "the handshake is still upgraded")
+  mgr:close()
+  -- Without opts.http: 404 elsewhere, 426 on the path.
+  mgr, l = ws_server({ on_message = echo })
+  base = "http://127.0.0.1:" .. l:port()
+  T.eq(assert(mgr:fetch(base .. "/other")).status, 404, "another path without opts.http")
+  T.eq(assert(mgr:fetch(base .. "/ws")).status, 426, "a plain GET of the path without opts.http")
   mgr:close()
 end)
 
