@@ -1,6 +1,6 @@
 # Shortcuts; the scripts under scripts/ do the work (and install what is
 # missing on Debian).
-.PHONY: run test build lint bench clean
+.PHONY: run test build lint bench bench-scale clean
 run:
 	bash scripts/demo.sh
 test:
@@ -11,5 +11,7 @@ lint:
 	bash scripts/lint.sh
 bench:
 	bash bench/run.sh
+bench-scale:
+	bash bench/scale.sh
 clean:
 	rm -rf build

@@ -1,7 +1,9 @@
 -- ws_echo: the Lua side of the ws_echo benchmark in bench/run.sh. The
 -- WebSocket echo server of bench/ws_echo_c.c written with the high-level
--- API: every request is upgraded (any path) and every message is sent back
--- with its kind (text or binary).
+-- API: every WebSocket handshake is upgraded (any path) and every message
+-- is sent back with its kind (text or binary); other requests get
+-- http_hello.lua's 200 "hello, world\n" (bench/scale.sh loads them while
+-- WebSockets are idle).
 --
 --   BUILD_DIR=build-bench scripts/lua-env.sh luajit bench/ws_echo.lua [port]
 --
@@ -14,6 +16,9 @@ local mgr = assert(mongoose.new_manager())
 assert(mgr:ws_listen("http://127.0.0.1:" .. port, {
   on_message = function(ws, data, is_binary)
     ws:send(data, is_binary and "binary" or "text")
+  end,
+  http = function()
+    return 200, "hello, world\n", { ["Content-Type"] = "text/plain" }
   end,
 }))
 mgr:run({ signals = { "INT", "TERM" } })

@@ -1,7 +1,9 @@
 // ws_echo_c: the pure-C baseline of the ws_echo benchmark in bench/run.sh.
-// A Mongoose WebSocket echo server: every HTTP request is upgraded to a
-// WebSocket (any path), and every message is sent back with its opcode
-// (text or binary). Built from the same mongoose.c and with the same
+// A Mongoose WebSocket echo server: every HTTP request with a
+// Sec-WebSocket-Key is upgraded to a WebSocket (any path), and every
+// message is sent back with its opcode (text or binary); other requests get
+// c_hello_server's 200 "hello, world\n" (bench/scale.sh loads them while
+// WebSockets are idle). Built from the same mongoose.c and with the same
 // compile-time settings as the mongoose_ffi library (see CMakeLists.txt,
 // target bench_c_ws_echo). Uses only the public mongoose.h API.
 //
@@ -27,7 +29,7 @@ static void handler(struct mg_connection *c, int ev, void *ev_data) {
     if (mg_http_get_header(hm, "Sec-WebSocket-Key") != NULL) {
       mg_ws_upgrade(c, hm, NULL);
     } else {
-      mg_http_reply(c, 426, "Upgrade: websocket\r\n", "WebSocket upgrade expected\n");
+      mg_http_reply(c, 200, "Content-Type: text/plain\r\n", "hello, world\n");
     }
   } else if (ev == MG_EV_WS_MSG) {
     struct mg_ws_message *wm = (struct mg_ws_message *)ev_data;

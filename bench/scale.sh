@@ -1,0 +1,263 @@
+#!/usr/bin/env bash
+# What idle connections cost (issue 11): hello-world throughput and server
+# CPU per request while N idle connections are open, and the server's RSS
+# per idle connection, for pure-C Mongoose, the mongoose-ffi Lua API and
+# nginx + Lua, in one run.
+#
+#   bash bench/scale.sh                     (or: make bench-scale)
+#   LEVELS="0 15000" KINDS=ws SIDES="lua nginx" bash bench/scale.sh
+#
+# Environment (and common.sh's DURATION, WARMUP, BUILD_DIR, NO_BUILD,
+# PORT_BASE, LUAJIT):
+#   LEVELS   idle connection counts, one round each (default "0 1000 5000 15000")
+#   KINDS    http (keep-alive connections after one request) and/or ws
+#            (open WebSockets) (default "http ws")
+#   SIDES    c (bench/ws_echo_c.c), lua (bench/ws_echo.lua), nginx (nginx-light
+#            + libnginx-mod-http-lua, one process) (default "c lua nginx")
+#   CONNECTIONS  wrk's connections (default 50)
+#
+# Each side's server runs alone, on CPU 0; wrk and the idle connections
+# (bench/idle_hold.c: one request or handshake each, then quiet; source
+# addresses 127.0.0.2-201) run on CPU 1. Per level: the server's RSS before,
+# the idle connections opened, a wrk warm-up and a measured run of DURATION
+# seconds, the RSS after; then the idle connections close. RSS per idle
+# connection is (after - before) / N. The nginx side installs nginx-light
+# and libnginx-mod-http-lua when missing (as root), which replaces luajit
+# with luajit2: both Lua servers then run on luajit2.
+BENCH_NAME=scale
+SIDES="${SIDES:-c lua nginx}"
+CONNECTIONS="${CONNECTIONS:-50}"
+DURATION="${DURATION:-5}"
+WARMUP="${WARMUP:-1}"
+PORT_BASE="${PORT_BASE:-8401}"
+# shellcheck source=bench/common.sh
+source "$(dirname "$0")/common.sh"
+LEVELS="${LEVELS:-0 1000 5000 15000}"
+KINDS="${KINDS:-http ws}"
+WS_LIBS_DIR="$BUILD_DIR/openresty-libs/usr/share/lua/5.1"
+ROWS=()  # "kind|level|side|rps|us|rss_per_conn|alive"
+
+# Debian's lua-nginx-websocket (OpenResty's lua-resty-websocket), unpacked
+# under the build folder for the nginx side.
+need_ws_lib() {
+  [ -f "$WS_LIBS_DIR/nginx/websocket/server.lua" ] && return 0
+  local debs
+  debs="$(mktemp -d)"
+  (cd "$debs" && apt-get download -qq lua-nginx-websocket >/dev/null 2>&1) ||
+    die "apt-get download lua-nginx-websocket failed (apt-get update?)"
+  mkdir -p "$BUILD_DIR/openresty-libs"
+  dpkg-deb -x "$debs"/lua-nginx-websocket_*.deb "$BUILD_DIR/openresty-libs"
+  rm -rf "$debs"
+}
+
+nginx_conf() {
+  local port="$1"
+  mkdir -p "$WORK_DIR/nginx/logs"
+  cat <<CONF
+$(nginx_lua_modules)
+worker_processes 1;
+master_process off;
+daemon off;
+worker_rlimit_nofile 20000;
+error_log $WORK_DIR/nginx/logs/error.log error;
+pid $WORK_DIR/nginx/nginx.pid;
+events { worker_connections 20000; }
+http {
+  access_log off;
+  keepalive_timeout 300s;
+  keepalive_requests 1000000;
+  lua_package_path "$WS_LIBS_DIR/?.lua;;";
+  lua_socket_log_errors off;
+  server {
+    listen 127.0.0.1:$port backlog=1024;
+    location / {
+      content_by_lua_block {
+        ngx.header.content_type = "text/plain"
+        ngx.print("hello, world\n")
+      }
+    }
+    location /ws {
+      content_by_lua_block {
+        local server = require "nginx.websocket.server"
+        local wb = server:new({ timeout = 300000, max_payload_len = 65536 })
+        if not wb then return ngx.exit(400) end
+        while true do
+          local data, typ, err = wb:recv_frame()
+          if not data then
+            if not (err and err:find("timeout", 1, true)) then return end
+          elseif typ == "close" then
+            wb:send_close()
+            return
+          elseif typ == "ping" then
+            wb:send_pong(data)
+          elseif typ == "text" then
+            wb:send_text(data)
+          elseif typ == "binary" then
+            wb:send_binary(data)
+          end
+        end
+      }
+    }
+  }
+}
+CONF
+}
+
+# start_side SIDE PORT: sets SERVER_PID (the process serving: nginx runs
+# without a master).
+start_side() {
+  local side="$1" port="$2" url="http://127.0.0.1:$2/"
+  case "$side" in
+    c) start_server c "$SERVER_CPU" "$url" "$BUILD_DIR/bench_c_ws_echo" "$port" ;;
+    lua) start_server lua "$SERVER_CPU" "$url" env BUILD_DIR="$BUILD_DIR" \
+      scripts/lua-env.sh "$LUAJIT" bench/ws_echo.lua "$port" ;;
+    nginx)
+      nginx_conf "$port" >"$WORK_DIR/nginx-scale.conf"
+      start_server nginx "$SERVER_CPU" "$url" nginx -p "$WORK_DIR/nginx" -c "$WORK_DIR/nginx-scale.conf"
+      ;;
+    *) die "unknown side $side (SIDES: c lua nginx)" ;;
+  esac
+}
+
+print_setup() {
+  echo "== mongoose-ffi scale benchmark (bench/scale.sh)"
+  echo "date:     $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+  echo "cpu:      $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1) ($(nproc) CPUs)"
+  echo "kernel:   $(uname -sr)"
+  echo "luajit:   $("$LUAJIT" -v 2>&1 | head -n1)"
+  if has_side nginx; then echo "nginx:    $(nginx -v 2>&1 | head -n1)"; fi
+  echo "sides:    $SIDES; levels: $LEVELS idle connections; kinds: $KINDS"
+  echo "load:     wrk -t1 -c$CONNECTIONS on / (hello), ${WARMUP}s warm-up + ${DURATION}s measured per level"
+  echo "pinning:  servers on CPU $SERVER_CPU; wrk and the idle connections on CPU $CLIENT_CPU"
+}
+
+rss_kb() {
+  awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
+}
+
+# hold KIND N PORT: opens N idle connections (bench_idle_hold on the client
+# CPU) and waits for them. Sets HOLD_PID.
+hold() {
+  local kind="$1" n="$2" port="$3" out="$WORK_DIR/hold-$1-$2.txt" i
+  : >"$out"
+  taskset -c "$CLIENT_CPU" "$BUILD_DIR/bench_idle_hold" -p "$port" -n "$n" -k "$kind" -t 600 \
+    >"$out" 2>&1 &
+  HOLD_PID=$!
+  PIDS+=("$HOLD_PID")
+  for ((i = 0; i < 1200; i++)); do
+    grep -q '^ready' "$out" && return 0
+    kill -0 "$HOLD_PID" 2>/dev/null || { cat "$out" >&2; die "bench_idle_hold failed ($kind, $n)"; }
+    sleep 0.1
+  done
+  die "bench_idle_hold did not open $n $kind connections within 120 s"
+}
+
+# release KIND N: closes the idle connections; sets HOLD_ALIVE (how many
+# the server had kept open).
+release() {
+  local out="$WORK_DIR/hold-$1-$2.txt"
+  kill -TERM "$HOLD_PID" 2>/dev/null || true
+  wait "$HOLD_PID" 2>/dev/null || true
+  HOLD_ALIVE="$(sed -n 's/^alive //p' "$out")"
+}
+
+# level SIDE KIND N PID PORT: one round; appends to ROWS.
+level() {
+  local side="$1" kind="$2" n="$3" pid="$4" port="$5" before after per=- alive="$3"
+  before="$(rss_kb "$pid")"
+  if [ "$n" -gt 0 ]; then hold "$kind" "$n" "$port"; fi
+  sleep 1  # idle connections are parked once quiet for 250 ms
+  if [ "$WARMUP" -gt 0 ]; then
+    run_wrk "http://127.0.0.1:$port/" "$CONNECTIONS" "$WARMUP" "$side-$kind-$n-warmup" "$pid"
+  fi
+  run_wrk "http://127.0.0.1:$port/" "$CONNECTIONS" "$DURATION" "$side-$kind-$n" "$pid"
+  after="$(rss_kb "$pid")"
+  if [ "$n" -gt 0 ]; then
+    per="$(awk -v a="$after" -v b="$before" -v n="$n" 'BEGIN { printf "%.0f", (a - b) * 1024 / n }')"
+    release "$kind" "$n"
+    alive="$HOLD_ALIVE"
+    [ "$alive" = "$n" ] || log "warning: $side closed $((n - ${alive:-0})) of the $n idle $kind connections"
+    sleep 1
+  fi
+  log "$side, $kind, $n idle: $WRK_RPS req/s, $WRK_US us CPU/req, RSS/idle conn $per B"
+  ROWS+=("$kind|$n|$side|$WRK_RPS|$WRK_US|$per|$alive")
+}
+
+row_field() {  # row_field KIND N SIDE FIELD(4 rps, 5 us, 6 rss)
+  local r k n s
+  for r in "${ROWS[@]}"; do
+    IFS='|' read -r k n s _ <<<"$r"
+    if [ "$k" = "$1" ] && [ "$n" = "$2" ] && [ "$s" = "$3" ]; then
+      echo "$r" | cut -d'|' -f"$4"
+      return
+    fi
+  done
+}
+
+print_table() {
+  local kind n side rps us per alive zero_us nginx_rps
+  echo
+  printf '%-5s %6s  %-6s %9s %8s %12s %11s %13s\n' kind idle side "req/s" "us/req" "RSS/idle(B)" \
+    "us/us(0)" "req/s÷nginx"
+  for kind in $KINDS; do
+    for n in $LEVELS; do
+      for side in $SIDES; do
+        IFS='|' read -r _ _ _ rps us per alive <<<"$(printf '%s\n' "${ROWS[@]}" | grep "^$kind|$n|$side|")"
+        zero_us="$(row_field "$kind" 0 "$side" 5)"
+        nginx_rps="$(row_field "$kind" "$n" nginx 4)"
+        printf '%-5s %6s  %-6s %9s %8s %12s %11s %13s\n' "$kind" "$n" "$side" "$rps" "$us" "$per" \
+          "$(ratio "$us" "${zero_us:-0}")" "$(ratio "$rps" "${nginx_rps:-0}")"
+      done
+    done
+  done
+}
+
+# The targets of issue 11 for the Lua API at the largest level.
+print_verdict() {
+  has_side lua || return 0
+  local top kind us zero rps nginx per bound
+  top="$(printf '%s\n' $LEVELS | sort -n | tail -n1)"
+  [ "$top" -gt 0 ] || return 0
+  echo
+  for kind in $KINDS; do
+    us="$(row_field "$kind" "$top" lua 5)"
+    zero="$(row_field "$kind" 0 lua 5)"
+    rps="$(row_field "$kind" "$top" lua 4)"
+    nginx="$(row_field "$kind" "$top" nginx 4)"
+    per="$(row_field "$kind" "$top" lua 6)"
+    bound=$([ "$kind" = http ] && echo 1024 || echo 2048)
+    echo "lua, $top idle $kind:" \
+      "CPU/req $(ratio "$us" "${zero:-0}") x zero-idle (target <= 1.15)," \
+      "req/s $(ratio "$rps" "${nginx:-0}") x nginx (target >= 0.90)," \
+      "RSS $per B per idle connection (target <= $bound)"
+  done
+}
+
+main() {
+  need_tools
+  if has_side nginx; then
+    need_nginx 1
+    need_ws_lib
+  fi
+  build
+  [ -x "$BUILD_DIR/bench_idle_hold" ] || die "$BUILD_DIR/bench_idle_hold was not built"
+  ulimit -n "$(ulimit -Hn)"
+  print_setup
+  local side kind n port="$PORT_BASE" pid
+  for side in $SIDES; do
+    port_free "$port" || die "something listens on 127.0.0.1:$port (set PORT_BASE)"
+    start_side "$side" "$port"
+    pid="$SERVER_PID"
+    for kind in $KINDS; do
+      for n in $LEVELS; do
+        level "$side" "$kind" "$n" "$pid" "$port"
+      done
+    done
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    port=$((port + 1))
+  done
+  print_table
+  print_verdict
+}
+main "$@"
