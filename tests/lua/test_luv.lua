@@ -111,6 +111,34 @@ test("keep-alive: requests on one luv connection, each answered at once", functi
   T.eq(st.eof, false, "connection still open")
 end)
 
+test("keep-alive: a luv connection idle past parking (400 ms between requests) is answered at once", function()
+  local mgr = new_manager()
+  local server = hello_server(mgr)
+  assert(mgr:attach_luv(uv))
+  local answers, sent_at, worst = 0, 0, 0
+  local pause = track(uv.new_timer())
+  local st
+  st = luv_client(server:port(), nil, function(s, _)
+    local _, count = s.data:gsub("hello /p%d+\n", "")
+    if count > answers then
+      answers = count
+      worst = math.max(worst, ms_now() - sent_at)
+      if answers < 3 then
+        pause:start(400, 0, function()
+          sent_at = ms_now()
+          s.tcp:write("GET /p" .. answers + 1 .. " HTTP/1.1\r\nHost: x\r\n\r\n")
+        end)
+      end
+    end
+  end)
+  loop_until(function() return st.connected ~= nil end, 5000, "connected")
+  sent_at = ms_now()
+  st.tcp:write("GET /p1 HTTP/1.1\r\nHost: x\r\n\r\n")
+  loop_until(function() return answers == 3 end, 10000, "3 answers")
+  T.ok(worst < 100, "slowest answer: " .. worst .. " ms")
+  T.eq(st.eof, false, "connection still open")
+end)
+
 test("large response (2 MiB) and large request body (1 MiB) through the luv loop", function()
   local mgr = new_manager()
   local _, base = hello_server(mgr)

@@ -6,6 +6,7 @@
 -- Handlers only record what they see; assertions run outside them.
 local T = require("testlib")
 local X = require("testtls")
+local P = require("testpy")
 local mongoose = require("mongoose")
 local tls = require("mongoose.tls")
 local pki, file, hello, https_server, curl, s_client = X.pki, X.file, X.hello, X.https_server, X.curl, X.s_client
@@ -42,6 +43,36 @@ T.test("HTTPS server: curl --cacert verifies it; curl without the CA refuses", f
                         .. "/1 https://localhost:" .. port .. "/2")
   T.eq(rc4, 0, "two requests")
   T.eq(out, "secure /1 1secure /2 0", "second request on the same connection")
+  mgr:close()
+end)
+
+T.test("HTTPS keep-alive: a connection idle past parking answers again, also a request split over records", function()
+  local mgr, _, port = https_server()
+  local out, rc, err = T.run_client(mgr, T.q(T.python) .. " " .. T.q(P.file([[
+import socket, ssl, sys, time
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1]))), server_hostname="localhost")
+s.settimeout(5)
+def ask(path, split=False):
+    req = b"GET " + path + b" HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    if split:
+        s.sendall(req[:9])
+        time.sleep(0.4)
+        s.sendall(req[9:])
+    else:
+        s.sendall(req)
+    d = b""
+    while not d.endswith(path):
+        d += s.recv(4096)
+    return d.split(b"\r\n")[0].decode() + " " + d.rsplit(b"\r\n", 1)[-1].decode()
+print(ask(b"/1"))
+time.sleep(0.6)
+print(ask(b"/2"))
+time.sleep(0.6)
+print(ask(b"/3", split=True))
+]])) .. " " .. port .. " " .. T.q(CA), 20000)
+  T.eq(rc, 0, "python exit (" .. err .. ")")
+  T.eq(out, "HTTP/1.1 200 OK secure /1\nHTTP/1.1 200 OK secure /2\nHTTP/1.1 200 OK secure /3\n")
   mgr:close()
 end)
 
