@@ -383,6 +383,21 @@ T.test("a deferred reply from a timer 50 ms later reaches curl", function()
   T.eq(body_later, "payload", "the request body in the timer")
 end)
 
+T.test("a deferred reply 600 ms later (the quiet connection is parked meanwhile) reaches curl", function()
+  local waited
+  routes["/deferred-long"] = function(req, res)
+    local started_at = core.millis()
+    mgr:set_timeout(600, function()
+      waited = core.millis() - started_at
+      res:send(200, "late:" .. req:body())
+    end)
+  end
+  local out, rc = curl("--data-binary 'x' " .. T.q(BASE .. "/deferred-long") .. " " .. T.q(BASE .. "/hello"))
+  T.eq(rc, 0, "curl exit status")
+  T.eq(out, "late:xhello\n", "the deferred reply, then the next request on the connection")
+  T.ok(waited >= 590, "replied after the timer (" .. tostring(waited) .. " ms)")
+end)
+
 T.test("a client disconnecting before a deferred reply: send returns nil, 'connection closed'", function()
   local slow_res
   routes["/slow"] = function(req, res)
