@@ -444,6 +444,9 @@ MGFFI_API int mgffi_ws_send(mgffi_manager *m, uint64_t id, const void *buf, size
  *   cert, key: our certificate and private key (server: required).
  *   name: client: the host name to verify and send as SNI.
  *   skip_verification: client: do not verify the server (tests only).
+ * A plain tcp:// client that is already connected starts its handshake at
+ * once (STARTTLS, a cosocket's sslhandshake); MGFFI_EV_TLS_HS (in its
+ * event mask) follows when the handshake is done.
  * A handshake failure is an ERROR event on that connection only.
  * Returns MGFFI_ERR_STATE when the build has no TLS.
  * ====================================================================== */
