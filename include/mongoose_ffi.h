@@ -467,6 +467,16 @@ MGFFI_API int mgffi_signal_watch(int signo);
  * signal delivered several times before this call counts once). */
 MGFFI_API int mgffi_signal_take(void);
 
+/* ======================================================================
+ * Message digests (mongoose.ngx: ngx.md5, ngx.sha1_bin, ngx.hmac_sha1)
+ * Mongoose's MD5 and SHA-1 of len bytes at data, written to out (16 and
+ * 20 bytes). No manager, no connection. Returns MGFFI_OK, MGFFI_ERR_ARG
+ * (NULL data with a length, NULL out) or MGFFI_ERR_SPACE (out_len too
+ * small).
+ * ====================================================================== */
+MGFFI_API int mgffi_md5(const void *data, size_t len, uint8_t *out, size_t out_len);
+MGFFI_API int mgffi_sha1(const void *data, size_t len, uint8_t *out, size_t out_len);
+
 #ifdef __cplusplus
 }
 #endif
