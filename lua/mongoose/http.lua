@@ -17,10 +17,11 @@ local type = type
 local pairs = pairs
 local tonumber = tonumber
 local setmetatable = setmetatable
-local xpcall = xpcall
-local traceback = debug.traceback
+local pcall = pcall
 local new_request = request.new
 local new_response = response.new
+local coro = require("mongoose.coro")
+local coro_run = coro.run
 
 local EV_HTTP_MSG = EV.HTTP_MSG
 local EV_HTTP_HDRS = EV.HTTP_HDRS
@@ -52,36 +53,101 @@ local function send_500(res, hdrs)
   return res:send(500, "Internal Server Error\n", hdrs)
 end
 
--- Handles the request: calls the handler and sends what it returned if it
--- returned a status. The handler is called directly, not under its own
--- xpcall, so that the JIT can compile the whole request path; an error it
--- raises is caught by the manager's dispatch loop, which calls
--- on_event_error below (answer 500) and goes on with the next event.
-function Listener:handle(req)
-  local res = new_response(req)
-  res.listener = self
-  self.pending[req.id] = res
-  self.current = res
-  local status, body, hdrs = self.handler(req, res)
+local error_text = core.error_text
+
+-- A handler failed (raised, after any number of waits): the client gets
+-- 500 (a chunked reply that has started is cut), a streamed body is
+-- skipped from now on, and the error is logged with its traceback.
+local function handler_failed(self, res, err, what)
+  if res.chunked and not res.sent then
+    res:close() -- the status line is gone: the client sees a cut response
+  elseif not res.sent and not res.closed then
+    send_500(res, TEXT_PLAIN)
+  end
+  res.req.body_chunk_fn = nil
+  res.req.body_end_fn = nil
+  local req = res.req
+  self.mgr:log("error", "HTTP handler for " .. req.method .. " " .. req.path .. " "
+               .. (what or "failed") .. ": " .. error_text(err))
+end
+
+-- The finish function of a handler's task (mongoose.coro): sends what the
+-- handler returned when it returned a status, 500 when it raised.
+local function handler_done(res, task, ok, status, body, hdrs)
+  local self = res.listener
+  res.task = nil
+  local guard = res.guard
+  if guard then
+    res.guard = nil
+    self.mgr.sched:remove(guard)
+  end
+  if not ok then
+    return handler_failed(self, res, status)
+  end
   if res.sent or res.chunked or res.closed then
-    self.current = nil
     return
   end
   if type(status) == "number" then
-    self.sending_returned = true
-    res:send(status, body, hdrs) -- raises on an invalid response: 500
-    self.sending_returned = false
+    local sent, err = pcall(res.send, res, status, body, hdrs)
+    if not sent then
+      handler_failed(self, res, err, "returned an invalid response")
+    end
   elseif status ~= nil then
-    self.current = nil
+    local req = res.req
     self.mgr:log("error", "HTTP handler for " .. req.method .. " " .. req.path
                  .. " returned " .. type(status) .. " instead of a status number")
     send_500(res, TEXT_PLAIN)
   end
   -- Returned nothing and did not reply: the reply comes later (deferred).
-  self.current = nil
 end
 
-local error_text = core.error_text
+-- What bounds a handler that waits: at its listener's request_timeout it
+-- is answered 504 (unless it answered) and its waits are cancelled.
+local Guard = {}
+Guard.__index = Guard
+
+function Guard:on_deadline()
+  local res = self.res
+  if res.guard ~= self then
+    return
+  end
+  res.guard = nil
+  local task = self.task
+  if res.sent or res.closed then
+    return -- it answered; what it still does is its own business
+  end
+  local req = res.req
+  self.listener.mgr:log("error", "HTTP handler for " .. req.method .. " " .. req.path
+                        .. " did not answer within request_timeout (" .. self.ms
+                        .. " ms): answered 504, its waits are cancelled")
+  if res.chunked then
+    res:close()
+  else
+    res:send(504, "Gateway Timeout\n", TEXT_PLAIN)
+  end
+  coro.cancel(task)
+end
+
+-- Handles the request: calls the handler in a task (mongoose.coro) that
+-- sends what it returned. A handler that waits is bounded by the
+-- listener's request_timeout, and cancelled when its client goes away.
+function Listener:handle(req)
+  local res = new_response(req)
+  res.listener = self
+  self.pending[req.id] = res
+  self.current = res
+  local task = coro_run(self.mgr, handler_done, res, self.handler, req, res)
+  self.current = nil
+  if task ~= nil and not res.sent and not res.closed then
+    res.task = task
+    local ms = self.handler_timeout
+    if ms > 0 then
+      local guard = setmetatable({ res = res, task = task, listener = self, ms = ms }, Guard)
+      res.guard = guard
+      self.mgr.sched:add(guard, coro.now_ms() + ms)
+    end
+  end
+end
 
 -- A body callback (what: "on_chunk" or "on_end") of req failed: no more
 -- callbacks; the client gets 500 and the connection closes (once the rest
@@ -101,39 +167,29 @@ local function body_failed(self, req, id, what, err)
                .. " failed: " .. error_text(err))
 end
 
--- Calls a body callback of req (on_chunk with chunk, or on_end).
-local function call_body_fn(self, req, id, fn, what, chunk)
-  self.body_req, self.body_what = req, what
-  local ok, err
-  if chunk then
-    ok, err = xpcall(fn, traceback, chunk)
-  else
-    ok, err = xpcall(fn, traceback)
-  end
-  self.body_req = nil
+-- The finish functions of the body callbacks' tasks.
+local function chunk_done(req, task, ok, err)
   if not ok then
-    body_failed(self, req, id, what, err)
+    body_failed(req.listener, req, req.id, "on_chunk", err)
   end
 end
 
--- An error escaped while handling an event of this listener.
-function Listener:on_event_error(err)
-  local body_req = self.body_req
-  if body_req then -- a body callback yielded (see Manager:guarded_call)
-    self.body_req = nil
-    return body_failed(self, body_req, body_req.id, self.body_what, err)
+local function end_done(req, task, ok, err)
+  if not ok then
+    body_failed(req.listener, req, req.id, "on_end", err)
   end
+end
+
+-- An error escaped while handling an event of this listener (outside the
+-- handlers, which run in tasks: out of memory, say).
+function Listener:on_event_error(err)
   local res = self.current
   self.current = nil
   -- The client is answered first: logging may fail on odd error values.
   if res and res.chunked and not res.sent then
-    res:close() -- the status line is gone: the client sees a cut response
+    res:close()
   elseif res and not res.sent and not res.closed then
     send_500(res, TEXT_PLAIN)
-  end
-  if res then -- a streamed body is skipped from now on
-    res.req.body_chunk_fn = nil
-    res.req.body_end_fn = nil
   end
   err = error_text(err)
   if not res then
@@ -141,14 +197,7 @@ function Listener:on_event_error(err)
     return
   end
   local req = res.req
-  if self.sending_returned then
-    self.sending_returned = false
-    self.mgr:log("error", "HTTP handler for " .. req.method .. " " .. req.path
-                 .. " returned an invalid response: " .. err)
-  else
-    self.mgr:log("error", "HTTP handler for " .. req.method .. " " .. req.path
-                 .. " failed: " .. err)
-  end
+  self.mgr:log("error", "HTTP handler for " .. req.method .. " " .. req.path .. " failed: " .. err)
 end
 
 function Listener:on_event(ev, id)
@@ -162,6 +211,17 @@ function Listener:on_event(ev, id)
       self.pending[id] = nil
       res.closed = true
       res.req:mark_done()
+      local task = res.task
+      if task then -- the handler waits: its waits return nil, "closed"
+        res.task = nil
+        local guard = res.guard
+        if guard then
+          res.guard = nil
+          self.mgr.sched:remove(guard)
+        end
+        coro.cancel(task)
+      end
+      res.req:end_body("closed")
       local on_close = res.on_close_fn
       if on_close then
         self.mgr:protected_call("on_close", on_close, res)
@@ -169,13 +229,18 @@ function Listener:on_event(ev, id)
     end
   elseif t == EV_HTTP_HDRS then
     local req = new_request(self.mgr, id, ev)
+    req.listener = self
     self.streams[id] = req
     self:handle(req)
   elseif t == EV_HTTP_BODY then
     local req = self.streams[id]
-    local fn = req and req.body_chunk_fn
-    if fn then
-      call_body_fn(self, req, id, fn, "on_chunk", ffi_string(ev.data.ptr, ev.data.len))
+    if req then
+      local fn = req.body_chunk_fn
+      if fn then
+        coro_run(self.mgr, chunk_done, req, fn, ffi_string(ev.data.ptr, ev.data.len))
+      else -- for req:read_body()
+        req:push_body(ffi_string(ev.data.ptr, ev.data.len))
+      end
     end
   elseif t == EV_HTTP_BODY_END then
     local req = self.streams[id]
@@ -183,7 +248,9 @@ function Listener:on_event(ev, id)
     if req then
       local fn = req.body_end_fn
       if fn then
-        call_body_fn(self, req, id, fn, "on_end")
+        coro_run(self.mgr, end_done, req, fn)
+      else
+        req:end_body(nil)
       end
     end
   elseif t == EV_HTTP_REJECTED then
@@ -283,6 +350,7 @@ function _M.listen(mgr, url, handler, opts, level)
   local self = setmetatable({
     mgr = mgr, id = id, url = url, handler = handler, pending = {}, streams = {},
     is_listener = true, closed = false, on_connection_error = opts.on_connection_error,
+    handler_timeout = opts.request_timeout or core.LIMITS.request_timeout.http_default,
   }, Listener)
   mgr:own(id, self)
   mgr.listeners[id] = self
