@@ -139,6 +139,8 @@ end
 --- Waits ms milliseconds: in a task it yields to the manager, in the main
 -- program it polls the manager (mgr, default the most recent) meanwhile.
 _M.sleep = require("mongoose.coro").sleep
+--- Cosockets: mongoose.socket.tcp() and .udp() (OpenResty's API).
+_M.socket = require("mongoose.socket")
 _M.thread = require("mongoose.thread")
 
 _M.address = net.address
