@@ -49,6 +49,7 @@ local Task = core.class("mongoose.Task")
 _M.Task = Task
 
 local pool, pool_n = {}, 0
+local created = 0 -- coroutines made so far (for stats())
 local current = nil -- the task running now; nil in the main program
 
 -- The coroutine body: runs fn under xpcall, hands the outcome to
@@ -178,11 +179,18 @@ function _M.run(mgr, finish, ctx, fn, a, b, c, d)
                         cancel_waits = 0, due = 0, hpos = nil, thread = nil,
                         finish = finish, ctx = ctx }, Task)
   task.co = co_create(body)
+  created = created + 1
   local prev = current
   current = task
   local ok, marker = co_resume(task.co, task, finish, ctx, fn, a, b, c, d)
   current = prev
   return after(task, ok, marker)
+end
+
+--- How many task coroutines were created so far, and how many wait in
+-- the pool for reuse.
+function _M.stats()
+  return { created = created, pooled = pool_n }
 end
 
 --- The task running now, or nil (the main program, or a coroutine of the
