@@ -78,7 +78,8 @@ function _M.serve_reader(self)
     self.reader = nil
     local rest = str_sub(self.buf, self.pos)
     self.buf, self.pos = "", 1
-    if self.want == "a" then
+    if self.want == "a" then -- all of it: the socket is done
+      self.id, self.eof = nil, false
       return wake(task, self, rest)
     end
     return wake(task, self, nil, self.err or "closed", rest)
@@ -204,8 +205,8 @@ function _M.receive(self, pattern)
   if self.eof then
     local rest = str_sub(self.buf, self.pos)
     self.buf, self.pos = "", 1
-    if want == "a" then
-      self.id = nil
+    if want == "a" then -- all of it: the socket is done
+      self.id, self.eof = nil, false
       return rest
     end
     return nil, self.err or "closed", rest
