@@ -202,10 +202,10 @@ local function exchange(mgr, req, deadline)
     sock:close()
     return nil, err, reused and type(req.body) ~= "function"
   end
-  local resp, keep
-  resp, err, keep = read_response(sock, req, deadline)
+  local resp, keep = read_response(sock, req, deadline) -- or nil, err
   if not resp then
     sock:close()
+    err = keep
     return nil, err, reused and err == "closed before the status line" and IDEMPOTENT[req.method]
   end
   if keep and req.keepalive then
