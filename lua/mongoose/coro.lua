@@ -20,7 +20,6 @@ local co_create = coroutine.create
 local co_resume = coroutine.resume
 local co_yield = coroutine.yield
 local co_running = coroutine.running
-local xpcall = xpcall
 local pcall = pcall
 local traceback = debug.traceback
 local type = type
@@ -52,11 +51,15 @@ local pool, pool_n = {}, 0
 local created = 0 -- coroutines made so far (for stats())
 local current = nil -- the task running now; nil in the main program
 
--- The coroutine body: runs fn under xpcall, hands the outcome to
--- finish(ctx, task, ok, ...) inside the task, then waits for more work.
+-- The coroutine body: runs fn, hands its results to finish(ctx, task,
+-- true, ...) inside the task, then waits for more work. fn is called
+-- directly, not under xpcall, so that the JIT compiles the handler's
+-- path through its return (a trace cannot return into a pcall frame): an
+-- error ends the coroutine, and the code that resumed it calls finish
+-- with false and the traceback (see after()).
 local function body(task, finish, ctx, fn, a, b, c, d)
   while true do
-    finish(ctx, task, xpcall(fn, traceback, a, b, c, d))
+    finish(ctx, task, true, fn(a, b, c, d))
     task.mgr = nil
     -- Nothing of this call stays referenced while the task sits in the pool.
     finish, ctx, fn, a, b, c, d = nil, nil, nil, nil, nil, nil, nil -- luacheck: ignore 311
@@ -112,9 +115,29 @@ function READY_MARK:abort_wait(task, why)
   return nil, why
 end
 
--- What follows a resume: the task finished, waits, or yielded outside
--- mongoose's waits (coroutine.yield() in a handler: like sleep(0)).
--- Returns the task when it is suspended, nil when it is done.
+-- A task that will not run again (its function raised, or it yielded
+-- outside mongoose's waits): what it left open is closed and its finish
+-- function gets err, in the resumer's context.
+local function abandon(task, err)
+  task.waiting = nil
+  if task.owned and task.owned.n > 0 then
+    end_owned(task)
+  end
+  local done, ferr = pcall(task.finish, task.ctx, task, false, err)
+  if not done then
+    local mgr = task.mgr
+    if mgr then
+      mgr:log_failure("task", ferr)
+    else
+      io.stderr:write("[mongoose] error: task failed: ", core.error_text(ferr), "\n")
+    end
+  end
+  return nil
+end
+
+-- What follows a resume: the task finished, waits, raised, or yielded
+-- outside mongoose's waits. Returns the task when it is suspended, nil
+-- when it is done.
 local function after(task, ok, marker)
   if marker == WAIT then
     return task
@@ -122,32 +145,12 @@ local function after(task, ok, marker)
     release(task)
     return nil
   elseif not ok then
-    -- The finish function itself raised: the coroutine is dead.
-    local mgr = task.mgr
-    task.waiting = nil
-    if mgr then
-      mgr:log_failure("task", marker)
-    else
-      io.stderr:write("[mongoose] error: task failed: ", core.error_text(marker), "\n")
-    end
-    return nil
+    -- fn raised: the coroutine is dead; the traceback is of where.
+    return abandon(task, traceback(task.co, marker))
   end
-  -- A bare coroutine.yield(), not one of mongoose's waits: the task is
-  -- abandoned (its coroutine stays suspended there and is dropped) and its
-  -- finish function sees an error with the traceback of the yield.
-  task.waiting = nil
-  if task.owned and task.owned.n > 0 then
-    end_owned(task)
-  end
-  local err = traceback(task.co, YIELD_MSG)
-  local done, ferr = pcall(task.finish, task.ctx, task, false, err)
-  if not done then
-    local mgr = task.mgr
-    if mgr then
-      mgr:log_failure("task", ferr)
-    end
-  end
-  return nil
+  -- A bare coroutine.yield() (not a wait): the coroutine stays suspended
+  -- there and is dropped.
+  return abandon(task, traceback(task.co, YIELD_MSG))
 end
 
 local function resume(task, a, b, c, d)

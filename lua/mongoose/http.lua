@@ -17,7 +17,6 @@ local type = type
 local pairs = pairs
 local tonumber = tonumber
 local setmetatable = setmetatable
-local pcall = pcall
 local new_request = request.new
 local new_response = response.new
 local coro = require("mongoose.coro")
@@ -55,52 +54,6 @@ end
 
 local error_text = core.error_text
 
--- A handler failed (raised, after any number of waits): the client gets
--- 500 (a chunked reply that has started is cut), a streamed body is
--- skipped from now on, and the error is logged with its traceback.
-local function handler_failed(self, res, err, what)
-  if res.chunked and not res.sent then
-    res:close() -- the status line is gone: the client sees a cut response
-  elseif not res.sent and not res.closed then
-    send_500(res, TEXT_PLAIN)
-  end
-  res.req.body_chunk_fn = nil
-  res.req.body_end_fn = nil
-  local req = res.req
-  self.mgr:log("error", "HTTP handler for " .. req.method .. " " .. req.path .. " "
-               .. (what or "failed") .. ": " .. error_text(err))
-end
-
--- The finish function of a handler's task (mongoose.coro): sends what the
--- handler returned when it returned a status, 500 when it raised.
-local function handler_done(res, task, ok, status, body, hdrs)
-  local self = res.listener
-  res.task = nil
-  local guard = res.guard
-  if guard then
-    res.guard = nil
-    self.mgr.sched:remove(guard)
-  end
-  if not ok then
-    return handler_failed(self, res, status)
-  end
-  if res.sent or res.chunked or res.closed then
-    return
-  end
-  if type(status) == "number" then
-    local sent, err = pcall(res.send, res, status, body, hdrs)
-    if not sent then
-      handler_failed(self, res, err, "returned an invalid response")
-    end
-  elseif status ~= nil then
-    local req = res.req
-    self.mgr:log("error", "HTTP handler for " .. req.method .. " " .. req.path
-                 .. " returned " .. type(status) .. " instead of a status number")
-    send_500(res, TEXT_PLAIN)
-  end
-  -- Returned nothing and did not reply: the reply comes later (deferred).
-end
-
 -- What bounds a handler that waits: at its listener's request_timeout it
 -- is answered 504 (unless it answered) and its waits are cancelled.
 local Guard = {}
@@ -112,8 +65,8 @@ function Guard:on_deadline()
     return
   end
   res.guard = nil
-  local task = self.task
-  if res.sent or res.closed then
+  local task = res.task
+  if res.sent or res.closed or task == nil then
     return -- it answered; what it still does is its own business
   end
   local req = res.req
@@ -128,24 +81,65 @@ function Guard:on_deadline()
   coro.cancel(task)
 end
 
--- Handles the request: calls the handler in a task (mongoose.coro) that
--- sends what it returned. A handler that waits is bounded by the
--- listener's request_timeout, and cancelled when its client goes away.
+-- The handler of the request being handled waits: the manager's
+-- dispatcher task stays with it (see Manager:dispatch). The request is
+-- bounded by request_timeout and cancelled when its client goes away;
+-- returns it, for the error report of the handler after its waits.
+function Listener:detach(task)
+  local res = self.current
+  self.current = nil
+  if res == nil or res.sent or res.closed then
+    return res
+  end
+  res.task = task
+  local ms = self.handler_timeout
+  if ms > 0 then
+    local guard = setmetatable({ res = res, listener = self, ms = ms }, Guard)
+    res.guard = guard
+    self.mgr.sched:add(guard, coro.now_ms() + ms)
+  end
+  return res
+end
+
+-- Handles the request: calls the handler and sends what it returned if it
+-- returned a status. The handler is called directly, not under its own
+-- xpcall or in a coroutine of its own, so that the JIT can compile the
+-- whole request path; an error it raises is caught by the manager's
+-- dispatch, which calls on_event_error below (answer 500) and goes on with
+-- the next event. A handler that waits suspends the dispatcher task it
+-- runs in (detach above); this goes on when it returns.
 function Listener:handle(req)
   local res = new_response(req)
   res.listener = self
   self.pending[req.id] = res
   self.current = res
-  local task = coro_run(self.mgr, handler_done, res, self.handler, req, res)
-  self.current = nil
-  if task ~= nil and not res.sent and not res.closed then
-    res.task = task
-    local ms = self.handler_timeout
-    if ms > 0 then
-      local guard = setmetatable({ res = res, task = task, listener = self, ms = ms }, Guard)
-      res.guard = guard
-      self.mgr.sched:add(guard, coro.now_ms() + ms)
+  local status, body, hdrs = self.handler(req, res)
+  if res.task then -- it had waited (self.current is no longer res)
+    res.task = nil
+    local guard = res.guard
+    if guard then
+      res.guard = nil
+      self.mgr.sched:remove(guard)
     end
+  end
+  if res.sent or res.chunked or res.closed then
+    if self.current == res then
+      self.current = nil
+    end
+    return
+  end
+  if type(status) == "number" then
+    res.sending_returned = true
+    res:send(status, body, hdrs) -- raises on an invalid response: 500
+    res.sending_returned = false
+  elseif status ~= nil then
+    self.mgr:log("error", "HTTP handler for " .. req.method .. " " .. req.path
+                 .. " returned " .. type(status) .. " instead of a status number")
+    send_500(res, TEXT_PLAIN)
+  end
+  -- Returned nothing and did not reply: the reply comes later (deferred).
+  if self.current == res then
+    self.current = nil
   end
 end
 
@@ -180,16 +174,23 @@ local function end_done(req, task, ok, err)
   end
 end
 
--- An error escaped while handling an event of this listener (outside the
--- handlers, which run in tasks: out of memory, say).
-function Listener:on_event_error(err)
-  local res = self.current
-  self.current = nil
+-- An error escaped while handling an event of this listener: from its
+-- handler (res: the request of a handler that had waited; else the one
+-- being handled), or from the listener itself (out of memory, say).
+function Listener:on_event_error(err, res)
+  if res == nil then
+    res = self.current
+    self.current = nil
+  end
   -- The client is answered first: logging may fail on odd error values.
   if res and res.chunked and not res.sent then
-    res:close()
+    res:close() -- the status line is gone: the client sees a cut response
   elseif res and not res.sent and not res.closed then
     send_500(res, TEXT_PLAIN)
+  end
+  if res then -- a streamed body is skipped from now on
+    res.req.body_chunk_fn = nil
+    res.req.body_end_fn = nil
   end
   err = error_text(err)
   if not res then
@@ -197,7 +198,14 @@ function Listener:on_event_error(err)
     return
   end
   local req = res.req
-  self.mgr:log("error", "HTTP handler for " .. req.method .. " " .. req.path .. " failed: " .. err)
+  if res.sending_returned then
+    res.sending_returned = false
+    self.mgr:log("error", "HTTP handler for " .. req.method .. " " .. req.path
+                 .. " returned an invalid response: " .. err)
+  else
+    self.mgr:log("error", "HTTP handler for " .. req.method .. " " .. req.path
+                 .. " failed: " .. err)
+  end
 end
 
 function Listener:on_event(ev, id)

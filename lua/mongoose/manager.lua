@@ -20,6 +20,7 @@ local C_poll = C.mgffi_poll
 local C_events = C.mgffi_events
 local C_millis = C.mgffi_millis
 local coro_run = coro.run
+local coro_running = coro.running
 
 -- The longest wait of one C poll: Mongoose takes an int (ms); about 24.8 days.
 local MAX_POLL_MS = 2147483647
@@ -229,9 +230,6 @@ function Manager:poll(timeout_ms)
   return n
 end
 
--- Routes events first..n-1 to their owners; returns the index reached.
--- Called under one xpcall per poll, not one per event: handlers of user
--- code are protected where they are called, this only guards the routing.
 local function owner_of(self, ev, id)
   local owner = self.owners[id]
   if owner == nil then
@@ -243,7 +241,13 @@ local function owner_of(self, ev, id)
   return owner
 end
 
+-- Routes events first..n-1 to their owners, inside a dispatcher task (see
+-- dispatch). An HTTP handler is called directly from here, so that the
+-- JIT compiles the whole request path as one trace; a handler that waits
+-- suspends this dispatcher, which then stays with it ("detached"): once
+-- the handler is done, it returns here and must stop at once.
 local function route(self, events, first, n)
+  local me = coro_running()
   local owners = self.owners
   for i = first, n - 1 do
     self.dispatch_index = i
@@ -254,7 +258,11 @@ local function route(self, events, first, n)
       owner = owner_of(self, ev, id)
     end
     if owner ~= nil then
+      self.dispatch_owner = owner
       owner:on_event(ev, id)
+      if me.detached then
+        return n -- this event's handler waited: the others went on elsewhere
+      end
     end
     if ev.type == EV_CLOSE and owners[id] ~= nil then
       owners[id] = nil
@@ -266,36 +274,71 @@ local function route(self, events, first, n)
   return n
 end
 
+-- An error escaped an event handler: its owner recovers (an HTTP listener
+-- answers 500; ctx: the request of a handler that had waited) and logs.
+local function report(self, owner, err, ctx)
+  if owner ~= nil and owner.on_event_error then
+    local ok, err2 = pcall(owner.on_event_error, owner, err, ctx)
+    if not ok then
+      self:log_failure("error handler", err2)
+    end
+  else
+    self:log_failure("event handler", err)
+  end
+end
+
+-- The finish function of a dispatcher task.
+local function dispatch_done(self, task, ok, err)
+  local detached = task.detached
+  if detached then
+    local owner, ctx = task.detached_owner, task.detached_ctx
+    task.detached, task.detached_owner, task.detached_ctx = nil, nil, nil
+    if not ok then
+      report(self, owner, err, ctx)
+    end
+  elseif not ok then
+    self.dispatch_failed, self.dispatch_error = true, err -- dispatch() reports it
+  end
+end
+
+-- Dispatches the poll's n events: route runs in a dispatcher task (one
+-- resume per poll). When it stops at an error, the event's owner recovers
+-- and the next event goes on in a new dispatcher; when a handler waits,
+-- the dispatcher is left to it (its owner's detach(task) gives the
+-- context an error after the wait is reported with) and a new one goes on.
 function Manager:dispatch(n)
   local events = C_events(self.cm)
   self.dispatching = true
   local first = 0
   while first < n do
-    local ok, err = xpcall(route, traceback, self, events, first, n)
-    if ok then
-      break
-    end
-    -- An error escaped an event handler: let its owner recover (an HTTP
-    -- listener answers 500), log it, and go on with the next event.
+    self.dispatch_failed = false
+    local task = coro_run(self, dispatch_done, self, route, self, events, first, n)
     local failed = self.dispatch_index
-    local ev = events[failed]
-    local owner = owner_of(self, ev, tonumber(ev.conn_id))
-    if owner ~= nil and owner.on_event_error then
-      local ok2, err2 = pcall(owner.on_event_error, owner, err)
-      if not ok2 then
-        self:log_failure("error handler", err2)
+    if task then
+      task.detached = true
+      local owner = self.dispatch_owner
+      task.detached_owner = owner
+      if owner and owner.detach then
+        task.detached_ctx = owner:detach(task)
       end
     else
-      self:log_failure("event handler", err)
-    end
-    if ev.type == EV_CLOSE then
-      self.owners[tonumber(ev.conn_id)] = nil
+      if not self.dispatch_failed then
+        break
+      end
+      local err = self.dispatch_error -- (nil for error(nil))
+      self.dispatch_failed, self.dispatch_error = false, nil
+      local ev = events[failed]
+      report(self, owner_of(self, ev, tonumber(ev.conn_id)), err)
+      if ev.type == EV_CLOSE then
+        self.owners[tonumber(ev.conn_id)] = nil
+      end
     end
     if self.closed or self.close_requested then
       break
     end
     first = failed + 1
   end
+  self.dispatch_owner = nil
   self.dispatching = false
 end
 
