@@ -99,8 +99,10 @@ function _M.wait(...)
   end
   local task = coro.running()
   if task == nil then
-    local first = ...
-    return coro.call_blocking(first.mgr, 2, _M.wait, ...)
+    local list = pack(...)
+    return coro.call_blocking((...).mgr, 2, function()
+      return _M.wait(unpack(list, 1, list.n))
+    end)
   end
   for i = 1, n do
     local t = select(i, ...)
