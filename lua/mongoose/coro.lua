@@ -207,6 +207,13 @@ local function running()
 end
 _M.running = running
 
+--- The task being run (or resumed) now, without the check of running():
+-- for what only needs the task's manager or to tie an object to it, not
+-- for a wait (the running coroutine may be one of the program's own).
+function _M.current()
+  return current
+end
+
 ---------------------------------------------------------------------------
 -- The scheduler of a manager: deadlines (a heap of objects by obj.due,
 -- each knowing its place in obj.hpos) and the tasks ready to resume.

@@ -18,6 +18,9 @@ local tonumber = tonumber
 local setmetatable = setmetatable
 local str_lower = string.lower
 local str_format = string.format
+local str_find = string.find
+local str_sub = string.sub
+local str_byte = string.byte
 local concat = table.concat
 local now_ms = coro.now_ms
 
@@ -31,13 +34,9 @@ local DEFAULT_MAX_BODY = 16 * 1048576
 local Response = require("mongoose.http_response").Response
 _M.Response = Response
 
--- Splits "http://host:port/path?q" into scheme, host (no brackets),
--- port, the Host header value and the request target; or nil, err.
-local function parse_url(url)
-  local scheme, authority, target = url:match("^(%a[%w+.-]*)://([^/?#]+)([^#]*)")
-  if not scheme then
-    return nil, "invalid URL: " .. url
-  end
+-- The parts of an origin ("http://host:port"): scheme, host (without
+-- brackets), port and the Host header value; or nil, err.
+local function parse_origin(url, scheme, authority)
   scheme = str_lower(scheme)
   if scheme ~= "http" and scheme ~= "https" then
     return nil, "unsupported URL scheme: " .. scheme
@@ -59,12 +58,54 @@ local function parse_url(url)
     end
     port = n
   end
+  return { scheme, host, port, authority }
+end
+
+-- Parsed origins by their text: a proxy sends every request to the same
+-- few, and their parsing (patterns the JIT does not compile) is done once.
+local origins, origin_count = {}, 0
+
+-- Splits "http://host:port/path?q" into scheme, host (no brackets),
+-- port, the Host header value and the request target; or nil, err.
+local function parse_url(url)
+  local sep = str_find(url, "://", 1, true)
+  local stop = #url + 1
+  if sep then -- the end of the authority: plain finds, which the JIT compiles
+    local slash = str_find(url, "/", sep + 3, true)
+    local query = str_find(url, "?", sep + 3, true)
+    local frag = str_find(url, "#", sep + 3, true)
+    stop = slash or stop
+    if query and query < stop then stop = query end
+    if frag and frag < stop then stop = frag end
+  end
+  local o = sep and origins[str_sub(url, 1, stop - 1)]
+  if o == nil then
+    local scheme, authority = url:match("^(%a[%w+.-]*)://([^/?#]+)")
+    if not scheme then
+      return nil, "invalid URL: " .. url
+    end
+    local err
+    o, err = parse_origin(url, scheme, authority)
+    if not o then
+      return nil, err
+    end
+    if origin_count >= 256 then
+      origins, origin_count = {}, 0
+    end
+    origins[str_sub(url, 1, stop - 1)] = o
+    origin_count = origin_count + 1
+  end
+  local target = str_sub(url, stop)
+  local hash = str_find(target, "#", 1, true)
+  if hash then
+    target = str_sub(target, 1, hash - 1)
+  end
   if target == "" then
     target = "/"
-  elseif target:sub(1, 1) == "?" then
+  elseif str_byte(target) == 63 then -- "?"
     target = "/" .. target
   end
-  return scheme, host, port, authority, target
+  return o[1], o[2], o[3], o[4], target
 end
 _M.parse_url = parse_url
 
@@ -233,10 +274,13 @@ local function prepare(url, opts, mgr)
   local chunked = false
   local user = opts.headers
   local has_length = false
-  if user then
-    for name in pairs(user) do
+  if user and type(body) == "function" then
+    -- next(), not pairs(), on a request path: see core.copy_table.
+    local name = next(user)
+    while name ~= nil do
       local l = str_lower(name)
       has_length = has_length or l == "content-length" or l == "transfer-encoding"
+      name = next(user, name)
     end
   end
   if type(body) == "string" or method == "POST" or method == "PUT" then

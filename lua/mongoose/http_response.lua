@@ -9,6 +9,7 @@ local str_lower = string.lower
 local str_find = string.find
 local str_match = string.match
 local str_sub = string.sub
+local str_byte = string.byte
 local concat = table.concat
 local now_ms = require("mongoose.coro").now_ms
 
@@ -58,11 +59,25 @@ local function read_fields(sock, deadline)
     if count > MAX_HEADERS or bytes > MAX_HEAD_BYTES then
       return nil, "response head too large"
     end
-    local name, value = str_match(line, "^([^:%s]+):[ \t]*(.-)[ \t]*$")
-    if not name then
+    -- Plain finds and byte loops (the JIT compiles them; patterns not).
+    local colon = str_find(line, ":", 1, true)
+    if not colon or colon == 1 or str_find(line, " ", 1, true) == colon - 1
+       or str_find(line, "\t", 1, true) == colon - 1 then
       return nil, "invalid header line in response: " .. str_sub(line, 1, 80)
     end
-    name = str_lower(name)
+    local name = str_lower(str_sub(line, 1, colon - 1))
+    local first, last = colon + 1, #line
+    local b = str_byte(line, first)
+    while b == 32 or b == 9 do
+      first = first + 1
+      b = str_byte(line, first)
+    end
+    b = str_byte(line, last)
+    while last >= first and (b == 32 or b == 9) do
+      last = last - 1
+      b = str_byte(line, last)
+    end
+    local value = str_sub(line, first, last)
     local old = t[name]
     t[name] = old and (old .. ", " .. value) or value
   end

@@ -20,7 +20,7 @@ local C_poll = C.mgffi_poll
 local C_events = C.mgffi_events
 local C_millis = C.mgffi_millis
 local coro_run = coro.run
-local coro_running = coro.running
+local coro_current = coro.current
 
 -- The longest wait of one C poll: Mongoose takes an int (ms); about 24.8 days.
 local MAX_POLL_MS = 2147483647
@@ -247,7 +247,7 @@ end
 -- suspends this dispatcher, which then stays with it ("detached"): once
 -- the handler is done, it returns here and must stop at once.
 local function route(self, events, first, n)
-  local me = coro_running()
+  local me = coro_current() -- the dispatcher task: route is its function
   local owners = self.owners
   for i = first, n - 1 do
     self.dispatch_index = i

@@ -135,7 +135,7 @@ function _M.tcp(mgr)
     reader = nil, want = nil, want_n = 0, connector = nil, writer = nil, paused = false,
     key = nil, tls = false,
   }, Tcp)
-  local task = running()
+  local task = coro.current()
   if task then
     coro.adopt(task, self)
   end
@@ -278,10 +278,6 @@ function Tcp:connect(host, port, opts)
   if opts ~= nil and type(opts) ~= "table" then
     error("opts must be a table", 2)
   end
-  local task = running()
-  if task == nil then
-    return blocking(self, Tcp.connect, host, port, opts)
-  end
   local mgr = self.mgr
   if mgr.closed then
     return nil, "closed"
@@ -292,11 +288,15 @@ function Tcp:connect(host, port, opts)
   self.err, self.eof, self.tls = nil, false, false
   local key = opts and opts.pool or (host .. ":" .. port)
   self.key = key
-  local id, reused = pool.take(mgr, key)
+  local id, reused, tls = pool.take(mgr, key)
   if id then
-    self.id, self.reused = id, reused + 1
+    self.id, self.reused, self.tls = id, reused + 1, tls
     mgr:own(id, self)
     return 1
+  end
+  local task = running()
+  if task == nil then
+    return blocking(self, Tcp.connect, host, port, opts)
   end
   local ip, v6 = resolve(mgr, host, self.ctimeout)
   if not ip then
@@ -474,7 +474,7 @@ function Tcp:setkeepalive(timeout, size)
     C_pause(mgr.cm, id, 0)
   end
   detach(self)
-  pool.put(mgr, self.key, id, self.reused, timeout or DEFAULT_KEEPALIVE, size)
+  pool.put(mgr, self.key, id, self.reused, timeout or DEFAULT_KEEPALIVE, size, self.tls)
   return 1
 end
 

@@ -10,6 +10,7 @@ local EV = core.EV
 local setmetatable = setmetatable
 local C_close = C.mgffi_close
 local EV_READ, EV_CLOSE = EV.READ, EV.CLOSE
+local IDLE_TIMEOUT = core.LIMITS.idle_timeout.key
 
 local _M = {}
 
@@ -29,8 +30,8 @@ local function pool_of(mgr, key, create)
   end
   local p = pools[key]
   if p == nil and create then
-    p = setmetatable({ mgr = mgr, key = key, n = 0, ids = {}, reused = {}, size = DEFAULT_POOL_SIZE },
-                     Pool)
+    p = setmetatable({ mgr = mgr, key = key, n = 0, ids = {}, reused = {}, tls = {},
+                       size = DEFAULT_POOL_SIZE }, Pool)
     pools[key] = p
   end
   return p
@@ -38,11 +39,11 @@ end
 
 local function pool_drop(p, i)
   local n = p.n
-  local ids, reused = p.ids, p.reused
+  local ids, reused, tls = p.ids, p.reused, p.tls
   for j = i, n - 1 do
-    ids[j], reused[j] = ids[j + 1], reused[j + 1]
+    ids[j], reused[j], tls[j] = ids[j + 1], reused[j + 1], tls[j + 1]
   end
-  ids[n], reused[n] = nil, nil
+  ids[n], reused[n], tls[n] = nil, nil, nil
   p.n = n - 1
 end
 
@@ -65,21 +66,22 @@ function Pool:on_event(ev, id)
   end
 end
 
--- Takes the most recently pooled connection; returns id, reused or nil.
+-- Takes the most recently pooled connection; returns id, its reuse count
+-- and whether it speaks TLS, or nil.
 function _M.take(mgr, key)
   local p = pool_of(mgr, key, false)
   if p == nil or p.n == 0 then
     return nil
   end
   local n = p.n
-  local id, reused = p.ids[n], p.reused[n]
-  p.ids[n], p.reused[n] = nil, nil
+  local id, reused, tls = p.ids[n], p.reused[n], p.tls[n]
+  p.ids[n], p.reused[n], p.tls[n] = nil, nil, nil
   p.n = n - 1
-  C.mgffi_set_limit(mgr.cm, id, core.LIMITS.idle_timeout.key, 0)
-  return id, reused
+  C.mgffi_set_limit(mgr.cm, id, IDLE_TIMEOUT, 0)
+  return id, reused, tls
 end
 
-function _M.put(mgr, key, id, reused, timeout, size)
+function _M.put(mgr, key, id, reused, timeout, size, tls)
   local p = pool_of(mgr, key, true)
   if size and size > 0 then
     p.size = size
@@ -92,10 +94,10 @@ function _M.put(mgr, key, id, reused, timeout, size)
   end
   local n = p.n + 1
   p.n = n
-  p.ids[n], p.reused[n] = id, reused
+  p.ids[n], p.reused[n], p.tls[n] = id, reused, tls or false
   mgr:own(id, p)
   -- The glue closes it after timeout ms without traffic (0: never).
-  C.mgffi_set_limit(mgr.cm, id, core.LIMITS.idle_timeout.key, timeout)
+  C.mgffi_set_limit(mgr.cm, id, IDLE_TIMEOUT, timeout)
 end
 
 --- The number of idle connections pooled under key on mgr.

@@ -29,7 +29,7 @@ _M.Udp = Udp
 function _M.new(mgr)
   local self = setmetatable({ mgr = mgr, id = nil, q = {}, qh = 1, qt = 0, reader = nil,
                               want = MAX_DATAGRAM, timeout = DEFAULT_TIMEOUT, err = nil }, Udp)
-  local task = running()
+  local task = coro.current()
   if task then
     coro.adopt(task, self)
   end
