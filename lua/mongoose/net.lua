@@ -5,6 +5,7 @@
 local ffi = require("ffi")
 local core = require("mongoose.core")
 local coro = require("mongoose.coro")
+local net_wait = require("mongoose.net_wait")
 
 ffi.cdef [[
 int mgffi_shutdown_write(mgffi_manager *m, uint64_t id);
@@ -240,49 +241,9 @@ local function deliver_rest(self, fn, rest)
   view.ptr, view.len, view.anchor = nil, 0, nil
 end
 
--- A reader without a callback, in a task: takes its frame at once when it
--- is first in line and the buffer holds it, else waits for it. Returns
--- the frame, or nil and "closed" (or "timeout").
-local function wait_reader(self, reader, task)
-  local readers = self.readers
-  local buf = self.buffer
-  -- (While run_readers serves, self.buffer is stale: the reader queues.)
-  if buf and not self.serving and not (readers and readers[1]) then
-    if reader.count then
-      if #buf >= reader.count then
-        local frame = str_sub(buf, 1, reader.count)
-        self.buffer = #buf > reader.count and str_sub(buf, reader.count + 1) or nil
-        return frame
-      end
-    else
-      local s, e = str_find(buf, reader.delimiter, 1, true)
-      if s then
-        self.buffer = e < #buf and str_sub(buf, e + 1) or nil
-        return str_sub(buf, 1, reader.keep and e or s - 1)
-      end
-    end
-  end
-  if self.closed then
-    return nil, "closed"
-  end
-  reader.task = task
-  self.readers = readers or {}
-  self.readers[#self.readers + 1] = reader
-  return coro.wait(task, self, reader.timeout)
-end
-
--- A reader in a task gave up (timeout, cancelled): it leaves the line.
-function Conn:abort_wait(task, why)
-  local readers = self.readers
-  if readers then
-    for i = #readers, 1, -1 do
-      if readers[i].task == task then
-        tbl_remove(readers, i)
-      end
-    end
-  end
-  return nil, why
-end
+-- Readers without a callback (in a task): mongoose.net_wait.
+local wait_reader = net_wait.wait_reader
+Conn.abort_wait = net_wait.abort_wait
 
 local function add_reader(self, reader)
   if reader.fn == nil then
