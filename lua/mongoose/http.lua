@@ -55,24 +55,18 @@ end
 local error_text = core.error_text
 
 -- What bounds a handler that waits: at its listener's request_timeout it
--- is answered 504 (unless it answered) and its waits are cancelled.
-local Guard = {}
-Guard.__index = Guard
-
-function Guard:on_deadline()
-  local res = self.res
-  if res.guard ~= self then
-    return
-  end
-  res.guard = nil
+-- is answered 504 (unless it answered) and its waits are cancelled. The
+-- response itself is the scheduler's heap entry (res.due, res.hpos), with
+-- this as its on_deadline field: nothing is allocated per request.
+local function handler_deadline(res)
   local task = res.task
   if res.sent or res.closed or task == nil then
     return -- it answered; what it still does is its own business
   end
   local req = res.req
-  self.listener.mgr:log("error", "HTTP handler for " .. req.method .. " " .. req.path
-                        .. " did not answer within request_timeout (" .. self.ms
-                        .. " ms): answered 504, its waits are cancelled")
+  res.listener.mgr:log("error", "HTTP handler for " .. req.method .. " " .. req.path
+                       .. " did not answer within request_timeout (" .. res.listener.handler_timeout
+                       .. " ms): answered 504, its waits are cancelled")
   if res.chunked then
     res:close()
   else
@@ -94,9 +88,8 @@ function Listener:detach(task)
   res.task = task
   local ms = self.handler_timeout
   if ms > 0 then
-    local guard = setmetatable({ res = res, listener = self, ms = ms }, Guard)
-    res.guard = guard
-    self.mgr.sched:add(guard, coro.now_ms() + ms)
+    res.on_deadline = handler_deadline
+    self.mgr.sched:add(res, coro.now_ms() + ms)
   end
   return res
 end
@@ -116,10 +109,8 @@ function Listener:handle(req)
   local status, body, hdrs = self.handler(req, res)
   if res.task then -- it had waited (self.current is no longer res)
     res.task = nil
-    local guard = res.guard
-    if guard then
-      res.guard = nil
-      self.mgr.sched:remove(guard)
+    if res.hpos then
+      self.mgr.sched:remove(res)
     end
   end
   if res.sent or res.chunked or res.closed then
@@ -222,10 +213,8 @@ function Listener:on_event(ev, id)
       local task = res.task
       if task then -- the handler waits: its waits return nil, "closed"
         res.task = nil
-        local guard = res.guard
-        if guard then
-          res.guard = nil
-          self.mgr.sched:remove(guard)
+        if res.hpos then
+          self.mgr.sched:remove(res)
         end
         coro.cancel(task)
       end
