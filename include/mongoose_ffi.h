@@ -489,6 +489,9 @@ MGFFI_API int mgffi_ws_set_deflate(mgffi_manager *m, uint64_t id, const mgffi_ws
  *   cert, key: our certificate and private key (server: required).
  *   name: client: the host name to verify and send as SNI.
  *   skip_verification: client: do not verify the server (tests only).
+ * A plain tcp:// client that is already connected starts its handshake at
+ * once (STARTTLS, a cosocket's sslhandshake); MGFFI_EV_TLS_HS (in its
+ * event mask) follows when the handshake is done.
  * A handshake failure is an ERROR event on that connection only.
  * Returns MGFFI_ERR_STATE when the build has no TLS.
  * ====================================================================== */
@@ -538,6 +541,16 @@ MGFFI_API int mgffi_signal_watch(int signo);
 /* Returns the lowest-numbered recorded signal and forgets it, or 0 (a
  * signal delivered several times before this call counts once). */
 MGFFI_API int mgffi_signal_take(void);
+
+/* ======================================================================
+ * Message digests (mongoose.ngx: ngx.md5, ngx.sha1_bin, ngx.hmac_sha1)
+ * Mongoose's MD5 and SHA-1 of len bytes at data, written to out (16 and
+ * 20 bytes). No manager, no connection. Returns MGFFI_OK, MGFFI_ERR_ARG
+ * (NULL data with a length, NULL out) or MGFFI_ERR_SPACE (out_len too
+ * small).
+ * ====================================================================== */
+MGFFI_API int mgffi_md5(const void *data, size_t len, uint8_t *out, size_t out_len);
+MGFFI_API int mgffi_sha1(const void *data, size_t len, uint8_t *out, size_t out_len);
 
 #ifdef __cplusplus
 }

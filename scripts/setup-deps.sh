@@ -3,6 +3,8 @@
 # Mongoose itself comes from Debian sid's mongoose-webserver-source package,
 # pinned so that it is the only package ever taken from sid.
 # Idempotent: on a machine that already has everything, it does nothing.
+# --with-test-tools also unpacks Debian's OpenResty libraries (lua-nginx-*)
+# under the build folder (BUILD_DIR, default build/) for the test_ngx_* tests.
 #
 # Usage: scripts/setup-deps.sh [--luajit=luajit|luajit2] [--with-test-tools] [--with-bench-tools]
 set -euo pipefail
@@ -86,6 +88,9 @@ if [ "$WANT_TEST_TOOLS" = 1 ]; then
   want lua-check clang-format python3-websockets chromium netcat-openbsd socat openssl
   # Hardening: valgrind (leak test), clang + libFuzzer runtime (scripts/fuzz.sh).
   want valgrind clang-14 libclang-rt-14-dev
+  # Peers of the OpenResty library tests (test_ngx_*): started by the tests
+  # themselves on a free loopback port, stopped at their end.
+  want redis-server memcached
 fi
 if [ "$WANT_BENCH_TOOLS" = 1 ]; then
   want wrk
@@ -95,5 +100,35 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt_update
   # luajit and luajit2 conflict: apt swaps them as needed.
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# --- OpenResty's Lua libraries as Debian ships them, unpacked, not installed ----
+# lua-nginx-redis, -memcached, -dns and -websocket depend on nginx-extras,
+# which would replace the system's LuaJIT: their .debs are fetched and
+# unpacked under the build folder instead (the test_ngx_* tests use them
+# from there, unmodified, and skip without them).
+if [ "$WANT_TEST_TOOLS" = 1 ]; then
+  ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+  case "${BUILD_DIR:-build}" in
+    /*) LIBS_DIR="${BUILD_DIR}/openresty-libs" ;;
+    *) LIBS_DIR="$ROOT/${BUILD_DIR:-build}/openresty-libs" ;;
+  esac
+  if [ ! -f "$LIBS_DIR/usr/share/lua/5.1/nginx/redis.lua" ] ||
+     [ ! -f "$LIBS_DIR/usr/share/lua/5.1/nginx/memcached.lua" ] ||
+     [ ! -f "$LIBS_DIR/usr/share/lua/5.1/nginx/dns/resolver.lua" ]; then
+    debs="$(mktemp -d)"
+    fetch_debs() {
+      (cd "$debs" && apt-get download -qq lua-nginx-redis lua-nginx-memcached lua-nginx-dns \
+        lua-nginx-websocket 2>/dev/null)
+    }
+    if ! fetch_debs; then
+      APT_UPDATED=0
+      apt_update
+      fetch_debs
+    fi
+    mkdir -p "$LIBS_DIR"
+    for deb in "$debs"/*.deb; do dpkg-deb -x "$deb" "$LIBS_DIR"; done
+    rm -rf "$debs"
+  fi
 fi
 

@@ -24,9 +24,18 @@ int Manager::set_tls(mg_connection *c, std::shared_ptr<const TlsConfig> tls) {
   if (MG_TLS == MG_TLS_NONE) {
     return fail(MGFFI_ERR_STATE, "this build of mongoose-ffi has no TLS (MGFFI_TLS=none)");
   }
-  // A client already connected (or a listener) starts TLS at its next
-  // ACCEPT/CONNECT; nothing else to do here.
-  state_of(c)->tls = std::move(tls);
+  ConnState *st = state_of(c);
+  st->tls = std::move(tls);
+  // A listener, or a client still connecting, starts TLS at its ACCEPT or
+  // CONNECT. A plain TCP client already connected (a cosocket's
+  // sslhandshake) starts it now: Mongoose sends the ClientHello from
+  // mg_tls_handshake, then drives the handshake as data arrives.
+  if (c->is_client && !c->is_tls && !c->is_udp && !c->is_connecting && !c->is_resolving &&
+      !c->is_closing) {
+    c->is_tls = 1;
+    start_tls(c, st);
+    if (c->is_tls_hs) mg_tls_handshake(c);
+  }
   return MGFFI_OK;
 }
 

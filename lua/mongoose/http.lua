@@ -17,11 +17,11 @@ local type = type
 local pairs = pairs
 local tonumber = tonumber
 local setmetatable = setmetatable
-local xpcall = xpcall
-local traceback = debug.traceback
 local new_request = request.new
 local new_response = response.new
 local millis = core.millis
+local coro = require("mongoose.coro")
+local coro_run = coro.run
 
 local EV_HTTP_MSG = EV.HTTP_MSG
 local EV_HTTP_HDRS = EV.HTTP_HDRS
@@ -80,11 +80,55 @@ local function rejection_record(self, ev, id)
   }
 end
 
+local error_text = core.error_text
+
+-- What bounds a handler that waits: at its listener's request_timeout it
+-- is answered 504 (unless it answered) and its waits are cancelled. The
+-- response itself is the scheduler's heap entry (res.due, res.hpos), with
+-- this as its on_deadline field: nothing is allocated per request.
+local function handler_deadline(res)
+  local task = res.task
+  if res.sent or res.closed or task == nil then
+    return -- it answered; what it still does is its own business
+  end
+  local req = res.req
+  res.listener.mgr:log("error", "HTTP handler for " .. req.method .. " " .. req.path
+                       .. " did not answer within request_timeout (" .. res.listener.handler_timeout
+                       .. " ms): answered 504, its waits are cancelled")
+  if res.chunked then
+    res:close()
+  else
+    res:send(504, "Gateway Timeout\n", TEXT_PLAIN)
+  end
+  coro.cancel(task)
+end
+
+-- The handler of the request being handled waits: the manager's
+-- dispatcher task stays with it (see Manager:dispatch). The request is
+-- bounded by request_timeout and cancelled when its client goes away;
+-- returns it, for the error report of the handler after its waits.
+function Listener:detach(task)
+  local res = self.current
+  self.current = nil
+  if res == nil or res.sent or res.closed then
+    return res
+  end
+  res.task = task
+  local ms = self.handler_timeout
+  if ms > 0 then
+    res.on_deadline = handler_deadline
+    self.mgr.sched:add(res, coro.now_ms() + ms)
+  end
+  return res
+end
+
 -- Handles the request: calls the handler and sends what it returned if it
 -- returned a status. The handler is called directly, not under its own
--- xpcall, so that the JIT can compile the whole request path; an error it
--- raises is caught by the manager's dispatch loop, which calls
--- on_event_error below (answer 500) and goes on with the next event.
+-- xpcall or in a coroutine of its own, so that the JIT can compile the
+-- whole request path; an error it raises is caught by the manager's
+-- dispatch, which calls on_event_error below (answer 500) and goes on with
+-- the next event. A handler that waits suspends the dispatcher task it
+-- runs in (detach above); this goes on when it returns.
 function Listener:handle(req)
   local res = new_response(req)
   res.listener = self
@@ -94,25 +138,32 @@ function Listener:handle(req)
   self.pending[req.id] = res
   self.current = res
   local status, body, hdrs = self.handler(req, res)
+  if res.task then -- it had waited (self.current is no longer res)
+    res.task = nil
+    if res.hpos then
+      self.mgr.sched:remove(res)
+    end
+  end
   if res.sent or res.chunked or res.closed then
-    self.current = nil
+    if self.current == res then
+      self.current = nil
+    end
     return
   end
   if type(status) == "number" then
-    self.sending_returned = true
+    res.sending_returned = true
     res:send(status, body, hdrs) -- raises on an invalid response: 500
-    self.sending_returned = false
+    res.sending_returned = false
   elseif status ~= nil then
-    self.current = nil
     self.mgr:log("error", "HTTP handler for " .. req.method .. " " .. req.path
                  .. " returned " .. type(status) .. " instead of a status number")
     send_500(res, TEXT_PLAIN)
   end
   -- Returned nothing and did not reply: the reply comes later (deferred).
-  self.current = nil
+  if self.current == res then
+    self.current = nil
+  end
 end
-
-local error_text = core.error_text
 
 -- A body callback (what: "on_chunk" or "on_end") of req failed: no more
 -- callbacks; the client gets 500 and the connection closes (once the rest
@@ -132,30 +183,27 @@ local function body_failed(self, req, id, what, err)
                .. " failed: " .. error_text(err))
 end
 
--- Calls a body callback of req (on_chunk with chunk, or on_end).
-local function call_body_fn(self, req, id, fn, what, chunk)
-  self.body_req, self.body_what = req, what
-  local ok, err
-  if chunk then
-    ok, err = xpcall(fn, traceback, chunk)
-  else
-    ok, err = xpcall(fn, traceback)
-  end
-  self.body_req = nil
+-- The finish functions of the body callbacks' tasks.
+local function chunk_done(req, task, ok, err)
   if not ok then
-    body_failed(self, req, id, what, err)
+    body_failed(req.listener, req, req.id, "on_chunk", err)
   end
 end
 
--- An error escaped while handling an event of this listener.
-function Listener:on_event_error(err)
-  local body_req = self.body_req
-  if body_req then -- a body callback yielded (see Manager:guarded_call)
-    self.body_req = nil
-    return body_failed(self, body_req, body_req.id, self.body_what, err)
+local function end_done(req, task, ok, err)
+  if not ok then
+    body_failed(req.listener, req, req.id, "on_end", err)
   end
-  local res = self.current
-  self.current = nil
+end
+
+-- An error escaped while handling an event of this listener: from its
+-- handler (res: the request of a handler that had waited; else the one
+-- being handled), or from the listener itself (out of memory, say).
+function Listener:on_event_error(err, res)
+  if res == nil then
+    res = self.current
+    self.current = nil
+  end
   -- The client is answered first: logging may fail on odd error values.
   if res and res.chunked and not res.sent then
     res:close() -- the status line is gone: the client sees a cut response
@@ -172,8 +220,8 @@ function Listener:on_event_error(err)
     return
   end
   local req = res.req
-  if self.sending_returned then
-    self.sending_returned = false
+  if res.sending_returned then
+    res.sending_returned = false
     self.mgr:log("error", "HTTP handler for " .. req.method .. " " .. req.path
                  .. " returned an invalid response: " .. err)
   else
@@ -197,6 +245,15 @@ function Listener:on_event(ev, id)
       else
         res.req:mark_done()
       end
+      local task = res.task
+      if task then -- the handler waits: its waits return nil, "closed"
+        res.task = nil
+        if res.hpos then
+          self.mgr.sched:remove(res)
+        end
+        coro.cancel(task)
+      end
+      res.req:end_body("closed")
       local on_close = res.on_close_fn
       if on_close then
         self.mgr:protected_call("on_close", on_close, res)
@@ -204,13 +261,18 @@ function Listener:on_event(ev, id)
     end
   elseif t == EV_HTTP_HDRS then
     local req = new_request(self.mgr, id, ev)
+    req.listener = self
     self.streams[id] = req
     self:handle(req)
   elseif t == EV_HTTP_BODY then
     local req = self.streams[id]
-    local fn = req and req.body_chunk_fn
-    if fn then
-      call_body_fn(self, req, id, fn, "on_chunk", ffi_string(ev.data.ptr, ev.data.len))
+    if req then
+      local fn = req.body_chunk_fn
+      if fn then
+        coro_run(self.mgr, chunk_done, req, fn, ffi_string(ev.data.ptr, ev.data.len))
+      else -- for req:read_body()
+        req:push_body(ffi_string(ev.data.ptr, ev.data.len))
+      end
     end
   elseif t == EV_HTTP_BODY_END then
     local req = self.streams[id]
@@ -218,7 +280,9 @@ function Listener:on_event(ev, id)
     if req then
       local fn = req.body_end_fn
       if fn then
-        call_body_fn(self, req, id, fn, "on_end")
+        coro_run(self.mgr, end_done, req, fn)
+      else
+        req:end_body(nil)
       end
     end
   elseif t == EV_HTTP_REJECTED then
@@ -326,6 +390,7 @@ function _M.listen(mgr, url, handler, opts, level)
     mgr = mgr, id = id, url = url, handler = handler, pending = {}, streams = {},
     is_listener = true, closed = false, on_connection_error = opts.on_connection_error,
     on_response = opts.on_response,
+    handler_timeout = opts.request_timeout or core.LIMITS.request_timeout.http_default,
   }, Listener)
   mgr:own(id, self)
   mgr.listeners[id] = self

@@ -126,6 +126,23 @@ function _M.fetch(url, opts)
   return resp, err
 end
 
+--- Runs fn(...) in a task of this manager (it may wait: mongoose.sleep,
+-- cosockets, fetch); returns the thread (see mongoose.thread).
+function Manager:spawn(fn, ...)
+  self:check_open(2)
+  if type(fn) ~= "function" then
+    error("fn must be a function", 2)
+  end
+  return require("mongoose.thread").spawn(self, fn, ...)
+end
+
+--- Waits ms milliseconds: in a task it yields to the manager, in the main
+-- program it polls the manager (mgr, default the most recent) meanwhile.
+_M.sleep = require("mongoose.coro").sleep
+--- Cosockets: mongoose.socket.tcp() and .udp() (OpenResty's API).
+_M.socket = require("mongoose.socket")
+_M.thread = require("mongoose.thread")
+
 _M.address = net.address
 _M.tls = require("mongoose.tls")
 _M.url_decode = http.url_decode

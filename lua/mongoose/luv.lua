@@ -45,14 +45,15 @@ local function poll_pending(att, first)
   end
 end
 
--- Re-arms the luv timer for the next Lua timer or Mongoose's own deadline.
+-- Re-arms the luv timer for the next Lua timer, task deadline or ready
+-- task, or Mongoose's own deadline.
 local function arm_timer(att)
   local mgr = att.mgr
   if mgr.closed or mgr.luv ~= att or att.timer == nil then
     return
   end
   local now = tonumber(C_millis())
-  local due = mgr.timers:next_due(now)
+  local due = mgr:next_due(now) -- timers, and tasks' deadlines (mongoose.coro)
   local hint = C_poll_hint(mgr.cm)
   if hint > 0 and (due == nil or hint < due) then
     due = hint

@@ -5,6 +5,7 @@
 local ffi = require("ffi")
 local core = require("mongoose.core")
 local timer = require("mongoose.timer")
+local coro = require("mongoose.coro")
 
 local C = core.C
 local EV = core.EV
@@ -18,10 +19,8 @@ local ffi_string = ffi.string
 local C_poll = C.mgffi_poll
 local C_events = C.mgffi_events
 local C_millis = C.mgffi_millis
-local co_create = coroutine.create
-local co_resume = coroutine.resume
-local co_yield = coroutine.yield
-local co_running = coroutine.running
+local coro_run = coro.run
+local coro_current = coro.current
 
 -- The longest wait of one C poll: Mongoose takes an int (ms); about 24.8 days.
 local MAX_POLL_MS = 2147483647
@@ -36,6 +35,13 @@ local _M = { Manager = Manager }
 local function default_log(level, msg)
   io.stderr:write("[mongoose] ", level, ": ", msg, "\n")
   io.stderr:flush()
+end
+
+-- The finish function of a callback's task: logs its error, if any.
+local function log_done(what, task, ok, err)
+  if not ok then
+    task.mgr:log_failure(what, err)
+  end
 end
 
 local LOG_RANK = { error = 1, warn = 2, info = 3, debug = 4 }
@@ -87,9 +93,11 @@ function _M.new(opts)
     log_rank = LOG_RANK[log_level],
     id_out = ffi.new("uint64_t[1]"),
   }, Manager)
+  self.sched = coro.new_scheduler(self)
   self.fire_timer = function(t)
-    self:protected_call("timer", t.fn, t)
+    coro_run(self, log_done, "timer", t.fn, t)
   end
+  coro.register_manager(self)
   return self
 end
 
@@ -105,14 +113,11 @@ function Manager:log_failure(what, err)
   self:log("error", what .. " failed: " .. core.error_text(err))
 end
 
--- Calls fn(...) catching any error; logs it with its traceback.
--- Returns ok, results...
-function Manager:protected_call(what, fn, ...)
-  local ok, a, b, c = xpcall(fn, traceback, ...)
-  if not ok then
-    self:log_failure(what, a)
-  end
-  return ok, a, b, c
+-- Calls fn(a, b, c, d) in a task (see mongoose.coro): it may wait; an
+-- error it raises is logged as "<what> failed: ..." with its traceback.
+-- Returns the task while fn waits, nil once it has returned.
+function Manager:protected_call(what, fn, a, b, c, d)
+  return coro_run(self, log_done, what, fn, a, b, c, d)
 end
 
 function Manager:check_open(level)
@@ -153,42 +158,19 @@ local function check_ms(v, name, level)
   return v
 end
 
--- The manager's guard coroutine (used when poll runs inside a coroutine):
--- it runs fn under xpcall and yields GUARD_DONE with the results, so a
--- resume that returns anything else means a handler called coroutine.yield.
-local GUARD_DONE = {}
-
-local function guard_body(fn, a, b, c, d)
-  while true do
-    fn, a, b, c, d = co_yield(GUARD_DONE, xpcall(fn, traceback, a, b, c, d))
-  end
-end
-
-local YIELD_MSG = "coroutine.yield() called from a handler or timer while poll runs "
-  .. "inside a coroutine; the callback was abandoned"
-
--- Runs fn(a, b, c, d) under xpcall inside the guard coroutine; returns ok, err
--- like xpcall. A handler that yielded makes it return false and an error
--- with the traceback of where it yielded; that coroutine is dropped.
-function Manager:guarded_call(fn, a, b, c, d)
-  local co = self.guard
-  if co == nil then
-    co = co_create(guard_body)
-    self.guard = co
-  end
-  local resumed, marker, ok, err = co_resume(co, fn, a, b, c, d)
-  if resumed and marker == GUARD_DONE then
-    return ok, err
-  end
-  self.guard = nil -- suspended inside the handler that yielded (or dead)
-  if not resumed then
-    return false, marker
-  end
-  return false, traceback(co, YIELD_MSG)
-end
-
 local function run_timers(self, now)
   self.timers:run_due(now, self.fire_timer)
+end
+
+--- Milliseconds until the next timer or task deadline is due (0: now),
+-- or nil when nothing is scheduled.
+function Manager:next_due(now)
+  local due = self.timers:next_due(now)
+  local sd = self.sched:next_due(now)
+  if sd and (due == nil or sd < due) then
+    return sd
+  end
+  return due
 end
 
 --- Runs one poll: waits up to timeout_ms (default 0; a number, negative
@@ -205,12 +187,8 @@ function Manager:poll(timeout_ms)
   else
     timeout_ms = check_ms(timeout_ms, "timeout_ms", 2)
   end
-  -- Inside a coroutine a handler could yield through xpcall and leave the
-  -- dispatch suspended: handlers then run inside the guard coroutine.
-  local co, is_main = co_running()
-  local guarded = co ~= nil and not is_main
   local now = tonumber(C_millis())
-  local due = self.timers:next_due(now)
+  local due = self:next_due(now)
   if due and due < timeout_ms then
     timeout_ms = due
   end
@@ -221,7 +199,7 @@ function Manager:poll(timeout_ms)
     return 0
   end
   if n > 0 then
-    self:dispatch(n, guarded)
+    self:dispatch(n)
     if self.close_requested then
       self:close()
       return n
@@ -229,17 +207,22 @@ function Manager:poll(timeout_ms)
   end
   if self.timers.n > 0 then
     self.dispatching = true
-    if guarded then
-      local ok, err = self:guarded_call(run_timers, self, tonumber(C_millis()))
-      if not ok then
-        -- A timer yielded (it was already taken off the heap, or
-        -- rescheduled if repeating); timers still due run in the next poll.
-        self:log_failure("timer", err)
-      end
-    else
-      self.timers:run_due(tonumber(C_millis()), self.fire_timer)
-    end
+    run_timers(self, tonumber(C_millis()))
     self.dispatching = false
+    if self.close_requested then
+      self:close()
+      return n
+    end
+  end
+  local sched = self.sched
+  if sched.n > 0 or sched.rn > 0 then
+    -- Waits whose deadline passed, tasks made ready (sleep(0), ...).
+    self.dispatching = true
+    local ok, err = xpcall(sched.run, traceback, sched, tonumber(C_millis()))
+    self.dispatching = false
+    if not ok then
+      self:log_failure("scheduler", err)
+    end
     if self.close_requested then
       self:close()
     end
@@ -247,9 +230,6 @@ function Manager:poll(timeout_ms)
   return n
 end
 
--- Routes events first..n-1 to their owners; returns the index reached.
--- Called under one xpcall per poll, not one per event: handlers of user
--- code are protected where they are called, this only guards the routing.
 local function owner_of(self, ev, id)
   local owner = self.owners[id]
   if owner == nil then
@@ -261,7 +241,13 @@ local function owner_of(self, ev, id)
   return owner
 end
 
+-- Routes events first..n-1 to their owners, inside a dispatcher task (see
+-- dispatch). An HTTP handler is called directly from here, so that the
+-- JIT compiles the whole request path as one trace; a handler that waits
+-- suspends this dispatcher, which then stays with it ("detached"): once
+-- the handler is done, it returns here and must stop at once.
 local function route(self, events, first, n)
+  local me = coro_current() -- the dispatcher task: route is its function
   local owners = self.owners
   for i = first, n - 1 do
     self.dispatch_index = i
@@ -272,7 +258,11 @@ local function route(self, events, first, n)
       owner = owner_of(self, ev, id)
     end
     if owner ~= nil then
+      self.dispatch_owner = owner
       owner:on_event(ev, id)
+      if me.detached then
+        return n -- this event's handler waited: the others went on elsewhere
+      end
     end
     if ev.type == EV_CLOSE and owners[id] ~= nil then
       owners[id] = nil
@@ -284,41 +274,71 @@ local function route(self, events, first, n)
   return n
 end
 
-function Manager:dispatch(n, guarded)
+-- An error escaped an event handler: its owner recovers (an HTTP listener
+-- answers 500; ctx: the request of a handler that had waited) and logs.
+local function report(self, owner, err, ctx)
+  if owner ~= nil and owner.on_event_error then
+    local ok, err2 = pcall(owner.on_event_error, owner, err, ctx)
+    if not ok then
+      self:log_failure("error handler", err2)
+    end
+  else
+    self:log_failure("event handler", err)
+  end
+end
+
+-- The finish function of a dispatcher task.
+local function dispatch_done(self, task, ok, err)
+  local detached = task.detached
+  if detached then
+    local owner, ctx = task.detached_owner, task.detached_ctx
+    task.detached, task.detached_owner, task.detached_ctx = nil, nil, nil
+    if not ok then
+      report(self, owner, err, ctx)
+    end
+  elseif not ok then
+    self.dispatch_failed, self.dispatch_error = true, err -- dispatch() reports it
+  end
+end
+
+-- Dispatches the poll's n events: route runs in a dispatcher task (one
+-- resume per poll). When it stops at an error, the event's owner recovers
+-- and the next event goes on in a new dispatcher; when a handler waits,
+-- the dispatcher is left to it (its owner's detach(task) gives the
+-- context an error after the wait is reported with) and a new one goes on.
+function Manager:dispatch(n)
   local events = C_events(self.cm)
   self.dispatching = true
   local first = 0
   while first < n do
-    local ok, err
-    if guarded then
-      ok, err = self:guarded_call(route, self, events, first, n)
-    else
-      ok, err = xpcall(route, traceback, self, events, first, n)
-    end
-    if ok then
-      break
-    end
-    -- An error escaped an event handler: let its owner recover (an HTTP
-    -- listener answers 500), log it, and go on with the next event.
+    self.dispatch_failed = false
+    local task = coro_run(self, dispatch_done, self, route, self, events, first, n)
     local failed = self.dispatch_index
-    local ev = events[failed]
-    local owner = owner_of(self, ev, tonumber(ev.conn_id))
-    if owner ~= nil and owner.on_event_error then
-      local ok2, err2 = pcall(owner.on_event_error, owner, err)
-      if not ok2 then
-        self:log_failure("error handler", err2)
+    if task then
+      task.detached = true
+      local owner = self.dispatch_owner
+      task.detached_owner = owner
+      if owner and owner.detach then
+        task.detached_ctx = owner:detach(task)
       end
     else
-      self:log_failure("event handler", err)
-    end
-    if ev.type == EV_CLOSE then
-      self.owners[tonumber(ev.conn_id)] = nil
+      if not self.dispatch_failed then
+        break
+      end
+      local err = self.dispatch_error -- (nil for error(nil))
+      self.dispatch_failed, self.dispatch_error = false, nil
+      local ev = events[failed]
+      report(self, owner_of(self, ev, tonumber(ev.conn_id)), err)
+      if ev.type == EV_CLOSE then
+        self.owners[tonumber(ev.conn_id)] = nil
+      end
     end
     if self.closed or self.close_requested then
       break
     end
     first = failed + 1
   end
+  self.dispatch_owner = nil
   self.dispatching = false
 end
 
@@ -451,6 +471,7 @@ function Manager:close()
   self.owners = {}
   self.listeners = {}
   self.timers = timer.new_heap()
+  self.sched = coro.new_scheduler(self) -- suspended tasks are dropped
 end
 
 --- Number of live connections, listeners included.

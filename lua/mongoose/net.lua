@@ -4,6 +4,8 @@
 -- bytes, read up to a delimiter) buffer in Lua with a size cap.
 local ffi = require("ffi")
 local core = require("mongoose.core")
+local coro = require("mongoose.coro")
+local net_wait = require("mongoose.net_wait")
 
 ffi.cdef [[
 int mgffi_shutdown_write(mgffi_manager *m, uint64_t id);
@@ -216,7 +218,11 @@ local function run_readers(self)
       pos = e + 1
     end
     tbl_remove(readers, 1)
-    self.mgr:protected_call("TCP reader", r.fn, self, frame)
+    if r.task then -- conn:read() in a task: it waits for this frame
+      coro.wake(r.task, self, frame)
+    else
+      self.mgr:protected_call("TCP reader", r.fn, self, frame)
+    end
   end
   self.serving = false
   if pos > size then
@@ -235,7 +241,18 @@ local function deliver_rest(self, fn, rest)
   view.ptr, view.len, view.anchor = nil, 0, nil
 end
 
+-- Readers without a callback (in a task): mongoose.net_wait.
+local wait_reader = net_wait.wait_reader
+Conn.abort_wait = net_wait.abort_wait
+
 local function add_reader(self, reader)
+  if reader.fn == nil then
+    local task = coro.running()
+    if task == nil then
+      error("a reader without a callback must run in a task (a handler or callback)", 3)
+    end
+    return wait_reader(self, reader, task)
+  end
   if type(reader.fn) ~= "function" then
     error("callback must be a function", 3)
   end
@@ -244,21 +261,24 @@ local function add_reader(self, reader)
   run_readers(self)
 end
 
---- Calls fn(conn, bytes) once exactly n bytes have arrived.
-function Conn:read(n, fn)
+--- Calls fn(conn, bytes) once exactly n bytes have arrived. Without fn,
+-- in a task: waits for them (up to timeout_ms, if given) and returns
+-- them, or nil and "closed" (or "timeout").
+function Conn:read(n, fn, timeout_ms)
   if type(n) ~= "number" or n < 0 or n % 1 ~= 0 then
     error("n must be a non-negative integer", 2)
   end
-  add_reader(self, { count = n, fn = fn })
+  return add_reader(self, { count = n, fn = fn, timeout = timeout_ms })
 end
 
 --- Calls fn(conn, bytes) with the bytes up to delimiter (not included unless
 -- keep is true), e.g. conn:read_until("\n", fn) for a line protocol.
-function Conn:read_until(delimiter, fn, keep)
+-- Without fn, in a task: waits for them and returns them, like read.
+function Conn:read_until(delimiter, fn, keep, timeout_ms)
   if type(delimiter) ~= "string" or delimiter == "" then
     error("delimiter must be a non-empty string", 2)
   end
-  add_reader(self, { delimiter = delimiter, fn = fn, keep = keep })
+  return add_reader(self, { delimiter = delimiter, fn = fn, keep = keep, timeout = timeout_ms })
 end
 
 function Conn:on_event(ev, id)
@@ -312,6 +332,17 @@ function Conn:on_event(ev, id)
     local l = self.listener
     if l then
       l.connections[id] = nil
+    end
+    -- Readers waiting in tasks get nil, "closed" (callback readers: nothing).
+    local readers = self.readers
+    if readers then
+      for i = #readers, 1, -1 do
+        local r = readers[i]
+        if r.task then
+          tbl_remove(readers, i)
+          coro.wake(r.task, self, nil, "closed")
+        end
+      end
     end
     local fn = self.on_close
     if fn then

@@ -5,6 +5,7 @@
 local ffi = require("ffi")
 local core = require("mongoose.core")
 local headers = require("mongoose.headers")
+local coro = require("mongoose.coro")
 
 ffi.cdef [[
 int mgffi_url_decode(const char *src, size_t src_len, char *dst, size_t dst_len, int form);
@@ -53,10 +54,17 @@ function Request:check_views()
 end
 
 --- Marks the request answered (or its connection gone): its bytes are
--- released after this poll.
+-- released after this poll, and a streamed body nobody reads any more is
+-- dropped as it arrives.
 function Request:mark_done()
   if self.stale_after == nil then
     self.stale_after = self.mgr.poll_seq
+  end
+  if self.body_paused then
+    self.body_paused = false
+    if self.mgr.cm ~= nil then
+      C.mgffi_pause_reading(self.mgr.cm, self.id, 0)
+    end
   end
 end
 
@@ -216,6 +224,110 @@ function Request:on_body(on_chunk, on_end)
   end
   self.body_chunk_fn = on_chunk
   self.body_end_fn = on_end
+end
+
+---------------------------------------------------------------------------
+-- req:read_body(): the pieces of a streamed body, waited for in a task
+---------------------------------------------------------------------------
+
+-- Bytes of a streamed body queued for read_body before the connection
+-- stops being read (it is read again once the reader has taken half).
+local BODY_QUEUE_MAX = 1048576
+_M.BODY_QUEUE_MAX = BODY_QUEUE_MAX
+
+-- A piece of the streamed body arrived (from the listener, when no
+-- on_body callback is set): to the task waiting in read_body, or queued
+-- until the request is answered.
+function Request:push_body(chunk)
+  local waiter = self.body_waiter
+  if waiter then
+    self.body_waiter = nil
+    coro.wake(waiter, self, chunk)
+    return
+  end
+  if self.stale_after ~= nil then
+    return -- answered: nobody will read it
+  end
+  local q = self.body_queue
+  if not q then
+    q = {}
+    self.body_queue, self.body_head, self.body_tail, self.body_bytes = q, 1, 0, 0
+  end
+  local tail = self.body_tail + 1
+  q[tail] = chunk
+  self.body_tail = tail
+  local bytes = self.body_bytes + #chunk
+  self.body_bytes = bytes
+  if bytes > BODY_QUEUE_MAX and not self.body_paused and self.mgr.cm ~= nil then
+    self.body_paused = true
+    C.mgffi_pause_reading(self.mgr.cm, self.id, 1)
+  end
+end
+
+--- The streamed body is complete (err nil) or cut (err "closed").
+function Request:end_body(err)
+  if self.body_done then
+    return
+  end
+  self.body_done, self.body_error = true, err
+  local waiter = self.body_waiter
+  if waiter then
+    self.body_waiter = nil
+    coro.wake(waiter, self, nil, err)
+  end
+end
+
+function Request:abort_wait(task, why)
+  self.body_waiter = nil
+  return nil, why
+end
+
+--- The next piece of the body: for a streamed request (req.streaming)
+-- waits for it inside a task; for any other, the whole body once. Returns
+-- the piece, nil at the end, or nil and "closed" when the client went away.
+function Request:read_body()
+  if not self.streaming then
+    if self.body_read then
+      return nil
+    end
+    self.body_read = true
+    local b = self:body()
+    if b == "" then
+      return nil
+    end
+    return b
+  end
+  if self.body_chunk_fn then
+    error("read_body cannot be used with on_body callbacks", 2)
+  end
+  local q = self.body_queue
+  if q and self.body_head <= self.body_tail then
+    local head = self.body_head
+    local chunk = q[head]
+    q[head] = nil
+    self.body_head = head + 1
+    local bytes = self.body_bytes - #chunk
+    self.body_bytes = bytes
+    if self.body_paused and bytes <= BODY_QUEUE_MAX / 2 then
+      self.body_paused = false
+      if self.mgr.cm ~= nil then
+        C.mgffi_pause_reading(self.mgr.cm, self.id, 0)
+      end
+    end
+    return chunk
+  end
+  if self.body_done then
+    return nil, self.body_error
+  end
+  local task = coro.running()
+  if task == nil then
+    return coro.call_blocking(self.mgr, 2, Request.read_body, self)
+  end
+  if self.body_waiter then
+    error("another task is already reading this body", 2)
+  end
+  self.body_waiter = task
+  return coro.wait(task, self, nil)
 end
 
 --- True when the request asks for a WebSocket upgrade.

@@ -8,6 +8,7 @@ local bit = require("bit")
 local core = require("mongoose.core")
 local headers = require("mongoose.headers")
 local response = require("mongoose.response")
+local coro = require("mongoose.coro")
 
 ffi.cdef [[
 int mgffi_ws_upgrade(mgffi_manager *m, uint64_t id, const char *extra_headers, size_t extra_len);
@@ -135,8 +136,12 @@ local function new_ws(mgr, id, opts)
   return setmetatable({ mgr = mgr, id = id, handlers = opts, state = {} }, WebSocket)
 end
 
+local function handler(self, name)
+  return self[name] or self.handlers[name]
+end
+
 local function call(self, name, ...)
-  local fn = self[name] or self.handlers[name]
+  local fn = handler(self, name)
   if fn then
     self.mgr:protected_call("WebSocket " .. name, fn, self, ...)
   end
@@ -363,11 +368,89 @@ local function flush_queued(self)
   end
 end
 
+---------------------------------------------------------------------------
+-- ws:receive(): messages waited for in a task (WebSockets without
+-- on_message). Once receive() has been called, messages queue while no
+-- task waits, and past MAX_QUEUED the connection is not read until the
+-- queue is half empty (before, as without on_message, they are dropped).
+---------------------------------------------------------------------------
+
+local MAX_QUEUED = 64
+
+local function queue_message(self, data, kind)
+  if not self.receiving then
+    return
+  end
+  local task = self.receiver
+  if task then
+    self.receiver = nil
+    return coro.wake(task, self, data, kind)
+  end
+  local q = self.inbox
+  if not q then
+    q = { head = 1, tail = 0 }
+    self.inbox = q
+  end
+  local tail = q.tail + 1
+  q[2 * tail - 1], q[2 * tail] = data, kind
+  q.tail = tail
+  if tail - q.head + 1 > MAX_QUEUED and not self.inbox_paused then
+    self.inbox_paused = true
+    C.mgffi_pause_reading(self.mgr.cm, self.id, 1)
+  end
+end
+
+function WebSocket:abort_wait(task, why)
+  self.receiver = nil
+  return nil, why
+end
+
+--- Waits (in a task) for the next message, up to timeout_ms if given.
+-- Returns data and its kind ("text" or "binary"), or nil and "closed" or
+-- "timeout". Only for WebSockets without on_message.
+function WebSocket:receive(timeout_ms)
+  if handler(self, "on_message") then
+    error("receive() is for WebSockets without an on_message handler", 2)
+  end
+  if timeout_ms ~= nil and (type(timeout_ms) ~= "number" or timeout_ms < 0) then
+    error("timeout_ms must be a non-negative number", 2)
+  end
+  self.receiving = true
+  local q = self.inbox
+  if q and q.head <= q.tail then
+    local head = q.head
+    local data, kind = q[2 * head - 1], q[2 * head]
+    q[2 * head - 1], q[2 * head] = nil, nil
+    q.head = head + 1
+    if self.inbox_paused and q.tail - q.head < MAX_QUEUED / 2 then
+      self.inbox_paused = false
+      C.mgffi_pause_reading(self.mgr.cm, self.id, 0)
+    end
+    return data, kind
+  end
+  if self.closed then
+    return nil, "closed"
+  end
+  local task = coro.running()
+  if task == nil then
+    return coro.call_blocking(self.mgr, 2, WebSocket.receive, self, timeout_ms)
+  end
+  if self.receiver then
+    return nil, "another task is receiving"
+  end
+  self.receiver = task
+  return coro.wait(task, self, timeout_ms)
+end
+
 function WebSocket:on_event(ev, id)
   local t = ev.type
   if t == EV.WS_MSG then
     local data = ev.data.len > 0 and ffi_string(ev.data.ptr, ev.data.len) or ""
-    call(self, "on_message", data, band(tonumber(ev.value), 15) == OP_BINARY)
+    local binary = band(tonumber(ev.value), 15) == OP_BINARY
+    if handler(self, "on_message") == nil then
+      return queue_message(self, data, binary and "binary" or "text")
+    end
+    call(self, "on_message", data, binary)
   elseif t == EV.WS_OPEN then
     self.open = true
     if tonumber(ev.value) == 1 then
@@ -428,6 +511,11 @@ function WebSocket:on_event(ev, id)
       reason = self.local_close_reason or self.error or ""
     end
     self.close_code, self.close_reason = code, reason
+    local receiver = self.receiver
+    if receiver then
+      self.receiver = nil
+      coro.wake(receiver, self, nil, "closed")
+    end
     call(self, "on_close", code, reason)
   end
 end

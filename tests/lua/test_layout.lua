@@ -7,7 +7,7 @@ local ffi = require("ffi")
 local core = require("mongoose.core")
 -- Every module that declares C functions.
 for _, name in ipairs({ "mongoose", "mongoose.http", "mongoose.websocket", "mongoose.net",
-                        "mongoose.tls", "mongoose.luv", "mongoose.web.crypto" }) do
+                        "mongoose.tls", "mongoose.luv", "mongoose.web.crypto", "mongoose.ngx" }) do
   require(name)
 end
 
