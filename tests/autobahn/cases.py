@@ -853,25 +853,17 @@ def case_key(cid):
 
 def select(cases, include=None, exclude=None):
     """Cases whose id matches one of the comma-separated patterns of
-    include ("1.*", "9.1.1", "6.4.*"; a bare group "7" means "7.*") and none
-    of exclude."""
+    include ("1.*", "9.1.1"; a prefix such as "7" or "6.4" means every case
+    under it) and none of exclude."""
     def pats(s):
-        out = []
-        for p in (s or "").split(","):
-            p = p.strip()
-            if p:
-                out.append(p if ("*" in p or "." in p) else p + ".*")
-        return out
+        return [p.strip() for p in (s or "").split(",") if p.strip()]
+
+    def match(cid, p):
+        return fnmatch.fnmatchcase(cid, p) or cid == p or cid.startswith(p + ".")
 
     inc, exc = pats(include), pats(exclude)
-    out = []
-    for c in cases:
-        if inc and not any(fnmatch.fnmatchcase(c.id, p) or c.id == p for p in inc):
-            continue
-        if any(fnmatch.fnmatchcase(c.id, p) or c.id == p for p in exc):
-            continue
-        out.append(c)
-    return out
+    return [c for c in cases
+            if (not inc or any(match(c.id, p) for p in inc)) and not any(match(c.id, p) for p in exc)]
 
 
 def group_of(cid):
@@ -912,3 +904,18 @@ def summarize(results, side, out):
         len(results), n_pass, n_fail, sum(1 for cid, s, _ in results if s == FAILED and cid in expected),
         n_unimpl, "as expected" if ok else "NOT as expected"))
     return ok
+
+
+if __name__ == "__main__":
+    # cases.py --expected server|client: the listed failures, "id reason"
+    # per line; cases.py --list [patterns]: the case ids and descriptions.
+    import sys
+    if len(sys.argv) >= 3 and sys.argv[1] == "--expected":
+        for cid in sorted(EXPECTED[sys.argv[2]], key=case_key):
+            print(cid, EXPECTED[sys.argv[2]][cid])
+    elif len(sys.argv) >= 2 and sys.argv[1] == "--list":
+        for c in select(build_cases(), sys.argv[2] if len(sys.argv) > 2 else None):
+            print(c.id, c.desc)
+    else:
+        print("usage: cases.py --expected server|client | --list [patterns]", file=sys.stderr)
+        sys.exit(2)
