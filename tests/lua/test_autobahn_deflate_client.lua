@@ -11,6 +11,8 @@
 -- full run).
 local T = require("testlib")
 local A = require("testautobahn")
+local P = require("testpy")
+local W = require("testws")
 
 local COUNT = tonumber(os.getenv("AUTOBAHN_COUNT") or "") or 50
 
@@ -31,6 +33,21 @@ T.test("group 13 (the server's answers: client_no_context_takeover, client_max_w
   local r = A.fuzzingserver(mgr, "--cases 13 --count " .. COUNT, 170000)
   A.check(r, "client", "13")
   T.eq(#logs, 0, "no errors logged by the client (" .. (logs[1] and logs[1].msg or "") .. ")")
+end)
+
+T.test("ws_connect offers permessage-deflate to a python websockets server and compresses", function()
+  local job, url = W.python_server(mgr, "'deflate'")
+  local response = W.client_roundtrip(mgr, url)
+  local out, rc, err = T.wait(job, mgr, 30000)
+  T.eq(rc, 0, "python server exit status: " .. err)
+  local r = P.kv(out)
+  T.match(r.offer, "^permessage%-deflate", "the client's offer")
+  T.match(r.header, "^permessage%-deflate", "the server's 101")
+  T.eq(response.headers["sec-websocket-extensions"], r.header, "the client got that 101")
+  T.eq(r.extensions, "permessage-deflate", "websockets agreed on it")
+  T.eq(r.echoes, "4", "every message echoed")
+  T.ok(tonumber(r.rsv1) >= 2, "the client compressed its messages (" .. r.rsv1 .. " frames with RSV1)")
+  print("python server: offer " .. r.offer .. ", " .. r.rsv1 .. " compressed frames from the client")
 end)
 
 T.run()
