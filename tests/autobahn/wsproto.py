@@ -293,6 +293,7 @@ class Peer:
         self.violation = None
         self.tcp_closed = False
         self.frames_in = 0
+        self.last_mask = None
         self.timers = []  # (when, fn)
         self.started = time.time()
         self.buf = bytearray(initial)
@@ -498,17 +499,27 @@ class Peer:
                 break
             if n == 126:
                 n = struct.unpack_from("!H", self.buf, self.pos + 2)[0]
+                if n < 126:
+                    return self.fail("length %d in 16 bits: not the minimal encoding (RFC 6455 5.2)" % n)
             elif n == 127:
                 n = struct.unpack_from("!Q", self.buf, self.pos + 2)[0]
                 if n >> 63:
                     return self.fail("frame length with the top bit set (RFC 6455 5.2)")
+                if n < 65536:
+                    return self.fail("length %d in 64 bits: not the minimal encoding (RFC 6455 5.2)" % n)
             if n > MAX_MESSAGE:
                 return self.fail("frame of %d bytes" % n, 1009)
             if avail < hlen + n:
                 break
             payload = bytes(self.buf[self.pos + hlen:self.pos + hlen + n])
             if masked:
-                payload = xor_mask(payload, bytes(self.buf[self.pos + hlen - 4:self.pos + hlen]))
+                key = bytes(self.buf[self.pos + hlen - 4:self.pos + hlen])
+                # A fresh key for each frame (RFC 6455 5.3): the same key
+                # twice in a row is (but for a 2^-32 chance) a reused one.
+                if key == self.last_mask:
+                    return self.fail("the masking key %s of the previous frame again (RFC 6455 5.3)" % key.hex())
+                self.last_mask = key
+                payload = xor_mask(payload, key)
             self.pos += hlen + n
             if self.pos > (1 << 20) and self.pos * 2 > len(self.buf):
                 del self.buf[:self.pos]
