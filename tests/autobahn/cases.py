@@ -128,7 +128,7 @@ class Case:
             self.expected[NON_STRICT] = list(non_strict)
         self.close_spec = close
         self.suppress_close = suppress_close
-        self.limit = limit  # seconds the whole case may take
+        self.limit = limit  # seconds the whole case may take (times wsproto.SLACK)
         self.behavior = None  # set by cases that judge themselves
         self.result = None
         self.received = []
@@ -145,9 +145,10 @@ class Case:
         self.received = peer.events
         self.started = time.time()
         self.on_open(peer)
-        peer.wait_closed(max(0.1, self.limit - (time.time() - self.started)))
+        limit = self.limit * wsproto.SLACK
+        peer.wait_closed(max(0.1, limit - (time.time() - self.started)))
         if peer.state != wsproto.CLOSED:
-            peer.unclean_reason = peer.unclean_reason or "the case did not end within %.0f s" % self.limit
+            peer.unclean_reason = peer.unclean_reason or "the case did not end within %.0f s" % limit
             peer.killed = True
             peer.drop()
             peer.wait_closed(2)
@@ -167,9 +168,9 @@ class Case:
             elif kind == "raw":
                 peer.send_raw(step[1])
             elif kind == "kill":
-                peer.after(step[1], peer.kill)
+                peer.after(step[1] * wsproto.SLACK, peer.kill)
             elif kind == "close_after":
-                peer.after(step[1], lambda: peer.close(1000))
+                peer.after(step[1] * wsproto.SLACK, lambda: peer.close(1000))
             elif kind == "wait":
                 peer.wait(step[1])
                 if peer.state != wsproto.OPEN:
@@ -317,7 +318,7 @@ class FailFast(Case):
             with peer.cond:
                 peer.events.append(timeout(tag))
             peer.send_raw(chunk)
-        peer.after(1.0, peer.kill)
+        peer.after(1.0 * wsproto.SLACK, peer.kill)
 
 
 class Echo(Case):
