@@ -801,8 +801,8 @@ def build_cases(count=1000):
         return send, payload
 
     sizes = (64 * 1024, 256 * 1024, 1 << 20, 4 << 20, 8 << 20, 16 << 20)
-    waits = (10, 20, 40, 80, 100, 100)
-    for sub, op, fill in ((1, 1, b"BAsd7&jh23"), (2, 2, b"\x00\xfe\x23\xfa\xf0")):
+    for sub, op, fill, waits in ((1, 1, b"BAsd7&jh23", (10, 10, 100, 100, 100, 100)),
+                                 (2, 2, b"\x00\xfe\x23\xfa\xf0", (10, 10, 10, 10, 100, 100))):
         for i, (n, w) in enumerate(zip(sizes, waits), 1):
             send, payload = big(op, fill, n)
             add(Echo("9.%d.%d" % (sub, i), "%s message of %d bytes" % ("text" if op == 1 else "binary", n),
@@ -818,7 +818,7 @@ def build_cases(count=1000):
         for i, chop in enumerate((64, 128, 256, 512, 1024, 2048), 1):
             send, payload = big(op, fill, 1 << 20, chop=chop)
             add(Echo("9.%d.%d" % (sub, i), "%s message of 1 MiB in %d-byte chops" % (
-                "text" if op == 1 else "binary", chop), send, payload, op == 2, 100))
+                "text" if op == 1 else "binary", chop), send, payload, op == 2, 1000))
     for sub, op, fill in ((7, 1, b"*"), (8, 2, b"\xfe")):
         for i, (n, w) in enumerate(((0, 60), (16, 60), (64, 60), (256, 120), (1024, 240), (4096, 480)), 1):
             payload = fill * n
