@@ -87,7 +87,9 @@ enum mgffi_event_type {
   MGFFI_EV_HTTP_HDRS = 10, /* http: request head, body empty; only for
                               streamed bodies (MGFFI_LIMIT_STREAM_THRESHOLD) */
   MGFFI_EV_HTTP_MSG = 11,  /* http: whole request or response */
-  MGFFI_EV_WS_OPEN = 12,   /* http: the upgrade request or response */
+  MGFFI_EV_WS_OPEN = 12,   /* http: the upgrade request or response; value: 1
+                              when permessage-deflate was agreed; data: the
+                              Sec-WebSocket-Extensions value of the 101 */
   MGFFI_EV_WS_MSG = 13,    /* data: message; value: first frame byte */
   MGFFI_EV_WS_CTL = 14,    /* data: payload; value: frame byte (ping, pong,
                               close) */
@@ -320,7 +322,10 @@ enum mgffi_limit {
   /* WebSocket: control frames per second a peer may send (a burst of
      twice as many); beyond: closed with 1008 */
   MGFFI_LIMIT_WS_CONTROL_RATE = 14,
-  MGFFI_LIMIT_COUNT = 15
+  /* WebSocket: messages larger than this are sent in fragments of this
+     size (mgffi_ws_send) */
+  MGFFI_LIMIT_WS_FRAGMENT_SIZE = 15,
+  MGFFI_LIMIT_COUNT = 16
 };
 
 /* Sets limit key of connection (or listener) id to value. */
@@ -429,9 +434,39 @@ MGFFI_API int mgffi_ws_upgrade(mgffi_manager *m, uint64_t id, const char *extra_
 MGFFI_API int mgffi_ws_connect(mgffi_manager *m, const char *url, size_t url_len,
                                const char *extra_headers, size_t extra_len, uint64_t *id);
 
-/* Sends one WebSocket message as one frame; op: 1 text, 2 binary, 8 close,
- * 9 ping, 10 pong. MGFFI_ERR_FULL when the send queue is at its limit. */
+/* Sends one WebSocket message; op: 1 text, 2 binary, 8 close, 9 ping, 10
+ * pong. A text or binary message is compressed when permessage-deflate was
+ * agreed (and it is at least min_size bytes), and sent in fragments when it
+ * is over MGFFI_LIMIT_WS_FRAGMENT_SIZE. MGFFI_ERR_FULL when the send queue
+ * is at its limit; MGFFI_ERR_STATE while a message is being streamed with
+ * mgffi_ws_send_frame. */
 MGFFI_API int mgffi_ws_send(mgffi_manager *m, uint64_t id, const void *buf, size_t len, int op);
+
+/* Sends a message piece by piece: the first frame with op 1 (text) or 2
+ * (binary), the others with op 0 (continuation); fin != 0 ends the
+ * message. Streamed messages are not compressed; control frames may be
+ * sent in between. MGFFI_ERR_FULL when the send queue is at its limit (the
+ * frame is not sent: try again once it has drained); MGFFI_ERR_STATE for a
+ * continuation without a message, or a new message inside one. */
+MGFFI_API int mgffi_ws_send_frame(mgffi_manager *m, uint64_t id, const void *buf, size_t len,
+                                  int op, int fin);
+
+/* permessage-deflate (RFC 7692) wanted by a listener (for the WebSockets it
+ * upgrades later; HTTP listeners have it on by default) or a WebSocket
+ * client (set right after mgffi_ws_connect; off by default). Unless
+ * context_takeover is set, the server answers every offer with
+ * server_no_context_takeover and client_no_context_takeover, so idle
+ * WebSockets hold no zlib state. */
+typedef struct mgffi_ws_deflate {
+  uint32_t enabled;          /* 0: never negotiated */
+  int32_t level;             /* zlib level 0-9 (default 1) */
+  uint32_t context_takeover; /* keep the compression context between messages
+                                when the peer allows it */
+  uint32_t max_window_bits;  /* 9-15: our compressor's window (default 15) */
+  uint64_t min_size;         /* shorter messages go out uncompressed (64) */
+} mgffi_ws_deflate;
+
+MGFFI_API int mgffi_ws_set_deflate(mgffi_manager *m, uint64_t id, const mgffi_ws_deflate *config);
 
 /* ======================================================================
  * TLS (when the library is built with a TLS backend)

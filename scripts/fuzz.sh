@@ -47,7 +47,7 @@ done
 wait
 for target in $FUZZ_TARGETS; do
   "$CXX" -fsanitize=fuzzer,address,undefined "${objs[@]}" "$FUZZ_DIR/obj/fuzz_$target.o" \
-    -o "$FUZZ_DIR/fuzz_$target"
+    -lz -o "$FUZZ_DIR/fuzz_$target"
 done
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-halt_on_error=1:detect_leaks=1}"

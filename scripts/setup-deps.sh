@@ -60,7 +60,7 @@ PIN
 fi
 
 # --- build and runtime deps from bookworm ---------------------------------------
-want cmake g++ make pkg-config libssl-dev curl python3 libgtest-dev ca-certificates
+want cmake g++ make pkg-config libssl-dev zlib1g-dev curl python3 libgtest-dev ca-certificates
 # libuv bindings (Lua 5.1 C module, loads under luajit and luajit2): mongoose.luv and its tests.
 want lua-luv
 # JSON for mongoose.web (an optional dependency of the library: without it

@@ -123,4 +123,29 @@ int mgffi_ws_send(mgffi_manager *m, uint64_t id, const void *buf, size_t len, in
       m, id, [=](Manager &mgr, mg_connection *c) -> int { return mgr.ws_send(c, buf, len, op); });
 }
 
+int mgffi_ws_send_frame(mgffi_manager *m, uint64_t id, const void *buf, size_t len, int op,
+                        int fin) {
+  if (bad_buf(buf, len) || op < 0 || op > 15) return bad_arg(m, "invalid buffer or opcode");
+  return with_conn(m, id, [=](Manager &mgr, mg_connection *c) -> int {
+    return mgr.ws_send_frame(c, buf, len, op, fin != 0);
+  });
+}
+
+int mgffi_ws_set_deflate(mgffi_manager *m, uint64_t id, const mgffi_ws_deflate *config) {
+  if (config == nullptr) return bad_arg(m, "config is NULL");
+  if (config->level < 0 || config->level > 9 ||
+      (config->enabled && (config->max_window_bits < 9 || config->max_window_bits > 15))) {
+    return bad_arg(m, "deflate level must be 0-9 and max_window_bits 9-15");
+  }
+  return with_conn(m, id, [=](Manager &mgr, mg_connection *c) -> int {
+    mgffi::DeflateConfig d;
+    d.enabled = config->enabled != 0;
+    d.level = config->level;
+    d.context_takeover = config->context_takeover != 0;
+    d.max_window_bits = d.enabled ? static_cast<int>(config->max_window_bits) : 15;
+    d.min_size = static_cast<std::size_t>(config->min_size);
+    return mgr.ws_set_deflate(c, d);
+  });
+}
+
 }  // extern "C"

@@ -43,6 +43,9 @@ class ByteBuffer {
   void truncate(std::size_t n) {
     if (n < size_) size_ = n;
   }
+  // After writing into reserved room at data() + size(): the new size
+  // (at most the capacity).
+  void set_size(std::size_t n) { size_ = n <= capacity_ ? n : capacity_; }
   // Gives the memory back (clear() keeps it).
   void release() {
     data_.reset();

@@ -18,6 +18,7 @@
 #include "http_parse.hpp"
 #include "http_store.hpp"
 #include "limits.hpp"
+#include "ws_deflate.hpp"
 #include "ws_frame.hpp"
 
 namespace mgffi {
@@ -74,8 +75,13 @@ struct HttpRequest {
 // A WebSocket connection (server side after the upgrade, or client).
 struct WsState {
   WsReceiver rx;
+  DeflateParams deflate;                   // permessage-deflate, when agreed
+  std::unique_ptr<Deflater> own_deflater;  // only with context takeover
+  std::unique_ptr<Inflater> own_inflater;  // only with the peer's context takeover
+  std::string request;                     // client: the handshake, sent once connected
   bool client = false;
-  bool open = false;  // client: the 101 has arrived
+  bool open = false;       // client: the 101 has arrived
+  bool streaming = false;  // a message is being sent in fragments
   bool close_sent = false;
   bool closing = false;          // input is dropped; close_code goes out next poll
   std::uint16_t close_code = 0;  // 0: a close frame without a code
@@ -112,6 +118,7 @@ struct ConnState {
   bool input_pending = false;  // recv holds bytes to parse at the next poll
   std::shared_ptr<Limits> limits;
   std::shared_ptr<const TlsConfig> tls;
+  std::shared_ptr<const DeflateConfig> deflate;  // WebSocket compression wanted
   bool out_armed = false;                // Mongoose's epoll watches it for writing (see poll_hint)
   std::uint64_t last_read_ms = 0;        // last byte received (or connection start)
   std::uint64_t last_write_ms = 0;       // last byte the peer accepted, or when output

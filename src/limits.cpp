@@ -31,6 +31,7 @@ const LimitInfo kLimits[MGFFI_LIMIT_COUNT] = {
     {"ws_idle_timeout", 0, 0, kMaxMs},
     {"message_timeout", 60000, 60000, kMaxMs},
     {"control_rate", 100, 100, 1000000},
+    {"fragment_size", 0, 0, kMaxBytes},
 };
 
 }  // namespace

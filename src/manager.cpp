@@ -254,6 +254,7 @@ void Manager::on_open(mg_connection *c) {
     st->event_mask = parent->event_mask;
     st->limits = parent->limits;  // shared until one side changes a value
     st->tls = parent->tls;
+    st->deflate = parent->deflate;
     if (parent->listener) parent->listener->children++;
   } else {
     st->limits = default_limits(MGFFI_PROTO_RAW);
@@ -359,6 +360,7 @@ void Manager::on_event(mg_connection *c, int ev, void *ev_data) {
       st->out_armed = false;  // Mongoose drops EPOLLOUT once connected
       // TLS starts here, in C: Lua would be too late for the handshake.
       if (st->tls && c->is_tls) start_tls(c, st);
+      if (st->ws && st->ws->client && !st->ws->open) ws_send_request(c, st);
       break;
     case MG_EV_TLS_HS: st->out_armed = false; break;
     case MG_EV_HTTP_HDRS: return;  // client responses come whole
@@ -500,6 +502,17 @@ int Manager::poll_hint() {
   // Mongoose's own timers (DNS timeouts and the like).
   if (mgr_.timers != nullptr) hint = hint < 0 || hint > 100 ? 100 : hint;
   return hint;
+}
+
+int Manager::ws_set_deflate(mg_connection *c, const DeflateConfig &config) {
+  ConnState *st = state_of(c);
+  if (st->protocol != MGFFI_PROTO_HTTP)
+    return fail(MGFFI_ERR_STATE, "not an HTTP or WebSocket connection");
+  if (st->ws && (st->ws->open || !st->ws->client)) {
+    return fail(MGFFI_ERR_STATE, "the WebSocket handshake is over: compression is agreed already");
+  }
+  st->deflate = std::make_shared<const DeflateConfig>(config);
+  return MGFFI_OK;
 }
 
 int Manager::set_limit(mg_connection *c, int key, std::uint64_t value) {

@@ -7,7 +7,8 @@
 //   accept.cpp       accepting: connection limits, EMFILE
 //   http_server.cpp  HTTP requests: parsing, limits, streaming, timeouts
 //   http_reply.cpp   HTTP replies
-//   ws.cpp           WebSocket: handshakes, frames, timeouts
+//   ws_handshake.cpp WebSocket handshakes, permessage-deflate negotiation
+//   ws.cpp           WebSocket frames in and out, compression, timeouts
 //   tls.cpp, open.cpp
 #pragma once
 
@@ -87,6 +88,8 @@ class Manager {
   // ---- ws.cpp
   int ws_upgrade(mg_connection *c, const char *extra, std::size_t extra_len);
   int ws_send(mg_connection *c, const void *buf, std::size_t len, int op);
+  int ws_send_frame(mg_connection *c, const void *buf, std::size_t len, int op, bool fin);
+  int ws_set_deflate(mg_connection *c, const DeflateConfig &config);
 
   // ---- tls.cpp
   int set_tls(mg_connection *c, std::shared_ptr<const TlsConfig> tls);
@@ -158,6 +161,9 @@ class Manager {
   void ws_flush_pong(mg_connection *c, ConnState *st);
   std::unique_ptr<WsState> take_ws(bool client);
   void ws_configure(ConnState *st);
+  void ws_send_request(mg_connection *c, ConnState *st);
+  Deflater *deflater_for(ConnState *st);
+  Inflater *inflater_for(ConnState *st);
   friend struct WsSink;
 
   // tls.cpp
@@ -178,6 +184,11 @@ class Manager {
   std::vector<std::uint64_t> input_pending_;  // recv to parse at the next poll
   std::vector<std::uint64_t> idle_stores_;    // give their request store back next poll
   std::unique_ptr<char[]> udp_scratch_;       // one datagram, for drain_udp
+  // permessage-deflate without context takeover: streams shared by every
+  // WebSocket (by level 0-9 and window bits 9-15), and one message's bytes.
+  std::unique_ptr<Deflater> shared_deflaters_[10 * 7];
+  std::unique_ptr<Inflater> shared_inflater_;
+  ByteBuffer zbuf_;
   std::uint64_t max_queue_bytes_ = 64ull * 1024 * 1024;
   std::uint64_t poll_now_ = 0;
   std::string last_error_;

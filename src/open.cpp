@@ -36,6 +36,15 @@ int Manager::listen(const char *url, int protocol, std::uint64_t *id) {
   st->protocol = static_cast<std::uint8_t>(protocol);
   st->event_mask = default_mask(protocol);
   st->limits = default_limits(protocol);
+  if (protocol == MGFFI_PROTO_HTTP) {
+    // WebSockets it upgrades offer permessage-deflate unless told not to.
+    static const auto kDeflate = [] {
+      auto d = std::make_shared<DeflateConfig>();
+      d->enabled = true;
+      return std::shared_ptr<const DeflateConfig>(d);
+    }();
+    st->deflate = kDeflate;
+  }
   *id = c->id;
   return MGFFI_OK;
 }

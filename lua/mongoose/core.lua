@@ -221,7 +221,7 @@ local LIMIT_UNITS = {
   max_message = "bytes", max_header_size = "bytes", min_body_rate = "bytes per second",
   idle_timeout = "milliseconds", request_timeout = "milliseconds",
   send_timeout = "milliseconds", ws_idle_timeout = "milliseconds",
-  message_timeout = "milliseconds", control_rate = "frames per second",
+  message_timeout = "milliseconds", control_rate = "frames per second", fragment_size = "bytes",
 }
 
 local LIMITS = {}
@@ -248,7 +248,7 @@ _M.LIMIT_SETS = {
            "min_body_rate", "send_timeout", "max_header_size", "max_headers", "max_body",
            "stream_threshold", "max_send_queue" },
   websocket = { "max_message", "ws_idle_timeout", "message_timeout", "control_rate",
-                "max_send_queue", "send_timeout" },
+                "fragment_size", "max_send_queue", "send_timeout" },
   tcp_listener = { "max_connections", "max_connections_per_ip", "idle_timeout", "send_timeout",
                    "max_send_queue" },
   tcp = { "idle_timeout", "send_timeout", "max_send_queue" },

@@ -13,6 +13,15 @@ ffi.cdef [[
 int mgffi_ws_upgrade(mgffi_manager *m, uint64_t id, const char *extra_headers, size_t extra_len);
 int mgffi_ws_connect(mgffi_manager *m, const char *url, size_t url_len, const char *extra_headers, size_t extra_len, uint64_t *id);
 int mgffi_ws_send(mgffi_manager *m, uint64_t id, const void *buf, size_t len, int op);
+int mgffi_ws_send_frame(mgffi_manager *m, uint64_t id, const void *buf, size_t len, int op, int fin);
+typedef struct mgffi_ws_deflate {
+  uint32_t enabled;
+  int32_t level;
+  uint32_t context_takeover;
+  uint32_t max_window_bits;
+  uint64_t min_size;
+} mgffi_ws_deflate;
+int mgffi_ws_set_deflate(mgffi_manager *m, uint64_t id, const mgffi_ws_deflate *config);
 ]]
 
 local C = core.C
@@ -26,11 +35,14 @@ local error = error
 local tostring = tostring
 local tonumber = tonumber
 local setmetatable = setmetatable
+local pairs = pairs
 local str_char = string.char
 local str_byte = string.byte
 local floor = math.floor
 
 local C_ws_send = C.mgffi_ws_send
+local C_ws_send_frame = C.mgffi_ws_send_frame
+local deflate_buf = ffi.new("mgffi_ws_deflate")
 
 local OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING = 1, 2, 8, 9
 local CONTROL_NAMES = { [8] = "close", [9] = "ping", [10] = "pong" }
@@ -55,6 +67,36 @@ end
 -- Raises (at level) unless the WebSocket options of opts are valid (limits
 -- included); called before anything is opened, so that a bad value leaves
 -- nothing behind.
+local DEFLATE_KEYS = { level = true, context_takeover = true, max_window_bits = true, min_size = true }
+
+-- Raises (at level) unless opts.deflate is nil, a boolean or a table of
+-- known settings.
+local function check_deflate(d, level)
+  if d == nil or type(d) == "boolean" then
+    return
+  end
+  if type(d) ~= "table" then
+    error("deflate must be true, false or a table", level + 1)
+  end
+  for k in pairs(d) do
+    if not DEFLATE_KEYS[k] then
+      error("unknown deflate setting '" .. tostring(k) .. "'", level + 1)
+    end
+  end
+  if d.level ~= nil and not core.is_integer_in(d.level, 0, 9) then
+    error("deflate.level must be an integer from 0 to 9", level + 1)
+  end
+  if d.max_window_bits ~= nil and not core.is_integer_in(d.max_window_bits, 9, 15) then
+    error("deflate.max_window_bits must be an integer from 9 to 15", level + 1)
+  end
+  if d.min_size ~= nil and not core.is_integer_in(d.min_size, 0, 2 ^ 53) then
+    error("deflate.min_size must be a number of bytes", level + 1)
+  end
+  if d.context_takeover ~= nil and type(d.context_takeover) ~= "boolean" then
+    error("deflate.context_takeover must be a boolean", level + 1)
+  end
+end
+
 local function check_options(opts, level)
   check_handlers(opts, level + 1)
   local v = opts.max_message
@@ -62,6 +104,25 @@ local function check_options(opts, level)
     error("max_message must be a positive integer (bytes)", level + 1)
   end
   core.check_limits(opts, "websocket", level + 1)
+  check_deflate(opts.deflate, level + 1)
+end
+
+-- Sets the permessage-deflate wish of connection or listener id (when
+-- opts.deflate is given). Returns true, or nil and an error.
+local function apply_deflate(cm, id, d)
+  if d == nil then
+    return true
+  end
+  local t = type(d) == "table" and d or {}
+  deflate_buf.enabled = d and 1 or 0
+  deflate_buf.level = t.level or 1
+  deflate_buf.context_takeover = t.context_takeover and 1 or 0
+  deflate_buf.max_window_bits = t.max_window_bits or 15
+  deflate_buf.min_size = t.min_size or 64
+  if C.mgffi_ws_set_deflate(cm, id, deflate_buf) ~= 0 then
+    return nil, ffi_string(C.mgffi_last_error(cm))
+  end
+  return true
 end
 
 local function new_ws(mgr, id, opts)
@@ -111,6 +172,9 @@ function WebSocket:send(data, kind)
   local op = opcode(kind, 2)
   if self.closed or self.closing then
     return nil, "closed"
+  end
+  if self.streaming then
+    error("a message is being streamed: finish it first", 2)
   end
   if not self.open then
     local q = self.queued
@@ -225,6 +289,70 @@ function WebSocket:send_queued()
   return core.send_queued(self.mgr.cm, self.id)
 end
 
+---------------------------------------------------------------------------
+-- Streamed messages: sent in fragments as they are produced
+---------------------------------------------------------------------------
+
+local Stream = core.class("mongoose.WebSocket.Stream")
+Stream.__index = Stream
+
+--- Starts a message sent in pieces (kind "text" or "binary"): returns a
+-- stream with write(chunk) and finish([chunk]). While it is open, ws:send
+-- refuses other messages; pings and close may go in between.
+function WebSocket:stream(kind)
+  local op = opcode(kind, 2)
+  if self.closed or self.closing or not self.open then
+    return nil, "closed"
+  end
+  if self.streaming then
+    error("a message is being streamed already", 2)
+  end
+  self.streaming = true
+  return setmetatable({ ws = self, op = op, started = false, done = false }, Stream)
+end
+
+local function stream_frame(self, chunk, fin)
+  local ws = self.ws
+  if ws.closed then
+    return nil, "closed"
+  end
+  local op = self.started and 0 or self.op
+  local rc = C_ws_send_frame(ws.mgr.cm, ws.id, chunk, #chunk, op, fin and 1 or 0)
+  if rc ~= 0 then
+    return send_failed(ws, rc)
+  end
+  self.started = true
+  if fin then
+    self.done = true
+    ws.streaming = false
+  end
+  return true
+end
+
+--- Sends chunk as the next fragment. nil, "send queue full" while
+-- max_send_queue bytes wait (the chunk is not sent: try again later).
+function Stream:write(chunk)
+  if type(chunk) ~= "string" then
+    error("chunk must be a string", 2)
+  end
+  if self.done then
+    error("the message is finished", 2)
+  end
+  return stream_frame(self, chunk, false)
+end
+
+--- Ends the message (with a last chunk, possibly empty).
+function Stream:finish(chunk)
+  chunk = chunk or ""
+  if type(chunk) ~= "string" then
+    error("chunk must be a string", 2)
+  end
+  if self.done then
+    error("the message is finished", 2)
+  end
+  return stream_frame(self, chunk, true)
+end
+
 local function flush_queued(self)
   local q = self.queued
   if not q then
@@ -243,10 +371,14 @@ function WebSocket:on_event(ev, id)
     call(self, "on_message", data, band(tonumber(ev.value), 15) == OP_BINARY)
   elseif t == EV.WS_OPEN then
     self.open = true
+    self.compressed = tonumber(ev.value) == 1
     if self.is_client and ev.http ~= nil then
       local resp = { status = ev.http.status, headers = headers.of_message(ev.http) }
       self.protocol = resp.headers["sec-websocket-protocol"]
+      self.extensions = resp.headers["sec-websocket-extensions"] or ""
       self.response = resp
+    else
+      self.extensions = ev.data.len > 0 and ffi_string(ev.data.ptr, ev.data.len) or ""
     end
     call(self, "on_open", self.response)
     if not self.closing then
@@ -350,6 +482,9 @@ function _M.upgrade(res, opts, level)
   ws.listener = res.listener
   local mgr = res.mgr
   local ok, err = core.apply_limits(mgr.cm, res.id, opts, "websocket")
+  if ok then
+    ok, err = apply_deflate(mgr.cm, res.id, opts.deflate)
+  end
   if not ok then
     response.finish(res)
     return nil, err
@@ -470,6 +605,9 @@ function _M.listen(mgr, url, opts, level)
   -- The WebSocket limits go on the listener: its connections inherit them.
   local ok
   ok, err = core.apply_limits(mgr.cm, listener.id, opts, "websocket")
+  if ok then
+    ok, err = apply_deflate(mgr.cm, listener.id, opts.deflate)
+  end
   if not ok then
     listener:close()
     return nil, err
@@ -512,6 +650,9 @@ function _M.connect(mgr, url, opts, level)
   end
   local ok
   ok, err = core.apply_limits(mgr.cm, id, opts, "websocket")
+  if ok then
+    ok, err = apply_deflate(mgr.cm, id, opts.deflate)
+  end
   if not ok then
     C.mgffi_close(mgr.cm, id, 1)
     return nil, err
