@@ -613,8 +613,10 @@ class Deflate(Case):
         else:
             d = peer.deflate
             self.behavior = OK
-            self.result = "%d echoes, %s, ratio out %.3f in %.3f" % (
-                self.count, d.params, d.wire_out / max(d.raw_out, 1), d.wire_in / max(d.raw_in, 1))
+            def ratio(wire, raw):
+                return "%.3f" % (wire / raw) if raw else "-"
+            self.result = "%d echoes, %s, compressed/raw out %s in %s" % (
+                self.count, d.params, ratio(d.wire_out, d.raw_out), ratio(d.wire_in, d.raw_in))
             peer.close(1000)
 
     on_ping = on_pong = lambda self, peer, data: None

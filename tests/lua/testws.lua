@@ -95,13 +95,14 @@ async def main():
   return job, "ws://127.0.0.1:" .. port .. "/echo"
 end
 
--- ws_connect to url on mgr: sends four text and binary messages up to
--- 1 MiB, checks the echoes, closes with 1000. Returns the 101 response.
-function _M.client_roundtrip(mgr, url)
+-- ws_connect to url on mgr (opts: extra ws_connect options): sends four
+-- text and binary messages up to 1 MiB, checks the echoes, closes with
+-- 1000. Returns the 101 response.
+function _M.client_roundtrip(mgr, url, opts)
   local msgs = { "hello", ("\0\1\2\255"):rep(64), ("abc"):rep(50000), _M.byte_pattern(1024 * 1024) }
   local kinds = { "text", "binary", "text", "binary" }
   local got, closed, response = {}, nil, nil
-  local ws = assert(mgr:ws_connect(url, {
+  local o = {
     max_message = 4 * 1024 * 1024,
     on_open = function(_, resp) response = resp end,
     on_message = function(w, data, is_binary)
@@ -111,7 +112,11 @@ function _M.client_roundtrip(mgr, url)
       end
     end,
     on_close = function(_, code) closed = code end,
-  }))
+  }
+  for k, v in pairs(opts or {}) do
+    o[k] = v
+  end
+  local ws = assert(mgr:ws_connect(url, o))
   for i, m in ipairs(msgs) do
     ws:send(m, kinds[i])
   end
