@@ -1,12 +1,15 @@
 -- The library as Autobahn's testee client, for running the port by hand:
 --   python3 tests/autobahn/fuzzingserver.py --port 9001 &
---   scripts/lua-env.sh luajit tests/autobahn/echo_client.lua ws://127.0.0.1:9001
+--   scripts/lua-env.sh luajit tests/autobahn/echo_client.lua ws://127.0.0.1:9001 [deflate]
 -- Asks /getCaseCount, runs /runCase?case=N for each case (echoing every
 -- message, closing when the server does), then /updateReports: the
--- fuzzing server prints the results and exits.
+-- fuzzing server prints the results and exits. With "deflate", the client
+-- offers permessage-deflate (groups 12 and 13), which it does not by
+-- default.
 local mongoose = require("mongoose")
 
 local base = arg[1] or "ws://127.0.0.1:9001"
+local deflate = arg[2] == "deflate" or nil
 local mgr = assert(mongoose.new_manager())
 
 -- One connection until it closes; returns its first message.
@@ -14,6 +17,7 @@ local function session(path, echo)
   local first, closed
   assert(mgr:ws_connect(base .. path, {
     max_message = 16 * 1024 * 1024,
+    deflate = deflate,
     on_message = function(ws, data, is_binary)
       first = first or data
       if echo then
