@@ -90,7 +90,8 @@ enum mgffi_event_type {
   MGFFI_EV_WS_OPEN = 12,   /* http: the upgrade request or response; value: 1
                               when permessage-deflate was agreed; data: the
                               Sec-WebSocket-Extensions value of the 101 */
-  MGFFI_EV_WS_MSG = 13,    /* data: message; value: first frame byte */
+  MGFFI_EV_WS_MSG = 13,    /* data: message; value: 0x80 | opcode (1 text,
+                              2 binary) */
   MGFFI_EV_WS_CTL = 14,    /* data: payload; value: frame byte (ping, pong,
                               close) */
   MGFFI_EV_MQTT_CMD = 15,
@@ -463,7 +464,8 @@ MGFFI_API int mgffi_ws_send_frame(mgffi_manager *m, uint64_t id, const void *buf
 
 /* permessage-deflate (RFC 7692) wanted by a listener (for the WebSockets it
  * upgrades later; HTTP listeners have it on by default) or a WebSocket
- * client (set right after mgffi_ws_connect; off by default). Unless
+ * client (set right after mgffi_ws_connect, before its handshake request
+ * goes out; off by default: MGFFI_ERR_STATE once it has). Unless
  * context_takeover is set, the server answers every offer with
  * server_no_context_takeover and client_no_context_takeover, so idle
  * WebSockets hold no zlib state. */

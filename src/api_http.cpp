@@ -117,7 +117,10 @@ int mgffi_http_parse_head(const char *p, size_t len, mgffi_http_message *out) {
   const int n = mg_http_parse(p, len, &hm);
   if (n < 0) return MGFFI_ERR_ARG;
   *out = mgffi_http_message{};
-  if (n > 0) mgffi::fill_ffi_view(hm, 0, out);
+  if (n > 0) {
+    mgffi::fill_ffi_view(hm, 0, out);
+    out->body = mgffi_str{p + n, 0};  // the head only: what follows is not read
+  }
   return n;
 }
 

@@ -514,6 +514,9 @@ int Manager::ws_set_deflate(mg_connection *c, const DeflateConfig &config) {
   if (st->ws && (st->ws->open || !st->ws->client)) {
     return fail(MGFFI_ERR_STATE, "the WebSocket handshake is over: compression is agreed already");
   }
+  if (st->ws && (!st->ws->hello || st->ws->hello->request.empty())) {
+    return fail(MGFFI_ERR_STATE, "the WebSocket handshake request has gone out already");
+  }
   st->deflate = std::make_shared<const DeflateConfig>(config);
   return MGFFI_OK;
 }

@@ -47,10 +47,11 @@ struct WsSink : WsReceiver::Sink {
       out.clear();
       Inflater *inf = m.inflater_for(st);
       const Inflater::Status status =
-          inf == nullptr ? Inflater::kCorrupt
+          inf == nullptr ? Inflater::kNoMemory
                          : inf->inflate(p, n, &out, st->limit(MGFFI_LIMIT_WS_MAX_MESSAGE),
                                         st->ws->deflate.peer_no_context);
       if (status == Inflater::kTooBig) return m.ws_fail(c, st, 1009, "message too big");
+      if (status == Inflater::kNoMemory) return m.ws_fail(c, st, 1011, "out of memory");
       if (status != Inflater::kOk) return m.ws_fail(c, st, 1007, "invalid compressed data");
       p = reinterpret_cast<const unsigned char *>(out.data());
       n = out.size();

@@ -136,6 +136,19 @@ Deflater::~Deflater() {
   if (ok_) deflateEnd(z_.get());
 }
 
+namespace {
+
+// One deflate call into the room reserved at the end of out; false on a
+// zlib error.
+bool deflate_step(z_stream_s *z, std::size_t room, ByteBuffer *out) {
+  const int rc = ::deflate(z, Z_SYNC_FLUSH);
+  if (rc != Z_OK && rc != Z_BUF_ERROR) return false;
+  out->set_size(out->size() + (room - z->avail_out));
+  return true;
+}
+
+}  // namespace
+
 bool Deflater::compress(const void *p, std::size_t n, ByteBuffer *out, bool reset_after) {
   if (!ok_) return false;
   z_stream_s &z = *z_;
@@ -144,12 +157,19 @@ bool Deflater::compress(const void *p, std::size_t n, ByteBuffer *out, bool rese
   const std::size_t start = out->size();
   do {
     const std::size_t room = 16384 + n / 4;
-    if (!out->reserve(out->size() + room)) return false;
-    z.next_out = reinterpret_cast<Bytef *>(out->data() + out->size());
-    z.avail_out = static_cast<uInt>(room);
-    const int rc = ::deflate(&z, Z_SYNC_FLUSH);
-    if (rc != Z_OK && rc != Z_BUF_ERROR) return false;
-    out->set_size(out->size() + (room - z.avail_out));
+    const int rc = out->reserve(out->size() + room) ? Z_OK : Z_MEM_ERROR;
+    if (rc == Z_OK) {
+      z.next_out = reinterpret_cast<Bytef *>(out->data() + out->size());
+      z.avail_out = static_cast<uInt>(room);
+    }
+    if (rc != Z_OK || !deflate_step(&z, room, out)) {
+      // A stream left mid-message would leak this message's bytes into
+      // the next one (a shared stream serves other connections); a reset
+      // one is valid for any peer, whatever context it keeps.
+      deflateReset(&z);
+      out->set_size(start);
+      return false;
+    }
   } while (z.avail_out == 0);
   // Z_SYNC_FLUSH ends with an empty stored block: 00 00 ff ff, left out.
   const char *end = out->data() + out->size();
@@ -172,7 +192,7 @@ Inflater::~Inflater() {
 
 Inflater::Status Inflater::inflate(const void *p, std::size_t n, ByteBuffer *out,
                                    std::uint64_t limit, bool reset_after) {
-  if (!ok_) return kCorrupt;
+  if (!ok_) return kNoMemory;
   z_stream_s &z = *z_;
   static const unsigned char kTail[4] = {0x00, 0x00, 0xff, 0xff};
   const std::size_t start = out->size();
@@ -185,7 +205,10 @@ Inflater::Status Inflater::inflate(const void *p, std::size_t n, ByteBuffer *out
     z.avail_in = static_cast<uInt>(part == 0 ? n : sizeof(kTail));
     for (;;) {
       const std::size_t room = 16384;
-      if (!out->reserve(out->size() + room)) return kTooBig;
+      if (!out->reserve(out->size() + room)) {
+        status = kNoMemory;
+        break;
+      }
       z.next_out = reinterpret_cast<Bytef *>(out->data() + out->size());
       z.avail_out = static_cast<uInt>(room);
       const int rc = ::inflate(&z, Z_SYNC_FLUSH);

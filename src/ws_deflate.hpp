@@ -63,7 +63,8 @@ class Deflater {
   Deflater &operator=(const Deflater &) = delete;
   bool ok() const { return ok_; }
   // Appends the compressed form of p[0..n) to out; reset_after: forget the
-  // context. False on a zlib error or OOM.
+  // context. False on a zlib error or OOM (out is as it was, the stream
+  // reset: a shared one then serves the next message).
   bool compress(const void *p, std::size_t n, ByteBuffer *out, bool reset_after);
 
  private:
@@ -79,9 +80,10 @@ class Inflater {
   Inflater(const Inflater &) = delete;
   Inflater &operator=(const Inflater &) = delete;
   bool ok() const { return ok_; }
-  enum Status { kOk, kTooBig, kCorrupt };
+  enum Status { kOk, kTooBig, kCorrupt, kNoMemory };
   // Appends the decompressed message to out (at most limit bytes; 0: no
-  // limit); reset_after: forget the context.
+  // limit); reset_after: forget the context. Any failure resets the
+  // stream (a shared one then serves the next message).
   Status inflate(const void *p, std::size_t n, ByteBuffer *out, std::uint64_t limit,
                  bool reset_after);
 

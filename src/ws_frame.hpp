@@ -30,8 +30,8 @@ std::size_t ws_write_header(unsigned char *out, std::uint64_t len, int op, bool 
 // XORs p[0..n) with the 4-byte mask, starting at mask offset phase (0-3).
 void ws_unmask(unsigned char *p, std::size_t n, const unsigned char mask[4], std::size_t phase);
 
-// A close code a peer may send (RFC 6455 7.4; 1004-1006, 1012-2999 and
-// codes below 1000 or above 4999 are not).
+// A close code a peer may send (RFC 6455 7.4 and IANA's registry: 1004-1006,
+// 1015-2999 and codes below 1000 or above 4999 are not).
 bool ws_close_code_valid(unsigned code);
 
 // Validates UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above

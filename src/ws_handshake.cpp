@@ -221,6 +221,7 @@ bool Manager::ws_client_handshake(mg_connection *c, ConnState *st) {
   if (n == 0 && c->recv.len < kMaxHandshakeResponse) return false;
   mg_http_message hm;
   const char *why = nullptr;
+  std::string extensions;  // the 101's Sec-WebSocket-Extensions
   WsState &ws = *st->ws;
   if (n <= 0 || mg_http_parse(reinterpret_cast<const char *>(c->recv.buf), n, &hm) <= 0) {
     why = "WebSocket handshake failed: not an HTTP response";
@@ -231,7 +232,7 @@ bool Manager::ws_client_handshake(mg_connection *c, ConnState *st) {
     why = "WebSocket handshake failed: no Upgrade: websocket in the 101";
   } else {
     mg_str *accept = mg_http_get_header(&hm, "Sec-WebSocket-Accept");
-    const std::string extensions = all_values(hm, "Sec-WebSocket-Extensions");
+    extensions = all_values(hm, "Sec-WebSocket-Extensions");
     static const DeflateConfig kNone;
     if (accept == nullptr || !ws.hello || mg_strcmp(*accept, mg_str(ws.hello->accept)) != 0) {
       why = "WebSocket handshake failed: wrong Sec-WebSocket-Accept";
@@ -252,6 +253,7 @@ bool Manager::ws_client_handshake(mg_connection *c, ConnState *st) {
     if (e != nullptr && store != nullptr && store->assign(hm, false)) {
       e->http = &store->view();
       e->value = ws.deflate.active ? 1 : 0;
+      if (ws.deflate.active) back_->attach_data(extensions.data(), extensions.size());
     }
   }
   mg_iobuf_del(&c->recv, 0, static_cast<std::size_t>(n));

@@ -317,7 +317,7 @@ end
 
 local function stream_frame(self, chunk, fin)
   local ws = self.ws
-  if ws.closed then
+  if ws.closed or ws.closing then
     return nil, "closed"
   end
   local op = self.started and 0 or self.op
@@ -652,6 +652,8 @@ function _M.broadcast(l, data, kind, except, opts, level)
         if slow == "close" then
           ws:close(1008, "too slow")
         end
+      elseif rc == ERR.STATE and ws.streaming then
+        slow_count = slow_count + 1 -- mid-message (ws:stream): skipped, never closed for it
       end
     end
     id, ws = next(all, id)

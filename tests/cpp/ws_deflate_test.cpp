@@ -146,6 +146,15 @@ TEST(DeflateStreams, ABombStopsAtTheLimitAndCorruptDataIsRefused) {
   Inflate(i, "\xff\xff\xff garbage", &st);
   EXPECT_EQ(st, Inflater::kCorrupt);
   EXPECT_EQ(Inflate(i, Compress(d, "after", true), &st), "after");  // usable again
+  // A stream that keeps its context (a shared one's next user) is reset by
+  // any failure too: the bomb stopped mid-message, then corrupt data.
+  Inflate(i, bomb, &st, 1024 * 1024, false);
+  EXPECT_EQ(st, Inflater::kTooBig);
+  EXPECT_EQ(Inflate(i, Compress(d, "next", true), &st, 0, false), "next");
+  EXPECT_EQ(st, Inflater::kOk);
+  Inflate(i, "\xff\xff\xff garbage", &st, 0, false);
+  EXPECT_EQ(st, Inflater::kCorrupt);
+  EXPECT_EQ(Inflate(i, Compress(d, "again", true), &st, 0, false), "again");
 }
 
 }  // namespace

@@ -14,6 +14,9 @@
 //   bit 3: the connection with small limits (max_message 1024, 20 control
 //          frames a second) instead of the defaults
 //   bit 4: answer messages by pausing reading for a poll and sending a ping
+//   without bit 1, bit 5: permessage-deflate agreed (frames with RSV1 are
+//          inflated); bit 6 too: the server keeps its context (client side:
+//          the connection's own inflater instead of the manager's shared one)
 //
 // Built like fuzz_http_server.cpp (scripts/fuzz.sh; CMake replays the corpus
 // in tests/fuzz/corpus_ws).
@@ -175,14 +178,22 @@ std::string read_head(Harness &h, int fd, unsigned variant, std::vector<std::uin
   return end == std::string::npos ? "" : got.substr(0, end + 4);
 }
 
+bool deflate_wanted(unsigned variant) {
+  return (variant & 2) == 0 && (variant & 0x20) != 0;
+}
+
 // The server side: a client that upgrades, then sends the input.
 int open_server_side(Harness &h, unsigned variant, std::vector<std::uint64_t> *paused) {
   const int which = (variant >> 3) & 1;
   int fd = fuzz::connect_client(h.ports[which], [&] { poll_once(h, variant, paused, 1); });
-  static const char kUpgrade[] =
+  // permessage-deflate offered (the listeners accept it): frames with RSV1
+  // go through the shared inflater.
+  std::string upgrade =
       "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
-  fuzz::send_all(fd, reinterpret_cast<const std::uint8_t *>(kUpgrade), sizeof(kUpgrade) - 1,
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+  if (deflate_wanted(variant)) upgrade += "Sec-WebSocket-Extensions: permessage-deflate\r\n";
+  upgrade += "\r\n";
+  fuzz::send_all(fd, reinterpret_cast<const std::uint8_t *>(upgrade.data()), upgrade.size(),
                  [&] { poll_once(h, variant, paused, 0); });
   if (read_head(h, fd, variant, paused).compare(0, 12, "HTTP/1.1 101") != 0) {
     std::fprintf(stderr, "fuzz: the upgrade was not answered 101\n");
@@ -197,6 +208,12 @@ int open_client_side(Harness &h, unsigned variant, std::vector<std::uint64_t> *p
   const std::string url = "ws://127.0.0.1:" + std::to_string(h.peer_port) + "/ws";
   if (mgffi_ws_connect(h.m, url.data(), url.size(), nullptr, 0, client) != MGFFI_OK) std::abort();
   mgffi_set_event_mask(h.m, *client, 0xffffffffu);
+  // The client offers permessage-deflate and the harness accepts it, with
+  // server_no_context_takeover unless bit 6 is set.
+  if (deflate_wanted(variant)) {
+    const mgffi_ws_deflate on = {1, 1, 0, 15, 64};
+    if (mgffi_ws_set_deflate(h.m, *client, &on) != MGFFI_OK) std::abort();
+  }
   if (variant & 8) set_small_limits(h.m, *client);
   int fd = -1;
   for (int i = 0; i < 400 && fd < 0; i++) {
@@ -213,7 +230,13 @@ int open_client_side(Harness &h, unsigned variant, std::vector<std::uint64_t> *p
   const std::string reply =
       "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
       "Sec-WebSocket-Accept: " +
-      base64(digest, sizeof(digest)) + "\r\n\r\n";
+      base64(digest, sizeof(digest)) + "\r\n" +
+      (!deflate_wanted(variant) ? ""
+       : (variant & 0x40) != 0  ? "Sec-WebSocket-Extensions: permessage-deflate; "
+                                  "client_no_context_takeover\r\n"
+                                : "Sec-WebSocket-Extensions: permessage-deflate; "
+                                  "server_no_context_takeover; client_no_context_takeover\r\n") +
+      "\r\n";
   fuzz::send_all(fd, reinterpret_cast<const std::uint8_t *>(reply.data()), reply.size(),
                  [&] { poll_once(h, variant, paused, 0); });
   return fd;

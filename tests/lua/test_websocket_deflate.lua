@@ -182,12 +182,19 @@ asyncio.run(main())
 end)
 
 T.test("fragment_size: large messages go out in fragments; ws:stream sends piece by piece", function()
-  local frag = echo_server({ deflate = false, fragment_size = 16384,
+  local frag, broadcast_result, after_close
+  frag = echo_server({ deflate = false, fragment_size = 16384,
     on_message = function(ws, data)
-      if data == "stream" then
+      if data == "stream-close" then
+        local st = assert(ws:stream("text"))
+        assert(st:write("a"))
+        ws:close(1000)
+        after_close = { st:write("b") }
+      elseif data == "stream" then
         local st = assert(ws:stream("text"))
         assert(st:write("one "))
         T.raises("being streamed", ws.send, ws, "not now")
+        broadcast_result = { frag:broadcast("everyone") } -- mid-message: skipped, not closed
         assert(ws:ping("in between"))
         assert(st:write("two "))
         assert(st:finish("three"))
@@ -213,9 +220,18 @@ while True:
     if b0 & 0x80 and b0 & 15 != 9:
         break
 out("stream", parts)
+s.sendall(frame(b"stream-close"))
+b0, data = read_raw_frame(s)
+b1, close = read_raw_frame(s)
+out("then", hex(b0), data.decode(), hex(b1), close[:2].hex())
 ]], frag:port())
   T.eq(out, "frames 7 0x2 0x0 0x80 100000\n"
-         .. "stream [('0x1', 'one '), ('0x89', 'in between'), ('0x0', 'two '), ('0x80', 'three')]\n")
+         .. "stream [('0x1', 'one '), ('0x89', 'in between'), ('0x0', 'two '), ('0x80', 'three')]\n"
+         .. "then 0x1 a 0x88 03e8\n")
+  T.eq(broadcast_result[1], 0, "a broadcast mid-message is not sent to that WebSocket")
+  T.eq(broadcast_result[2], 1, "and counts with the slow ones")
+  T.eq(after_close[1], nil, "a stream write after ws:close()")
+  T.eq(after_close[2], "closed")
   frag:close()
 end)
 
