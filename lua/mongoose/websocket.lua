@@ -136,12 +136,12 @@ local function new_ws(mgr, id, opts)
   return setmetatable({ mgr = mgr, id = id, handlers = opts, state = {} }, WebSocket)
 end
 
-local function handler(self, name)
+local function handler_of(self, name)
   return self[name] or self.handlers[name]
 end
 
 local function call(self, name, ...)
-  local fn = handler(self, name)
+  local fn = handler_of(self, name)
   if fn then
     self.mgr:protected_call("WebSocket " .. name, fn, self, ...)
   end
@@ -409,7 +409,7 @@ end
 -- Returns data and its kind ("text" or "binary"), or nil and "closed" or
 -- "timeout". Only for WebSockets without on_message.
 function WebSocket:receive(timeout_ms)
-  if handler(self, "on_message") then
+  if handler_of(self, "on_message") then
     error("receive() is for WebSockets without an on_message handler", 2)
   end
   if timeout_ms ~= nil and (type(timeout_ms) ~= "number" or timeout_ms < 0) then
@@ -447,7 +447,7 @@ function WebSocket:on_event(ev, id)
   if t == EV.WS_MSG then
     local data = ev.data.len > 0 and ffi_string(ev.data.ptr, ev.data.len) or ""
     local binary = band(tonumber(ev.value), 15) == OP_BINARY
-    if handler(self, "on_message") == nil then
+    if handler_of(self, "on_message") == nil then
       return queue_message(self, data, binary and "binary" or "text")
     end
     call(self, "on_message", data, binary)
