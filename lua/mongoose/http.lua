@@ -322,7 +322,7 @@ end
 --- Sends data to every open WebSocket of this listener (but except): see
 -- mongoose.websocket.broadcast.
 function Listener:broadcast(data, kind, except, opts)
-  local a, b = require("mongoose.websocket").broadcast(self, data, kind, except, opts, 3)
+  local a, b = require("mongoose.websocket_server").broadcast(self, data, kind, except, opts, 3)
   return a, b
 end
 

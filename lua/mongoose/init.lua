@@ -11,6 +11,7 @@ local manager = require("mongoose.manager")
 local http = require("mongoose.http")
 local http_client = require("mongoose.http_client")
 local websocket = require("mongoose.websocket")
+local websocket_server = require("mongoose.websocket_server")
 local net = require("mongoose.net")
 
 local Manager = manager.Manager
@@ -47,10 +48,10 @@ function Manager:fetch(url, opts)
   return a, b
 end
 
---- Opens a WebSocket server (see mongoose.websocket.listen for opts).
+--- Opens a WebSocket server (see mongoose.websocket_server.listen for opts).
 function Manager:ws_listen(url, opts)
   self:check_open(2)
-  local a, b = websocket.listen(self, url, opts)
+  local a, b = websocket_server.listen(self, url, opts)
   return a, b
 end
 

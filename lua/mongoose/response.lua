@@ -219,7 +219,7 @@ end
 --- Upgrades the request to a WebSocket: see mongoose.websocket.upgrade.
 function Response:upgrade(opts)
   self:check_unsent(2)
-  local a, b = require("mongoose.websocket").upgrade(self, opts, 3)
+  local a, b = require("mongoose.websocket_server").upgrade(self, opts, 3)
   return a, b
 end
 

@@ -1,17 +1,16 @@
--- mongoose.websocket: WebSocket connections, server side (upgraded from an
--- HTTP request, or a whole server with ws_listen) and client side. Both are
--- the same WebSocket object; its events come from the manager's queue. The
--- C layer frames and checks every message (RFC 6455); what reaches Lua is
--- whole, valid messages and control frames.
+-- mongoose.websocket: the WebSocket object, the same for both sides (its
+-- events come from the manager's queue), and the client side (ws_connect).
+-- The server side (ws_listen, res:upgrade, broadcast) is
+-- mongoose.websocket_server. The C layer frames and checks every message
+-- (RFC 6455, RFC 7692); what reaches Lua is whole, valid messages and
+-- control frames.
 local ffi = require("ffi")
 local bit = require("bit")
 local core = require("mongoose.core")
 local headers = require("mongoose.headers")
-local response = require("mongoose.response")
 local coro = require("mongoose.coro")
 
 ffi.cdef [[
-int mgffi_ws_upgrade(mgffi_manager *m, uint64_t id, const char *extra_headers, size_t extra_len);
 int mgffi_ws_connect(mgffi_manager *m, const char *url, size_t url_len, const char *extra_headers, size_t extra_len, uint64_t *id);
 int mgffi_ws_send(mgffi_manager *m, uint64_t id, const void *buf, size_t len, int op);
 int mgffi_ws_send_frame(mgffi_manager *m, uint64_t id, const void *buf, size_t len, int op, int fin);
@@ -23,7 +22,6 @@ typedef struct mgffi_ws_deflate {
   uint64_t min_size;
 } mgffi_ws_deflate;
 int mgffi_ws_set_deflate(mgffi_manager *m, uint64_t id, const mgffi_ws_deflate *config);
-int mgffi_http_parse_head(const char *p, size_t len, mgffi_http_message *out);
 ]]
 
 local C = core.C
@@ -32,7 +30,6 @@ local ERR = core.ERR
 local ffi_string = ffi.string
 local band = bit.band
 local type = type
-local next = next
 local error = error
 local tostring = tostring
 local tonumber = tonumber
@@ -521,219 +518,6 @@ function WebSocket:on_event(ev, id)
 end
 
 ---------------------------------------------------------------------------
--- Server side
----------------------------------------------------------------------------
-
--- ws.request: a copy of the upgrade request (its bytes in the C layer are
--- released at the next poll). It keeps the raw head and the peer's address
--- only; method, path, query and headers are made from the head when first
--- read, since most WebSockets read them in on_open or never, and thousands
--- of idle ones should not each hold a table of headers.
-local RequestCopy = {}
-local head_view = ffi.new("mgffi_http_message")
-local rawget, rawset = rawget, rawset
-
-function RequestCopy.__index(t, k)
-  local head = rawget(t, "_head")
-  if head == nil then
-    return nil -- already split
-  end
-  rawset(t, "_head", nil)
-  local h = head_view
-  if C.mgffi_http_parse_head(head, #head, h) > 0 then
-    rawset(t, "method", ffi_string(h.method.ptr, h.method.len))
-    rawset(t, "path", ffi_string(h.uri.ptr, h.uri.len))
-    rawset(t, "query", h.query.len > 0 and ffi_string(h.query.ptr, h.query.len) or "")
-    rawset(t, "headers", headers.of_message(h))
-  end
-  return rawget(t, k)
-end
-
-local function request_copy(req)
-  req:check_views()
-  local h = req.http
-  return setmetatable({
-    _head = ffi_string(h.head.ptr, h.head.len),
-    remote_addr = req:remote_addr(), remote_ip = req:remote_ip(), remote_port = req:remote_port(),
-  }, RequestCopy)
-end
-
---- Upgrades the request of res to a WebSocket (Response:upgrade). opts:
--- protocol (the chosen subprotocol, one the client offered), headers (extra
--- response headers), the limits of core.LIMIT_SETS.websocket (max_message,
--- ws_idle_timeout, ...), on_open/on_message/on_close/on_control/on_error.
--- Returns the WebSocket, or nil and an error (the client then gets 426, or
--- 400 for a broken handshake). level: where argument errors point.
-function _M.upgrade(res, opts, level)
-  level = level or 2
-  if opts ~= nil and type(opts) ~= "table" then
-    error("opts must be a table", level)
-  end
-  opts = opts or {}
-  check_options(opts, level)
-  local req = res.req
-  if not req:is_websocket() then
-    res:send(426, "WebSocket upgrade expected\n", { Upgrade = "websocket" })
-    return nil, "not a WebSocket handshake request"
-  end
-  local extra = core.copy_table(opts.headers) -- the caller's table may be shared
-  if opts.protocol ~= nil then
-    if type(opts.protocol) ~= "string" then
-      error("protocol must be a string", level)
-    end
-    local offered = false
-    for _, p in ipairs(req:websocket_protocols()) do
-      offered = offered or p == opts.protocol
-    end
-    if not offered then
-      error("protocol '" .. opts.protocol .. "' was not offered by the client", level)
-    end
-    extra["Sec-WebSocket-Protocol"] = opts.protocol
-  end
-  local block = headers.build(extra, res.default_headers, level + 1)
-  local ws = new_ws(res.mgr, res.id, opts)
-  ws.request = request_copy(req)
-  ws.protocol = opts.protocol
-  ws.listener = res.listener
-  local mgr = res.mgr
-  local ok, err = core.apply_limits(mgr.cm, res.id, opts, "websocket")
-  if ok then
-    ok, err = apply_deflate(mgr.cm, res.id, opts.deflate)
-  end
-  if not ok then
-    response.finish(res)
-    return nil, err
-  end
-  mgr:own(res.id, ws)
-  local rc = C.mgffi_ws_upgrade(mgr.cm, res.id, block, #block)
-  if rc == 0 then
-    res.status, res.bytes = 101, 0 -- for the listener's on_response
-  end
-  response.finish(res)
-  if rc ~= 0 then
-    mgr:disown(res.id)
-    return nil, mgr:last_error()
-  end
-  local l = res.listener
-  if l then
-    l.websockets = l.websockets or {}
-    l.websockets[res.id] = ws
-  end
-  return ws
-end
-
---- Sends data to every open WebSocket of listener l (but except). A slow
--- consumer, whose send queue is at max_send_queue, is skipped
--- (opts.slow = "skip", the default) or closed with 1008 ("close").
--- Returns the number of connections it was queued for, and the number of
--- slow ones skipped or closed.
-function _M.broadcast(l, data, kind, except, opts, level)
-  level = level or 2
-  if type(data) ~= "string" then
-    error("data must be a string", level)
-  end
-  local op = opcode(kind, level)
-  local slow = opts and opts.slow or "skip"
-  if slow ~= "skip" and slow ~= "close" then
-    error("opts.slow must be \"skip\" or \"close\"", level)
-  end
-  local n, slow_count = 0, 0
-  local cm = l.mgr.cm
-  local all = l.websockets or {}
-  -- next(), not pairs(): see core.copy_table (a LuaJIT bug).
-  local id, ws = next(all)
-  while id ~= nil do
-    if ws ~= except and ws.open and not ws.closing and not ws.closed then
-      local rc = C_ws_send(cm, id, data, #data, op)
-      if rc == 0 then
-        n = n + 1
-      elseif rc == ERR.FULL then
-        slow_count = slow_count + 1
-        if slow == "close" then
-          ws:close(1008, "too slow")
-        end
-      elseif rc == ERR.STATE and ws.streaming then
-        slow_count = slow_count + 1 -- mid-message (ws:stream): skipped, never closed for it
-      end
-    end
-    id, ws = next(all, id)
-  end
-  return n, slow_count
-end
-
---- Opens a WebSocket server. opts: on_open(ws), on_message(ws, data,
--- is_binary), on_close(ws, code, reason), on_control(ws, kind, data),
--- path (only this path upgrades; others get 404 or opts.http, which also
--- answers requests that are not WebSocket handshakes), protocols
--- (supported subprotocols, the first one offered is chosen), accept(req)
--- (return false[, status, body] to refuse), the WebSocket limits, and the
--- HTTP listen options.
-function _M.listen(mgr, url, opts, level)
-  level = level or 3
-  if type(opts) ~= "table" then
-    error("opts must be a table", level)
-  end
-  check_options(opts, level)
-  for _, name in ipairs({ "accept", "http" }) do
-    if opts[name] ~= nil and type(opts[name]) ~= "function" then
-      error(name .. " must be a function", level)
-    end
-  end
-  local path, accept, fallback = opts.path, opts.accept, opts.http
-  local supported = opts.protocols
-  local handlers = {
-    on_open = opts.on_open, on_message = opts.on_message, on_close = opts.on_close,
-    on_control = opts.on_control, on_error = opts.on_error,
-  }
-  local handler = function(req, res)
-    if (path and req.path ~= path) or (fallback and not req:is_websocket()) then
-      if fallback then
-        return fallback(req, res)
-      end
-      return 404, "not found\n"
-    end
-    if accept then
-      local ok, status, body = accept(req)
-      if not ok then
-        return status or 403, body or "forbidden\n"
-      end
-    end
-    local chosen
-    if supported then
-      local offered = req:websocket_protocols()
-      for _, want in ipairs(supported) do
-        for _, p in ipairs(offered) do
-          if p == want and not chosen then
-            chosen = p
-          end
-        end
-      end
-      if #offered > 0 and not chosen then
-        return 400, "no supported WebSocket subprotocol\n"
-      end
-    end
-    handlers.protocol = chosen
-    _M.upgrade(res, handlers)
-    handlers.protocol = nil
-  end
-  local listener, err = require("mongoose.http").listen(mgr, url, handler, opts, level + 1)
-  if not listener then
-    return nil, err
-  end
-  -- The WebSocket limits go on the listener: its connections inherit them.
-  local ok
-  ok, err = core.apply_limits(mgr.cm, listener.id, opts, "websocket")
-  if ok then
-    ok, err = apply_deflate(mgr.cm, listener.id, opts.deflate)
-  end
-  if not ok then
-    listener:close()
-    return nil, err
-  end
-  return listener
-end
-
----------------------------------------------------------------------------
 -- Client side
 ---------------------------------------------------------------------------
 
@@ -780,6 +564,13 @@ function _M.connect(mgr, url, opts, level)
   mgr:own(id, ws)
   return ws
 end
+
+-- For mongoose.websocket_server (the server side: listen, upgrade,
+-- broadcast), which shares the options, the object and its handlers.
+_M.check_options = check_options
+_M.apply_deflate = apply_deflate
+_M.new_ws = new_ws
+_M.opcode = opcode
 
 --- Sends to the WebSocket with connection id from anywhere in the program.
 function _M.send(mgr, id, data, kind)

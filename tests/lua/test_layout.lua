@@ -6,7 +6,7 @@ local T = require("testlib")
 local ffi = require("ffi")
 local core = require("mongoose.core")
 -- Every module that declares C functions.
-for _, name in ipairs({ "mongoose", "mongoose.http", "mongoose.websocket", "mongoose.net",
+for _, name in ipairs({ "mongoose", "mongoose.http", "mongoose.websocket", "mongoose.websocket_server", "mongoose.net",
                         "mongoose.tls", "mongoose.luv", "mongoose.web.crypto", "mongoose.ngx" }) do
   require(name)
 end
