@@ -24,7 +24,6 @@
 
 namespace {
 
-
 struct Server {
   mgffi_manager *m = nullptr;
   std::uint64_t listeners[2] = {0, 0};
