@@ -128,7 +128,7 @@ int mgffi_signal_watch(int signo);
 int mgffi_signal_take(void);
 ]]
 
-local ABI_VERSION = 2
+local ABI_VERSION = 3
 
 -- Finds the shared library: $MONGOOSE_FFI_LIB, then package.cpath (where
 -- `cmake --install` and LUA_CPATH=build/?.so put it), then the dynamic
