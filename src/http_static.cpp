@@ -484,8 +484,11 @@ int Manager::http_serve(mg_connection *c, std::string_view target, bool is_dir,
   }
   if (found == 404 && (o.flags & MGFFI_SERVE_FALLTHROUGH) != 0) return 0;
   if (found == 301) {
-    // To the directory: the request's own path with a '/', and its query.
-    sf.head.assign("Location: ").append(view(hm.uri)).append("/");
+    // To the directory: the request's own path with a '/', and its query;
+    // one leading '/' only ("//host/" would be another site's URL).
+    std::string_view uri = view(hm.uri);
+    while (!uri.empty() && (uri.front() == '/' || uri.front() == '\\')) uri.remove_prefix(1);
+    sf.head.assign("Location: /").append(uri).append("/");
     if (hm.query.len > 0) sf.head.append("?").append(view(hm.query));
     sf.head.append("\r\n");
     return static_text(c, st, 301, {}, user, body_len);

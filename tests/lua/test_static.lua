@@ -415,6 +415,8 @@ T.test("index: index.html by default, a list in order, false for none; a directo
   T.eq(r.status, 301)
   T.eq(r.headers["location"], "/sub/?x=1", "Location keeps the query")
   T.eq(fetch(BASE, "/a.txt/").status, 404, "a file with a trailing '/'")
+  T.eq(fetch(BASE, "//sub").headers["location"], "/sub/", "never a protocol-relative Location")
+  T.eq(fetch(BASE, "/%5C/sub").status, 404, "a backslash is a name")
 end)
 
 T.test("spa_fallback: unknown paths without an extension serve index.html; others as usual", function()
