@@ -54,6 +54,11 @@ int serve(mgffi_manager *m, uint64_t id, bool is_dir, const char *target, size_t
   if (!mgffi::valid_cache_rules(rules)) {
     return bad_arg(m, "cache_control must be lines of \"pattern\\tvalue\"");
   }
+  const std::string_view index(o.index.ptr, o.index.len);
+  if (mgffi::each_list_item(index,
+                            [](std::string_view name) { return !mgffi::valid_file_name(name); })) {
+    return bad_arg(m, "index names must be file names");
+  }
   const std::string_view fallback(o.spa_fallback.ptr, o.spa_fallback.len);
   if (!fallback.empty() && (fallback.find('\0') != std::string_view::npos ||
                             mgffi::has_dot_segment(fallback) || fallback.front() == '/')) {

@@ -196,6 +196,9 @@ TEST(Args, NullUrlIdAndBuffers) {
   opts.cache_control = {"*", 1};  // no tab between pattern and value
   EXPECT_EQ(mgffi_http_serve_dir(m, l, "/tmp", 4, &opts, nullptr), MGFFI_ERR_ARG);
   opts = mgffi_serve_opts{};
+  opts.index = {"index.html,../x", 15};
+  EXPECT_EQ(mgffi_http_serve_dir(m, l, "/tmp", 4, &opts, nullptr), MGFFI_ERR_ARG);
+  opts = mgffi_serve_opts{};
   opts.spa_fallback = {"../x", 4};
   EXPECT_EQ(mgffi_http_serve_dir(m, l, "/tmp", 4, &opts, nullptr), MGFFI_ERR_ARG);
   EXPECT_EQ(mgffi_http_serve_dir(m, l, "/tmp", 4, nullptr, nullptr), MGFFI_ERR_STATE);
