@@ -187,6 +187,11 @@ end
 -- (mgffi_serve_opts), checked with errors at the caller's level.
 local SERVE_LISTING, SERVE_DOTFILES, SERVE_SYMLINKS_ANY, SERVE_SYMLINKS_NONE = 1, 2, 4, 8
 local SERVE_FALLTHROUGH = 16
+-- enum mgffi_serve_flags (test_layout compares them with the header).
+_M.SERVE_FLAGS = {
+  LISTING = SERVE_LISTING, DOTFILES = SERVE_DOTFILES, SYMLINKS_ANY = SERVE_SYMLINKS_ANY,
+  SYMLINKS_NONE = SERVE_SYMLINKS_NONE, FALLTHROUGH = SERVE_FALLTHROUGH,
+}
 local SYMLINKS = { inside = 0, any = SERVE_SYMLINKS_ANY, none = SERVE_SYMLINKS_NONE }
 local CODINGS = { br = true, gzip = true, zstd = true }
 local SERVE_KEYS = {
