@@ -405,15 +405,73 @@ MGFFI_API int mgffi_http_begin_chunked(mgffi_manager *m, uint64_t id, int status
 MGFFI_API int mgffi_http_write_chunk(mgffi_manager *m, uint64_t id, const char *buf, size_t len);
 MGFFI_API int mgffi_http_end_chunked(mgffi_manager *m, uint64_t id);
 
-/* Serves the pending request from a directory (MIME types, Range, ETag,
- * index.html) or a single file. extra_headers ("Name: value\r\n" lines) and
- * mime_types ("ext=type,...") may be empty. */
+/* Options of mgffi_http_serve_dir and mgffi_http_serve_file. A zeroed
+ * struct (or NULL) is the strictest server: no index file, no listing, no
+ * dotfiles, no symbolic link out of the root, no compressed variants. */
+enum mgffi_serve_flags {
+  MGFFI_SERVE_LISTING = 1u << 0,       /* serve_dir: an HTML listing for a
+                                          directory without an index file
+                                          (else 404) */
+  MGFFI_SERVE_DOTFILES = 1u << 1,      /* serve_dir: serve paths with a
+                                          segment starting with '.' (else 404) */
+  MGFFI_SERVE_SYMLINKS_ANY = 1u << 2,  /* serve_dir: follow symbolic links
+                                          anywhere (else only links whose
+                                          target stays under root) */
+  MGFFI_SERVE_SYMLINKS_NONE = 1u << 3, /* serve_dir: refuse every path that
+                                          goes through a symbolic link */
+  MGFFI_SERVE_FALLTHROUGH = 1u << 4    /* when the answer would be 404: send
+                                          nothing and return 0 (the request
+                                          still waits for a reply) */
+};
+
+typedef struct mgffi_serve_opts {
+  uint32_t flags;          /* enum mgffi_serve_flags */
+  uint32_t reserved;       /* 0 */
+  mgffi_str headers;       /* "Name: value\r\n" lines added to every reply */
+  mgffi_str path;          /* serve_dir: the path to look up under root,
+                              already URL-decoded ("/css/a.css"); empty: the
+                              request's path, URL-decoded */
+  mgffi_str index;         /* serve_dir: index file names for a directory,
+                              comma-separated ("index.html,index.htm") */
+  mgffi_str mime_types;    /* "ext=type,..." before the built-in table */
+  mgffi_str cache_control; /* rules "pattern\tvalue\n"...: the first glob
+                              pattern ('*' matches across '/') matching "/"
+                              + the path under root (serve_file: the path)
+                              gives the Cache-Control value */
+  mgffi_str precompressed; /* content codings whose variant files are
+                              looked for next to a file, in order of
+                              preference: "br,gzip" (file.br, file.gz) */
+  mgffi_str spa_fallback;  /* serve_dir: a file under root served for a
+                              path that does not exist and whose last
+                              segment has no '.' ("index.html") */
+} mgffi_serve_opts;
+
+/* Serves the pending request (GET or HEAD; other methods get 405) from the
+ * directory root: the path is URL-decoded and normalised (".." above root:
+ * 400), a directory without a trailing '/' is redirected (301) to it, a
+ * directory gets its index file (or a listing); MIME type by extension,
+ * ETag, Last-Modified, conditional requests, one byte range (RFC 9110),
+ * compressed variants by Accept-Encoding with Vary. Plain HTTP bodies go
+ * out with sendfile(2) as the socket takes them; TLS reads them into the
+ * send buffer. Returns the status of the reply (200, 206, 301, 304, 400,
+ * 403, 404, 405, 412, 416, 500 or 503), 0 (MGFFI_SERVE_FALLTHROUGH and no
+ * file: nothing sent), or MGFFI_ERR_*. *body_len (may be NULL) gets the
+ * bytes of body the reply carries (0 for HEAD). */
 MGFFI_API int mgffi_http_serve_dir(mgffi_manager *m, uint64_t id, const char *root, size_t root_len,
-                                   const char *extra_headers, size_t extra_len,
-                                   const char *mime_types, size_t mime_len);
+                                   const mgffi_serve_opts *opts, uint64_t *body_len);
+/* The same for the single file path, whatever the request path (the
+ * serve_dir-only options are ignored; symbolic links are followed). */
 MGFFI_API int mgffi_http_serve_file(mgffi_manager *m, uint64_t id, const char *path,
-                                    size_t path_len, const char *extra_headers, size_t extra_len,
-                                    const char *mime_types, size_t mime_len);
+                                    size_t path_len, const mgffi_serve_opts *opts,
+                                    uint64_t *body_len);
+
+/* The manager's open-file cache of the static server: at most max_entries
+ * files (descriptors and what fstat said, also "no such file"), each
+ * trusted for valid_ms before it is checked again, dropped after
+ * inactive_ms unused (defaults 256, 1000, 10000). max_entries 0: no cache
+ * (a file is opened per reply and closed once sent). */
+MGFFI_API int mgffi_set_file_cache(mgffi_manager *m, uint32_t max_entries, uint32_t valid_ms,
+                                   uint32_t inactive_ms);
 
 /* URL-decodes src into dst (form != 0 also decodes '+' as a space) and
  * NUL-terminates it. Returns the decoded length, MGFFI_ERR_ARG for a '%'

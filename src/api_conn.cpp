@@ -94,7 +94,7 @@ int mgffi_get_conn_info(mgffi_manager *m, uint64_t id, mgffi_conn_info *info) {
   if (c->is_websocket) info->flags |= MGFFI_F_WEBSOCKET;
   if (c->is_tls) info->flags |= MGFFI_F_TLS;
   info->event_mask = st->event_mask;
-  info->send_queued = c->send.len;
+  info->send_queued = c->send.len + st->http.file.remaining();  // a file being sent counts
   info->recv_buffered = c->recv.len;
   auto copy = [](const mg_addr &a, mgffi_addr *out) {
     std::memcpy(out->ip, a.addr.ip, sizeof(out->ip));

@@ -2,9 +2,12 @@
 #include <cctype>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "api_support.hpp"
 #include "http_store.hpp"
+#include "mime.hpp"
+#include "static_path.hpp"
 
 using mgffi::bad_arg;
 using mgffi::bad_buf;
@@ -36,15 +39,36 @@ bool valid_status(int status) {
 }
 
 int serve(mgffi_manager *m, uint64_t id, bool is_dir, const char *target, size_t target_len,
-          const char *extra, size_t extra_len, const char *mime, size_t mime_len) {
-  if (target == nullptr || target_len == 0 || bad_buf(extra, extra_len) ||
-      bad_buf(mime, mime_len)) {
-    return bad_arg(m, "a path is required");
+          const mgffi_serve_opts *opts, uint64_t *body_len) {
+  if (body_len != nullptr) *body_len = 0;
+  if (target == nullptr || target_len == 0) return bad_arg(m, "a path is required");
+  static const mgffi_serve_opts kDefaults{};
+  const mgffi_serve_opts &o = opts != nullptr ? *opts : kDefaults;
+  if (bad_buf(o.headers.ptr, o.headers.len) || bad_buf(o.path.ptr, o.path.len) ||
+      bad_buf(o.index.ptr, o.index.len) || bad_buf(o.mime_types.ptr, o.mime_types.len) ||
+      bad_buf(o.cache_control.ptr, o.cache_control.len) ||
+      bad_buf(o.precompressed.ptr, o.precompressed.len) ||
+      bad_buf(o.spa_fallback.ptr, o.spa_fallback.len)) {
+    return bad_arg(m, "an option string is NULL with a length");
+  }
+  const std::string_view mime(o.mime_types.ptr, o.mime_types.len);
+  const std::string_view rules(o.cache_control.ptr, o.cache_control.len);
+  if (!mgffi::valid_mime_overrides(mime)) return bad_arg(m, "mime_types must be \"ext=type,...\"");
+  if (!mgffi::valid_cache_rules(rules)) {
+    return bad_arg(m, "cache_control must be lines of \"pattern\\tvalue\"");
+  }
+  const std::string_view index(o.index.ptr, o.index.len);
+  if (mgffi::each_list_item(index,
+                            [](std::string_view name) { return !mgffi::valid_file_name(name); })) {
+    return bad_arg(m, "index names must be file names");
+  }
+  const std::string_view fallback(o.spa_fallback.ptr, o.spa_fallback.len);
+  if (!fallback.empty() && (fallback.find('\0') != std::string_view::npos ||
+                            mgffi::has_dot_segment(fallback) || fallback.front() == '/')) {
+    return bad_arg(m, "spa_fallback must be a path under the root");
   }
   return with_http_server(m, id, [&](Manager &mgr, mg_connection *c) -> int {
-    return mgr.http_serve(c, std::string(target, target_len), is_dir,
-                          std::string(extra == nullptr ? "" : extra, extra_len),
-                          std::string(mime == nullptr ? "" : mime, mime_len));
+    return mgr.http_serve(c, std::string_view(target, target_len), is_dir, o, body_len);
   });
 }
 
@@ -85,15 +109,19 @@ int mgffi_http_end_chunked(mgffi_manager *m, uint64_t id) {
 }
 
 int mgffi_http_serve_dir(mgffi_manager *m, uint64_t id, const char *root, size_t root_len,
-                         const char *extra_headers, size_t extra_len, const char *mime_types,
-                         size_t mime_len) {
-  return serve(m, id, true, root, root_len, extra_headers, extra_len, mime_types, mime_len);
+                         const mgffi_serve_opts *opts, uint64_t *body_len) {
+  return serve(m, id, true, root, root_len, opts, body_len);
 }
 
 int mgffi_http_serve_file(mgffi_manager *m, uint64_t id, const char *path, size_t path_len,
-                          const char *extra_headers, size_t extra_len, const char *mime_types,
-                          size_t mime_len) {
-  return serve(m, id, false, path, path_len, extra_headers, extra_len, mime_types, mime_len);
+                          const mgffi_serve_opts *opts, uint64_t *body_len) {
+  return serve(m, id, false, path, path_len, opts, body_len);
+}
+
+int mgffi_set_file_cache(mgffi_manager *m, uint32_t max_entries, uint32_t valid_ms,
+                         uint32_t inactive_ms) {
+  return mgffi::guarded(m, "set_file_cache",
+                        [&] { return m->impl.set_file_cache(max_entries, valid_ms, inactive_ms); });
 }
 
 int mgffi_url_decode(const char *src, size_t src_len, char *dst, size_t dst_len, int form) {

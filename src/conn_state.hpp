@@ -38,6 +38,18 @@ enum Hold : std::uint8_t {
   kHoldThrottle = 8,   // this poll has queued max_queue_bytes already (until the next poll)
 };
 
+struct OpenFile;  // file_cache.hpp
+
+// The part of a file still to send as a reply's body (Out::kServing).
+struct FileSend {
+  std::shared_ptr<OpenFile> file;  // keeps the descriptor open; null: none
+  std::uint64_t offset = 0;        // next byte to send
+  std::uint64_t end = 0;           // one past the last byte
+  bool watched = false;            // in the glue's epoll set (waiting for room)
+  bool active() const { return file != nullptr; }
+  std::uint64_t remaining() const { return file ? end - offset : 0; }
+};
+
 // An accepted HTTP connection's request: what has arrived (in) and what
 // has been answered (out). The next request is parsed once both are done.
 struct HttpRequest {
@@ -53,7 +65,7 @@ struct HttpRequest {
     kNone,     // not handed to Lua yet
     kPending,  // handed to Lua, no reply yet
     kChunked,  // a chunked reply is open
-    kServing,  // Mongoose is sending a file
+    kServing,  // a file's body is being sent (FileSend)
     kDone      // answered (the body may still be arriving)
   };
   In in = In::kHead;
@@ -68,8 +80,8 @@ struct HttpRequest {
   std::uint64_t received = 0;    // body bytes so far (decoded)
   std::size_t trailer_bytes = 0;
   ChunkDecoder chunks;
-  mg_event_handler_t serving = nullptr;  // Mongoose's file sender while Out::kServing
-  std::unique_ptr<HttpStore> store;      // the request's bytes, from the manager's pool
+  FileSend file;                     // Out::kServing: the body being sent (http_static.cpp)
+  std::unique_ptr<HttpStore> store;  // the request's bytes, from the manager's pool
 };
 
 // A client's handshake, until the server's 101 arrives.

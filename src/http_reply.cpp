@@ -1,5 +1,5 @@
-// HTTP replies to the pending request of an accepted connection: whole,
-// chunked (HTTP/1.0: a body ended by closing), or a file sent by Mongoose.
+// HTTP replies to the pending request of an accepted connection: whole or
+// chunked (HTTP/1.0: a body ended by closing); files are http_static.cpp's.
 // One place decides the Connection header a reply gets.
 #include <cstdio>
 #include <cstring>
@@ -129,49 +129,6 @@ int Manager::http_end_chunked(mg_connection *c) {
   if (!r.head && !r.http10) send_bytes(c, "0\r\n\r\n", 5);
   finish_reply(c, st);
   return MGFFI_OK;
-}
-
-int Manager::http_serve(mg_connection *c, const std::string &root_or_path, bool is_dir,
-                        const std::string &extra_headers, const std::string &mime_types) {
-  ConnState *st = state_of(c);
-  HttpRequest &r = st->http;
-  if (r.out != HttpRequest::Out::kPending || r.in != HttpRequest::In::kComplete) {
-    return no_request(*this);
-  }
-  std::string headers = extra_headers;
-  if (const char *own = own_connection_header(st, headers.data(), headers.size())) headers += own;
-  mg_http_serve_opts opts{};
-  opts.extra_headers = headers.empty() ? nullptr : headers.c_str();
-  opts.mime_types = mime_types.empty() ? nullptr : mime_types.c_str();
-  if (is_dir) {
-    opts.root_dir = root_or_path.c_str();
-    mg_http_serve_dir(c, &r.store->mongoose_view(), &opts);
-  } else {
-    mg_http_serve_file(c, &r.store->mongoose_view(), root_or_path.c_str(), &opts);
-  }
-  // Mongoose sends a file's body with a protocol handler of its own,
-  // driven by polls and writes; the reply is over when it lets go.
-  if (c->pfn != nullptr) {
-    r.serving = c->pfn;
-    r.out = HttpRequest::Out::kServing;
-  } else {
-    finish_reply(c, st);
-  }
-  return MGFFI_OK;
-}
-
-// Mongoose's file sender hands the connection back to its own HTTP parser
-// when done (and clears is_resp): the glue takes it back instead.
-void Manager::check_serving(mg_connection *c, ConnState *st) {
-  HttpRequest &r = st->http;
-  if (c->pfn == nullptr || c->pfn == r.serving) return;
-  c->pfn = nullptr;
-  c->pfn_data = nullptr;
-  c->is_resp = 0;
-  if (r.out == HttpRequest::Out::kServing) {
-    r.serving = nullptr;
-    finish_reply(c, st);
-  }
 }
 
 }  // namespace mgffi

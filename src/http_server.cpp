@@ -32,7 +32,6 @@ void Manager::on_http_read(mg_connection *c, ConnState *st) {
     mgffi_event *e = record(c, st, MGFFI_EV_READ);
     if (e != nullptr) e->value = static_cast<std::int64_t>(c->recv.len);
   }
-  check_serving(c, st);
   http_input(c, st);
 }
 

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <new>
 
+#include "http_static.hpp"
+
 namespace mgffi {
 
 namespace {
@@ -185,6 +187,7 @@ int Manager::poll(int timeout_ms) {
   // bring it back and let Mongoose serve it now.
   poll_now_ = mg_millis();
   if (parking_.wake(*this, poll_now_, parking_.io_ready()) > 0) mg_mgr_poll(&mgr_, 0);
+  file_poll();  // sockets a file is sent to that have room again
   parking_.settle(*this, poll_now_);
   back_->finalize();
   std::swap(front_, back_);
@@ -281,6 +284,7 @@ void Manager::on_open(mg_connection *c) {
 void Manager::on_close(mg_connection *c, ConnState *st) {
   if (!freeing_ && wants(st, MGFFI_EV_CLOSE)) record(c, st, MGFFI_EV_CLOSE);
   c->fn_data = nullptr;
+  st->http.file = FileSend();  // a body being sent: its file goes now
   forget_child(c, st);
   if (st->listener) {
     for (auto &id : listeners_) {
@@ -353,7 +357,10 @@ void Manager::on_event(mg_connection *c, int ev, void *ev_data) {
         on_raw_read(c, st);
       }
       return;
-    case MG_EV_WRITE: on_write(c, st, *static_cast<long *>(ev_data)); break;
+    case MG_EV_WRITE:
+      on_write(c, st, *static_cast<long *>(ev_data));
+      if (st->http.out == HttpRequest::Out::kServing) file_pump(c, st);
+      break;
     case MG_EV_ACCEPT:
       if (!admit(c, st)) return;
       if (st->tls) start_tls(c, st);
@@ -405,7 +412,7 @@ void Manager::on_poll(mg_connection *c, ConnState *st) {
   // Mongoose's iotest has just armed EPOLLOUT for it (its can_write()).
   st->out_armed = c->send.len > 0 && !c->is_tls_hs;
   if (st->shutdown_pending) try_shutdown(c, st);
-  if (c->is_accepted && st->protocol == MGFFI_PROTO_HTTP && !st->ws) check_serving(c, st);
+  if (st->http.out == HttpRequest::Out::kServing) file_on_poll(c, st);
   if (st->input_pending && ((st->hold & ~kHoldThrottle) == 0 || (st->ws && st->ws->closing))) {
     st->input_pending = false;
     if (st->ws) {
@@ -423,12 +430,15 @@ void Manager::check_timeouts(mg_connection *c, ConnState *st) {
   if (c->is_listening || c->is_closing) return;
   const std::uint64_t now = poll_now_;
   const std::uint64_t send_timeout = st->limit(MGFFI_LIMIT_SEND_TIMEOUT_MS);
-  if (send_timeout != 0 && c->send.len > 0 && now > st->last_write_ms &&
+  // A file's body being sent counts as queued output.
+  const bool queued = c->send.len > 0 || st->http.file.active();
+  if (send_timeout != 0 && queued && now > st->last_write_ms &&
       now - st->last_write_ms > send_timeout) {
     // The peer has accepted nothing for that long: what is queued would
     // never leave (draining would wait for it forever).
     on_error(c, st, "send timeout: the peer accepted no data");
     c->is_closing = 1;
+    if (st->http.file.active()) file_end(c, st, false);
     return;
   }
   if (st->ws) {
@@ -453,7 +463,9 @@ void Manager::check_timeouts(mg_connection *c, ConnState *st) {
 std::uint64_t Manager::next_deadline(const mg_connection *c, const ConnState *st) const {
   std::uint64_t due = UINT64_MAX;
   const std::uint64_t send_timeout = st->limit(MGFFI_LIMIT_SEND_TIMEOUT_MS);
-  if (send_timeout != 0 && c->send.len > 0) due = st->last_write_ms + send_timeout + 1;
+  if (send_timeout != 0 && (c->send.len > 0 || st->http.file.active())) {
+    due = st->last_write_ms + send_timeout + 1;
+  }
   if (st->ws) {
     // A quiet WebSocket is pinged after half its idle time, closed after all.
     const std::uint64_t idle = st->limit(MGFFI_LIMIT_WS_IDLE_TIMEOUT_MS);

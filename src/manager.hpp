@@ -7,6 +7,7 @@
 //   accept.cpp       accepting: connection limits, EMFILE
 //   http_server.cpp  HTTP requests: parsing, limits, streaming, timeouts
 //   http_reply.cpp   HTTP replies
+//   http_static.cpp  static files: paths, conditions, ranges (file_send.cpp: bodies)
 //   ws_handshake.cpp WebSocket handshakes, permessage-deflate negotiation
 //   ws.cpp           WebSocket frames in and out, compression, timeouts
 //   tls.cpp, open.cpp
@@ -15,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -25,6 +27,8 @@
 #include "park.hpp"
 
 namespace mgffi {
+
+class StaticFiles;  // http_static.hpp
 
 // Appends bytes to a TCP connection's send buffer, growing it only when it
 // is too small, geometrically (mg_send resizes it to fit every call). UDP:
@@ -82,8 +86,11 @@ class Manager {
                          std::size_t headers_len);
   int http_write_chunk(mg_connection *c, const char *buf, std::size_t len);
   int http_end_chunked(mg_connection *c);
-  int http_serve(mg_connection *c, const std::string &root_or_path, bool is_dir,
-                 const std::string &extra_headers, const std::string &mime_types);
+
+  // ---- http_static.cpp
+  int http_serve(mg_connection *c, std::string_view target, bool is_dir,
+                 const mgffi_serve_opts &opts, std::uint64_t *body_len);
+  int set_file_cache(std::uint32_t max_entries, std::uint32_t valid_ms, std::uint32_t inactive_ms);
 
   // ---- ws.cpp
   int ws_upgrade(mg_connection *c, const char *extra, std::size_t extra_len);
@@ -149,7 +156,22 @@ class Manager {
   const char *own_connection_header(ConnState *st, const char *headers, std::size_t len);
   void send_status_and_headers(mg_connection *c, ConnState *st, int status, const char *headers,
                                std::size_t headers_len);
-  void check_serving(mg_connection *c, ConnState *st);
+
+  // http_static.cpp, file_send.cpp
+  StaticFiles *static_files();  // created on first use
+  void static_head(mg_connection *c, ConnState *st, int status, std::string_view user);
+  int static_text(mg_connection *c, ConnState *st, int status, std::string_view body,
+                  std::string_view user, std::uint64_t *body_len);
+  int static_error(mg_connection *c, ConnState *st, int status, std::string_view user,
+                   std::string_view extra, std::uint64_t *body_len);
+  void file_start(mg_connection *c, ConnState *st, std::shared_ptr<OpenFile> file,
+                  std::uint64_t first, std::uint64_t end);
+  void file_pump(mg_connection *c, ConnState *st);
+  void file_on_poll(mg_connection *c, ConnState *st);
+  void file_end(mg_connection *c, ConnState *st, bool complete);
+  void file_poll();
+  bool flush_now(mg_connection *c, ConnState *st, bool more);
+  void refill_send(mg_connection *c, ConnState *st);
 
   // ws.cpp
   void on_ws_read(mg_connection *c, ConnState *st);
@@ -194,6 +216,7 @@ class Manager {
   std::uint64_t poll_now_ = 0;
   std::string last_error_;
   bool freeing_ = false;
+  std::unique_ptr<StaticFiles> files_;  // the static file server's state
 };
 
 }  // namespace mgffi

@@ -41,7 +41,8 @@ bool Parking::init(mg_mgr *mgr) {
 bool Parking::wanted(const mg_connection *c, const ConnState *st, std::uint64_t now) {
   if (st->parked || (c->is_listening && !c->is_udp) || c->is_closing || c->is_draining ||
       c->is_resolving || c->is_connecting || c->is_tls_hs || c->is_resp ||
-      c->pfn != nullptr) {  // Mongoose's protocol handler (a file being sent) needs polls
+      c->pfn != nullptr ||                           // a protocol handler of Mongoose's needs polls
+      st->http.out == HttpRequest::Out::kServing) {  // a file being sent (file_send.cpp)
     return false;
   }
   if (c->fd == reinterpret_cast<void *>(static_cast<std::size_t>(MG_INVALID_SOCKET))) return false;

@@ -97,6 +97,14 @@ function Manager:udp_connect(url, opts)
   return a, b
 end
 
+--- Sets the open-file cache of the static file server (res:serve_dir,
+-- res:serve_file): opts.max_entries, opts.valid_ms, opts.inactive_ms.
+function Manager:set_file_cache(opts)
+  self:check_open(2)
+  local a, b = require("mongoose.response").set_file_cache(self, opts, 2)
+  return a, b
+end
+
 --- Runs this manager inside a luv (libuv) loop: see mongoose.luv.
 function Manager:attach_luv(uv, opts)
   self:check_open(2)

@@ -10,14 +10,30 @@ int mgffi_http_reply(mgffi_manager *m, uint64_t id, int status, const char *head
 int mgffi_http_begin_chunked(mgffi_manager *m, uint64_t id, int status, const char *headers, size_t headers_len);
 int mgffi_http_write_chunk(mgffi_manager *m, uint64_t id, const char *buf, size_t len);
 int mgffi_http_end_chunked(mgffi_manager *m, uint64_t id);
-int mgffi_http_serve_dir(mgffi_manager *m, uint64_t id, const char *root, size_t root_len, const char *extra_headers, size_t extra_len, const char *mime_types, size_t mime_len);
-int mgffi_http_serve_file(mgffi_manager *m, uint64_t id, const char *path, size_t path_len, const char *extra_headers, size_t extra_len, const char *mime_types, size_t mime_len);
+typedef struct mgffi_serve_opts {
+  uint32_t flags;
+  uint32_t reserved;
+  mgffi_str headers;
+  mgffi_str path;
+  mgffi_str index;
+  mgffi_str mime_types;
+  mgffi_str cache_control;
+  mgffi_str precompressed;
+  mgffi_str spa_fallback;
+} mgffi_serve_opts;
+int mgffi_http_serve_dir(mgffi_manager *m, uint64_t id, const char *root, size_t root_len, const mgffi_serve_opts *opts, uint64_t *body_len);
+int mgffi_http_serve_file(mgffi_manager *m, uint64_t id, const char *path, size_t path_len, const mgffi_serve_opts *opts, uint64_t *body_len);
+int mgffi_set_file_cache(mgffi_manager *m, uint32_t max_entries, uint32_t valid_ms, uint32_t inactive_ms);
 ]]
 
 local C = core.C
 local ERR = core.ERR
 local type = type
 local error = error
+local pairs = pairs
+local tonumber = tonumber
+local tostring = tostring
+local getmetatable = getmetatable
 local setmetatable = setmetatable
 local build = headers.build
 
@@ -173,47 +189,297 @@ function Response:finish(chunk)
   return true
 end
 
-local function serve_opts(self, opts)
-  if opts ~= nil and type(opts) ~= "table" then
-    error("opts must be a table", 3)
-  end
-  opts = opts or {}
-  local block = build(opts.headers, self.default_headers, 3, true)
-  local mime = opts.mime_types
-  if mime ~= nil and type(mime) ~= "string" then
-    error("mime_types must be a string like \"ext=type,ext2=type2\"", 3)
-  end
-  return block, mime or ""
+-- Static files: options compiled once into what the C layer reads
+-- (mgffi_serve_opts), checked with errors at the caller's level.
+local SERVE_LISTING, SERVE_DOTFILES, SERVE_SYMLINKS_ANY, SERVE_SYMLINKS_NONE = 1, 2, 4, 8
+local SERVE_FALLTHROUGH = 16
+-- enum mgffi_serve_flags (test_layout compares them with the header).
+_M.SERVE_FLAGS = {
+  LISTING = SERVE_LISTING, DOTFILES = SERVE_DOTFILES, SYMLINKS_ANY = SERVE_SYMLINKS_ANY,
+  SYMLINKS_NONE = SERVE_SYMLINKS_NONE, FALLTHROUGH = SERVE_FALLTHROUGH,
+}
+local SYMLINKS = { inside = 0, any = SERVE_SYMLINKS_ANY, none = SERVE_SYMLINKS_NONE }
+local CODINGS = { br = true, gzip = true, zstd = true }
+local SERVE_KEYS = {
+  headers = true, mime_types = true, index = true, listing = true, dotfiles = true,
+  symlinks = true, cache_control = true, precompressed = true, spa_fallback = true,
+  fallthrough = true, path = true,
+}
+
+local ServeOptions = core.class("mongoose.ServeOptions")
+_M.ServeOptions = ServeOptions
+
+local function opt_error(msg, level)
+  error(msg, level + 1)
 end
 
-local function serve(self, fn, target, opts)
-  local hdrs, mime = serve_opts(self, opts)
-  local rc = fn(self.mgr.cm, self.id, target, #target, hdrs, #hdrs, mime, #mime)
+local function check_flag(v, name, level)
+  if v ~= nil and type(v) ~= "boolean" then
+    opt_error(name .. " must be a boolean", level + 1)
+  end
+  return v == true
+end
+
+-- A file name for index or spa_fallback: a path under the root.
+local function check_rel(v, name, level, nested)
+  if type(v) ~= "string" or v == "" or v:find("[%z\r\n]") or v:sub(1, 1) == "/"
+      or (not nested and v:find("/", 1, true)) then
+    opt_error(name .. " must be a file name" .. (nested and " under the root" or ""), level + 1)
+  end
+  for seg in v:gmatch("[^/]+") do
+    if seg == "." or seg == ".." then
+      opt_error(name .. " must not contain '.' or '..' segments", level + 1)
+    end
+  end
+  return v
+end
+
+local function compile_index(v, level)
+  if v == nil then
+    return "index.html"
+  elseif v == false then
+    return ""
+  elseif type(v) == "string" then
+    local name = check_rel(v, "index", level + 1)
+    return name
+  elseif type(v) == "table" then
+    local names = {}
+    for i = 1, #v do
+      local name = check_rel(v[i], "index[" .. i .. "]", level + 1)
+      if name:find(",", 1, true) then
+        opt_error("index[" .. i .. "] must not contain ','", level + 1)
+      end
+      names[i] = name
+    end
+    return table.concat(names, ",")
+  end
+  opt_error("index must be a file name, a list of them or false", level + 1)
+end
+
+local function compile_mime(v, level)
+  if v == nil then
+    return ""
+  elseif type(v) == "string" then
+    if v:find("[\r\n%z]") then
+      opt_error("mime_types must be a string like \"ext=type,ext2=type2\"", level + 1)
+    end
+    return v
+  elseif type(v) == "table" then
+    local items = {}
+    for ext, mime in pairs(v) do
+      if type(ext) ~= "string" or not ext:find("^%.?[%w_%-%+%.]+$") then
+        opt_error("mime_types: invalid extension " .. tostring(ext), level + 1)
+      end
+      if type(mime) ~= "string" or mime == "" or mime:find("[,\r\n%z]") then
+        opt_error("mime_types: invalid type for " .. ext, level + 1)
+      end
+      items[#items + 1] = ext .. "=" .. mime
+    end
+    table.sort(items)
+    return table.concat(items, ",")
+  end
+  opt_error("mime_types must be a string like \"ext=type,ext2=type2\" or a table", level + 1)
+end
+
+local function check_cache_value(v, what, level)
+  if type(v) ~= "string" or v == "" or v:find("[\r\n\t%z]") then
+    opt_error(what .. " must be a non-empty header value", level + 1)
+  end
+  return v
+end
+
+local function compile_cache_control(v, level)
+  if v == nil or v == false then
+    return ""
+  elseif type(v) == "string" then
+    return "*\t" .. check_cache_value(v, "cache_control", level + 1)
+  elseif type(v) == "table" then
+    local lines = {}
+    for i = 1, #v do
+      local rule = v[i]
+      if type(rule) ~= "table" or type(rule[1]) ~= "string" or rule[1] == ""
+          or rule[1]:find("[\r\n\t%z]") then
+        opt_error("cache_control[" .. i .. "] must be { pattern, value }", level + 1)
+      end
+      check_cache_value(rule[2], "cache_control[" .. i .. "] value", level + 1)
+      lines[i] = rule[1] .. "\t" .. rule[2]
+    end
+    return table.concat(lines, "\n")
+  end
+  opt_error("cache_control must be a string or a list of { pattern, value }", level + 1)
+end
+
+local function compile_precompressed(v, level)
+  if v == nil or v == true then
+    return "br,gzip"
+  elseif v == false then
+    return ""
+  elseif type(v) == "table" then
+    for i = 1, #v do
+      if not CODINGS[v[i]] then
+        opt_error("precompressed[" .. i .. "] must be \"br\", \"gzip\" or \"zstd\"", level + 1)
+      end
+    end
+    return table.concat(v, ",")
+  end
+  opt_error("precompressed must be a boolean or a list of codings", level + 1)
+end
+
+local function compile_spa(v, level)
+  if v == nil or v == false then
+    return ""
+  elseif v == true then
+    return "index.html"
+  end
+  local path = check_rel(v, "spa_fallback", level + 1, true)
+  return path
+end
+
+local function compile(opts, level)
+  if getmetatable(opts) == ServeOptions then
+    return opts
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    opt_error("opts must be a table", level + 1)
+  end
+  opts = opts or {}
+  for k in pairs(opts) do
+    if not SERVE_KEYS[k] then
+      opt_error("unknown option '" .. tostring(k) .. "'", level + 1)
+    end
+  end
+  local flags = 0
+  if check_flag(opts.listing, "listing", level + 1) then
+    flags = flags + SERVE_LISTING
+  end
+  if check_flag(opts.dotfiles, "dotfiles", level + 1) then
+    flags = flags + SERVE_DOTFILES
+  end
+  if check_flag(opts.fallthrough, "fallthrough", level + 1) then
+    flags = flags + SERVE_FALLTHROUGH
+  end
+  local symlinks = SYMLINKS[opts.symlinks == nil and "inside" or opts.symlinks]
+  if not symlinks then
+    opt_error("symlinks must be \"inside\", \"any\" or \"none\"", level + 1)
+  end
+  local path = opts.path
+  if path ~= nil and type(path) ~= "string" then
+    opt_error("path must be a string", level + 1)
+  end
+  local hdrs = opts.headers
+  if hdrs ~= nil and type(hdrs) ~= "table" then
+    opt_error("headers must be a table", level + 1)
+  end
+  return setmetatable({
+    flags = flags + symlinks,
+    headers = hdrs,
+    path = path,
+    index = compile_index(opts.index, level + 1),
+    mime_types = compile_mime(opts.mime_types, level + 1),
+    cache_control = compile_cache_control(opts.cache_control, level + 1),
+    precompressed = compile_precompressed(opts.precompressed, level + 1),
+    spa_fallback = compile_spa(opts.spa_fallback, level + 1),
+  }, ServeOptions)
+end
+
+--- Checks and compiles the options of serve_dir / serve_file once: the
+-- result can be passed instead of the table, skipping the checks. Errors
+-- point at level (default 1: the caller of serve_options).
+function _M.serve_options(opts, level)
+  local compiled = compile(opts, (level or 1) + 1)
+  return compiled
+end
+
+local DEFAULT_SERVE = compile(nil, 1)
+local serve_buf = ffi.new("mgffi_serve_opts")
+local body_len = ffi.new("uint64_t[1]")
+
+local function set_str(field, s)
+  field.ptr = s
+  field.len = #s
+end
+
+local function serve(self, fn, target, opts, level, path)
+  local o = opts == nil and DEFAULT_SERVE or compile(opts, level + 1)
+  local block = build(o.headers, self.default_headers, level + 2, true)
+  path = path or o.path or ""
+  local b = serve_buf
+  b.flags = o.flags
+  set_str(b.headers, block)
+  set_str(b.path, path)
+  set_str(b.index, o.index)
+  set_str(b.mime_types, o.mime_types)
+  set_str(b.cache_control, o.cache_control)
+  set_str(b.precompressed, o.precompressed)
+  set_str(b.spa_fallback, o.spa_fallback)
+  -- (Nothing allocates during the call: the strings cannot be collected.)
+  local rc = fn(self.mgr.cm, self.id, target, #target, b, body_len)
+  if rc == 0 then
+    return false, "not found"
+  end
+  if rc > 0 then
+    self.status, self.bytes = rc, tonumber(body_len[0])
+  end
   finish(self)
-  if rc ~= 0 then
+  if rc < 0 then
     return failed(self, rc)
   end
   return true
 end
 
---- Serves the request from directory root (MIME types, Range, ETag,
--- index.html). opts.headers: extra headers; opts.mime_types:
--- "ext=type,...".
+--- Serves the request from directory root: see docs/http.md for the
+-- options (index, listing, dotfiles, symlinks, cache_control,
+-- precompressed, spa_fallback, mime_types, headers, path, fallthrough).
 function Response:serve_dir(root, opts)
   self:check_unsent(2)
-  if type(root) ~= "string" then
-    error("root must be a string", 2)
+  if type(root) ~= "string" or root == "" then
+    error("root must be a non-empty string", 2)
   end
-  return serve(self, C.mgffi_http_serve_dir, root, opts)
+  local ok, err = serve(self, C.mgffi_http_serve_dir, root, opts, 2)
+  return ok, err -- not a tail call: error levels count this frame
 end
 
---- Serves one file (Range and ETag supported), 404 if it does not exist.
+--- Serves one file (conditional requests, ranges, variants), 404 if it
+-- does not exist.
 function Response:serve_file(path, opts)
   self:check_unsent(2)
-  if type(path) ~= "string" then
-    error("path must be a string", 2)
+  if type(path) ~= "string" or path == "" then
+    error("path must be a non-empty string", 2)
   end
-  return serve(self, C.mgffi_http_serve_file, path, opts)
+  local ok, err = serve(self, C.mgffi_http_serve_file, path, opts, 2)
+  return ok, err
+end
+
+--- serve_dir with the path to look up given apart (already URL-decoded),
+-- for app:static: its compiled options are shared by every request.
+function _M.serve_dir_at(res, root, opts, path)
+  res:check_unsent(2)
+  local ok, err = serve(res, C.mgffi_http_serve_dir, root, opts, 2, path)
+  return ok, err
+end
+
+--- The manager's open-file cache (see mgr:set_file_cache).
+function _M.set_file_cache(mgr, opts, level)
+  level = (level or 1) + 1
+  if type(opts) ~= "table" then
+    error("opts must be a table", level)
+  end
+  local function num(name, default)
+    local v = opts[name]
+    if v == nil then
+      return default
+    end
+    if type(v) ~= "number" or v < 0 or v % 1 ~= 0 or v > 4294967295 then
+      error(name .. " must be a whole number from 0", level + 1)
+    end
+    return v
+  end
+  local rc = C.mgffi_set_file_cache(mgr.cm, num("max_entries", 256), num("valid_ms", 1000),
+                                    num("inactive_ms", 10000))
+  if rc ~= 0 then
+    return nil, mgr:last_error()
+  end
+  return true
 end
 
 --- Upgrades the request to a WebSocket: see mongoose.websocket.upgrade.

@@ -8,6 +8,7 @@
 -- of their own (mongoose.web.*), also reachable from here.
 local core = require("mongoose.core")
 local router = require("mongoose.web.router")
+local response = require("mongoose.response")
 
 local type = type
 local error = error
@@ -15,17 +16,10 @@ local xpcall = xpcall
 local traceback = debug.traceback
 local setmetatable = setmetatable
 local str_find = string.find
-local io_open = io.open
+local str_byte = string.byte
+local SLASH = str_byte("/")
 
 local FOUND, MOUNT, METHOD = router.FOUND, router.MOUNT, router.METHOD
-local url_decode = require("mongoose.request").url_decode
-
-local function request_decode(s)
-  if str_find(s, "%", 1, true) then
-    return url_decode(s, false)
-  end
-  return s
-end
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -128,64 +122,40 @@ function App:mount(prefix, sub)
   return self
 end
 
--- True when a decoded relative path stays inside its root.
-local function sane(rel)
-  if str_find(rel, "\0", 1, true) or str_find(rel, "\\", 1, true) then
-    return false
-  end
-  for seg in rel:gmatch("[^/]+") do
-    if seg == ".." then
-      return false
-    end
-  end
-  return true
-end
-_M.sane_path = sane
-
---- Serves the files under dir at prefix (GET and HEAD; Range, ETag and
--- MIME types from Mongoose; index.html for a directory). opts: headers,
--- mime_types (as res:serve_file), index (default "index.html").
+--- Serves the files under dir at prefix (GET and HEAD) with
+-- res:serve_dir: opts are serve_dir's (index, listing, dotfiles,
+-- symlinks, cache_control, precompressed, spa_fallback, mime_types,
+-- headers). A path with no file goes to the app's not_found handler.
 function App:static(prefix, dir, opts)
-  if type(dir) ~= "string" then
-    error("dir must be a string", 2)
+  if type(dir) ~= "string" or dir == "" then
+    error("dir must be a non-empty string", 2)
   end
-  opts = opts or {}
-  local index = opts.index or "index.html"
-  local serve_opts = { headers = opts.headers, mime_types = opts.mime_types }
+  if opts ~= nil and type(opts) ~= "table" then
+    error("opts must be a table", 2)
+  end
+  local o = {}
+  for k, v in pairs(opts or {}) do
+    o[k] = v
+  end
+  if o.path ~= nil then
+    error("opts.path is set by app:static", 2)
+  end
+  if o.fallthrough == nil then
+    o.fallthrough = true
+  end
+  local compiled = response.serve_options(o, 2)
   local app = self
   local function serve(req, res)
     local rel = req.params.path or ""
-    local decoded = request_decode(rel)
-    if not sane(decoded) then
-      return 400, "bad path\n", TEXT
+    -- The router drops a trailing '/', which names a directory.
+    if str_byte(req.path, -1) == SLASH and str_byte(rel, -1) ~= SLASH then
+      rel = rel .. "/"
     end
-    local path = dir .. "/" .. decoded
-    local f = io_open(path, "rb")
-    local _, is_dir
-    if f then
-      _, is_dir = f:read(1)
-      f:close()
-    end
-    if is_dir then
-      path = path:gsub("/*$", "") .. "/" .. index
-      f = io_open(path, "rb")
-      if f then
-        f:close()
-      end
-    end
-    if not f then
+    local ok, err = response.serve_dir_at(res, dir, compiled, "/" .. rel)
+    if ok == false then
       return app:not_found(req, res)
     end
-    local size = 0
-    f = io_open(path, "rb")
-    if f then
-      size = f:seek("end") or 0
-      f:close()
-    end
-    -- Mongoose decides 206 / 304; the record says what is most likely.
-    res.status = req:header("range") and 206 or 200
-    res.bytes = size
-    return res:serve_file(path, serve_opts)
+    return ok, err
   end
   local base = prefix == "/" and "" or prefix
   self.router:add("GET", base .. "/*path", serve, nil, 2)

@@ -155,8 +155,8 @@ TEST(Args, NullManager) {
   EXPECT_EQ(mgffi_http_begin_chunked(nullptr, 1, 200, "", 0), MGFFI_ERR_ARG);
   EXPECT_EQ(mgffi_http_write_chunk(nullptr, 1, "x", 1), MGFFI_ERR_ARG);
   EXPECT_EQ(mgffi_http_end_chunked(nullptr, 1), MGFFI_ERR_ARG);
-  EXPECT_EQ(mgffi_http_serve_dir(nullptr, 1, "/tmp", 4, nullptr, 0, nullptr, 0), MGFFI_ERR_ARG);
-  EXPECT_EQ(mgffi_http_serve_file(nullptr, 1, "/tmp/x", 6, nullptr, 0, nullptr, 0), MGFFI_ERR_ARG);
+  EXPECT_EQ(mgffi_http_serve_dir(nullptr, 1, "/tmp", 4, nullptr, nullptr), MGFFI_ERR_ARG);
+  EXPECT_EQ(mgffi_http_serve_file(nullptr, 1, "/tmp/x", 6, nullptr, nullptr), MGFFI_ERR_ARG);
   EXPECT_EQ(mgffi_ws_upgrade(nullptr, 1, nullptr, 0), MGFFI_ERR_ARG);
   EXPECT_EQ(mgffi_ws_send(nullptr, 1, "x", 1, 1), MGFFI_ERR_ARG);
 }
@@ -184,8 +184,26 @@ TEST(Args, NullUrlIdAndBuffers) {
   EXPECT_EQ(mgffi_http_begin_chunked(m, l, 200, nullptr, 3), MGFFI_ERR_ARG);
   EXPECT_EQ(mgffi_http_write_chunk(m, l, nullptr, 3), MGFFI_ERR_ARG);
   EXPECT_EQ(mgffi_get_conn_info(m, l, nullptr), MGFFI_ERR_ARG);
-  EXPECT_EQ(mgffi_http_serve_dir(m, l, nullptr, 0, nullptr, 0, nullptr, 0), MGFFI_ERR_ARG);
-  EXPECT_EQ(mgffi_http_serve_file(m, l, nullptr, 0, nullptr, 0, nullptr, 0), MGFFI_ERR_ARG);
+  EXPECT_EQ(mgffi_http_serve_dir(m, l, nullptr, 0, nullptr, nullptr), MGFFI_ERR_ARG);
+  EXPECT_EQ(mgffi_http_serve_file(m, l, nullptr, 0, nullptr, nullptr), MGFFI_ERR_ARG);
+  mgffi_serve_opts opts{};
+  opts.index.len = 3;  // NULL with a length
+  EXPECT_EQ(mgffi_http_serve_dir(m, l, "/tmp", 4, &opts, nullptr), MGFFI_ERR_ARG);
+  opts = mgffi_serve_opts{};
+  opts.mime_types = {"txt", 3};  // not "ext=type"
+  EXPECT_EQ(mgffi_http_serve_dir(m, l, "/tmp", 4, &opts, nullptr), MGFFI_ERR_ARG);
+  opts = mgffi_serve_opts{};
+  opts.cache_control = {"*", 1};  // no tab between pattern and value
+  EXPECT_EQ(mgffi_http_serve_dir(m, l, "/tmp", 4, &opts, nullptr), MGFFI_ERR_ARG);
+  opts = mgffi_serve_opts{};
+  opts.index = {"index.html,../x", 15};
+  EXPECT_EQ(mgffi_http_serve_dir(m, l, "/tmp", 4, &opts, nullptr), MGFFI_ERR_ARG);
+  opts = mgffi_serve_opts{};
+  opts.spa_fallback = {"../x", 4};
+  EXPECT_EQ(mgffi_http_serve_dir(m, l, "/tmp", 4, &opts, nullptr), MGFFI_ERR_ARG);
+  EXPECT_EQ(mgffi_http_serve_dir(m, l, "/tmp", 4, nullptr, nullptr), MGFFI_ERR_STATE);
+  EXPECT_EQ(mgffi_set_file_cache(nullptr, 1, 1, 1), MGFFI_ERR_ARG);
+  EXPECT_EQ(mgffi_set_file_cache(m, 16, 100, 1000), MGFFI_OK);
   EXPECT_EQ(mgffi_ws_upgrade(m, l, nullptr, 4), MGFFI_ERR_ARG);
   EXPECT_EQ(mgffi_ws_send(m, l, nullptr, 4, 1), MGFFI_ERR_ARG);
   EXPECT_EQ(mgffi_ws_send(m, l, "x", 1, 16), MGFFI_ERR_ARG);  // bad opcode
@@ -241,7 +259,7 @@ TEST(Args, UnknownConnectionId) {
   expect_no_conn(mgffi_http_begin_chunked(m, bogus, 200, "", 0), "begin_chunked");
   expect_no_conn(mgffi_http_write_chunk(m, bogus, "x", 1), "write_chunk");
   expect_no_conn(mgffi_http_end_chunked(m, bogus), "end_chunked");
-  expect_no_conn(mgffi_http_serve_dir(m, bogus, "/tmp", 4, nullptr, 0, nullptr, 0), "serve_dir");
+  expect_no_conn(mgffi_http_serve_dir(m, bogus, "/tmp", 4, nullptr, nullptr), "serve_dir");
   expect_no_conn(mgffi_ws_upgrade(m, bogus, nullptr, 0), "ws_upgrade");
   expect_no_conn(mgffi_ws_send(m, bogus, "x", 1, 1), "ws_send");
   EXPECT_NE(std::string(mgffi_last_error(m)).find("987654321"), std::string::npos)

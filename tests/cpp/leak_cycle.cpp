@@ -1,8 +1,9 @@
 // A full start, serve, stop cycle through the C ABI, for the leak check
 // (CTest label "leak": run under valgrind --leak-check=full, or with
 // LeakSanitizer in the sanitizer build). Serves HTTP (plain, chunked,
-// rejected, streamed), a WebSocket echo, raw TCP and UDP, and an HTTP
-// client, leaves some connections open at the end, and frees the manager.
+// rejected, streamed), static files (whole, and one left half-sent), a
+// WebSocket echo, raw TCP and UDP, and an HTTP client, leaves some
+// connections open at the end, and frees the manager.
 // Run twice so that recycled connection states are covered too.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -23,6 +24,8 @@ namespace {
 using abi_check::connect_to;
 using abi_check::port_of;
 
+std::string g_file;  // a file served with serve_file (sendfile: over 16 KiB)
+
 // Answers every request and echoes every message and every TCP/UDP read.
 void handle(mgffi_manager *m, int n) {
   const mgffi_event *evs = mgffi_events(m);
@@ -34,6 +37,8 @@ void handle(mgffi_manager *m, int n) {
       case MGFFI_EV_HTTP_HDRS:
         if (e.http->uri.len == 3 && std::memcmp(e.http->uri.ptr, "/ws", 3) == 0) {
           mgffi_ws_upgrade(m, e.conn_id, nullptr, 0);
+        } else if (e.http->uri.len == 5 && std::memcmp(e.http->uri.ptr, "/file", 5) == 0) {
+          mgffi_http_serve_file(m, e.conn_id, g_file.data(), g_file.size(), nullptr, nullptr);
         } else if (e.http->uri.len == 8 && std::memcmp(e.http->uri.ptr, "/chunked", 8) == 0) {
           mgffi_http_begin_chunked(m, e.conn_id, 200, nullptr, 0);
           mgffi_http_write_chunk(m, e.conn_id, "abc", 3);
@@ -110,6 +115,17 @@ void cycle() {
   CHECK(r.find(" 431 ") != std::string::npos);
   close(c);
 
+  // A static file sent whole, then one the client does not read: the
+  // manager is freed with it half-sent.
+  r = exchange(m, a, "GET /file HTTP/1.1\r\nHost: h\r\n\r\n", "END\n");
+  CHECK(r.find(" 200 ") != std::string::npos);
+  int f = connect_to(port_of(m, http));
+  const int small = 4096;
+  setsockopt(f, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  const std::string get = "GET /file HTTP/1.1\r\nHost: h\r\n\r\n";
+  CHECK(send(f, get.data(), get.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(get.size()));
+  for (int i = 0; i < 20; i++) handle(m, mgffi_poll(m, 5));
+
   // WebSocket: upgrade, one masked message, left open at the end.
   int w = connect_to(port_of(m, http));
   r = exchange(m, w,
@@ -148,6 +164,7 @@ void cycle() {
   // Stop with connections still open (a, w, t, u, the client): the
   // manager frees them.
   mgffi_manager_free(m);
+  close(f);
   close(a);
   close(w);
   close(t);
@@ -158,8 +175,16 @@ void cycle() {
 
 int main() {
   mgffi_log_set_level(0);
+  char path[] = "/tmp/mgffi-leak.XXXXXX";
+  const int fd = mkstemp(path);
+  CHECK(fd >= 0);
+  const std::string data = std::string(3 << 20, 'L') + "END\n";  // 3 MiB
+  CHECK(write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size()));
+  close(fd);
+  g_file = path;
   cycle();
   cycle();
+  unlink(path);
   std::puts("leak_cycle: done");
   return 0;
 }

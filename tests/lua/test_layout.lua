@@ -124,6 +124,11 @@ T.test("constants match the header", function()
     T.eq(core.F[name], 2 ^ tonumber(shift), "MGFFI_F_" .. name)
     seen = seen + 1
   end
+  local serve_flags = require("mongoose.response").SERVE_FLAGS
+  for name, shift in header:gmatch("MGFFI_SERVE_([%w_]+) = 1u << (%d+)") do
+    T.eq(serve_flags[name], 2 ^ tonumber(shift), "MGFFI_SERVE_" .. name)
+    seen = seen + 1
+  end
   for name, value in header:gmatch("MGFFI_PROTO_([%w_]+) = (%d+)") do
     T.eq(core.PROTO[name], tonumber(value), "MGFFI_PROTO_" .. name)
     seen = seen + 1
