@@ -8,10 +8,7 @@
 -- of the header), so they cannot drift silently.
 local ffi = require("ffi")
 
-local ffi_cdef = ffi.cdef
-local ffi_load = ffi.load
-local ffi_string = ffi.string
-local ffi_gc = ffi.gc
+local ffi_cdef, ffi_load, ffi_string, ffi_gc = ffi.cdef, ffi.load, ffi.string, ffi.gc
 local next = next
 
 ffi_cdef [[

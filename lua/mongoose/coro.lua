@@ -16,17 +16,9 @@
 -- ends early leaves nothing behind.
 local core = require("mongoose.core")
 
-local co_create = coroutine.create
-local co_resume = coroutine.resume
-local co_yield = coroutine.yield
-local co_running = coroutine.running
-local pcall = pcall
-local traceback = debug.traceback
-local type = type
-local error = error
-local tonumber = tonumber
-local setmetatable = setmetatable
-local floor = math.floor
+local co_create, co_resume, co_yield = coroutine.create, coroutine.resume, coroutine.yield
+local co_running, pcall, traceback, type = coroutine.running, pcall, debug.traceback, type
+local error, tonumber, setmetatable, floor = error, tonumber, setmetatable, math.floor
 local C_millis = core.C.mgffi_millis
 
 local _M = {}

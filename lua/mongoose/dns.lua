@@ -5,13 +5,8 @@
 local bit = require("bit")
 local coro = require("mongoose.coro")
 
-local type = type
-local error = error
-local tonumber = tonumber
-local str_char = string.char
-local str_byte = string.byte
-local str_format = string.format
-local str_lower = string.lower
+local type, error, tonumber, str_char = type, error, tonumber, string.char
+local str_byte, str_format, str_lower = string.byte, string.format, string.lower
 local concat = table.concat
 local band, rshift = bit.band, bit.rshift
 

@@ -5,14 +5,8 @@
 -- requests, responses, trailers and WebSocket handshakes alike.
 local ffi = require("ffi")
 
-local ffi_string = ffi.string
-local type = type
-local next = next
-local error = error
-local ipairs = ipairs
-local tostring = tostring
-local str_lower = string.lower
-local str_find = string.find
+local ffi_string, type, next, error = ffi.string, type, next, error
+local ipairs, tostring, str_lower, str_find = ipairs, tostring, string.lower, string.find
 local concat = table.concat
 
 local _M = {}

@@ -8,27 +8,15 @@ local request = require("mongoose.request")
 local response = require("mongoose.response")
 local headers = require("mongoose.headers")
 
-local C = core.C
-local EV = core.EV
-local F = core.F
-local ffi_string = ffi.string
+local C, EV, F, ffi_string = core.C, core.EV, core.F, ffi.string
 local band = require("bit").band
-local type = type
-local pairs = pairs
-local tonumber = tonumber
-local setmetatable = setmetatable
-local new_request = request.new
-local new_response = response.new
-local millis = core.millis
+local type, pairs, tonumber, setmetatable = type, pairs, tonumber, setmetatable
+local new_request, new_response, millis = request.new, response.new, core.millis
 local coro = require("mongoose.coro")
 local coro_run = coro.run
 
-local EV_HTTP_MSG = EV.HTTP_MSG
-local EV_HTTP_HDRS = EV.HTTP_HDRS
-local EV_HTTP_BODY = EV.HTTP_BODY
-local EV_HTTP_BODY_END = EV.HTTP_BODY_END
-local EV_HTTP_REJECTED = EV.HTTP_REJECTED
-local EV_CLOSE = EV.CLOSE
+local EV_HTTP_MSG, EV_HTTP_HDRS, EV_HTTP_BODY = EV.HTTP_MSG, EV.HTTP_HDRS, EV.HTTP_BODY
+local EV_HTTP_BODY_END, EV_HTTP_REJECTED, EV_CLOSE = EV.HTTP_BODY_END, EV.HTTP_REJECTED, EV.CLOSE
 local EV_ERROR = EV.ERROR
 
 local _M = {

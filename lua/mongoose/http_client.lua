@@ -11,17 +11,9 @@ local headers = require("mongoose.headers")
 local socket = require("mongoose.socket")
 local read_response = require("mongoose.http_response").read
 
-local type = type
-local error = error
-local tostring = tostring
-local tonumber = tonumber
-local setmetatable = setmetatable
-local str_lower = string.lower
-local str_format = string.format
-local str_find = string.find
-local str_sub = string.sub
-local str_byte = string.byte
-local concat = table.concat
+local type, error, tostring, tonumber = type, error, tostring, tonumber
+local setmetatable, str_lower, str_format = setmetatable, string.lower, string.format
+local str_find, str_sub, str_byte, concat = string.find, string.sub, string.byte, table.concat
 local now_ms = coro.now_ms
 
 local _M = {}

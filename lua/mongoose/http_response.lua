@@ -3,13 +3,8 @@
 -- header fields, and the body framed by Transfer-Encoding: chunked,
 -- Content-Length or the end of the connection, read from a cosocket,
 -- whole or piece by piece (opts.on_chunk).
-local tonumber = tonumber
-local setmetatable = setmetatable
-local str_lower = string.lower
-local str_find = string.find
-local str_match = string.match
-local str_sub = string.sub
-local str_byte = string.byte
+local tonumber, setmetatable, str_lower = tonumber, setmetatable, string.lower
+local str_find, str_match, str_sub, str_byte = string.find, string.match, string.sub, string.byte
 local concat = table.concat
 local now_ms = require("mongoose.coro").now_ms
 

@@ -15,12 +15,8 @@ int mgffi_manager_fd(const mgffi_manager *m);
 int mgffi_poll_hint(const mgffi_manager *m);
 ]]
 
-local C = core.C
-local type = type
-local error = error
-local tonumber = tonumber
-local C_millis = C.mgffi_millis
-local C_poll_hint = C.mgffi_poll_hint
+local C, type, error, tonumber = core.C, type, error, tonumber
+local C_millis, C_poll_hint = C.mgffi_millis, C.mgffi_poll_hint
 
 local _M = {}
 

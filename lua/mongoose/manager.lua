@@ -7,20 +7,10 @@ local core = require("mongoose.core")
 local timer = require("mongoose.timer")
 local coro = require("mongoose.coro")
 
-local C = core.C
-local EV = core.EV
-local tonumber = tonumber
-local xpcall = xpcall
-local traceback = debug.traceback
-local setmetatable = setmetatable
-local type = type
-local error = error
-local ffi_string = ffi.string
-local C_poll = C.mgffi_poll
-local C_events = C.mgffi_events
-local C_millis = C.mgffi_millis
-local coro_run = coro.run
-local coro_current = coro.current
+local C, EV, tonumber, xpcall = core.C, core.EV, tonumber, xpcall
+local traceback, setmetatable, type, error = debug.traceback, setmetatable, type, error
+local ffi_string, C_poll, C_events = ffi.string, C.mgffi_poll, C.mgffi_events
+local C_millis, coro_run, coro_current = C.mgffi_millis, coro.run, coro.current
 
 -- The longest wait of one C poll: Mongoose takes an int (ms); about 24.8 days.
 local MAX_POLL_MS = 2147483647

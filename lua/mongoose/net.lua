@@ -13,17 +13,9 @@ int mgffi_udp_send_to(mgffi_manager *m, uint64_t id, const mgffi_addr *to, const
 int mgffi_addr_parse(const char *text, size_t len, mgffi_addr *out);
 ]]
 
-local C = core.C
-local EV = core.EV
-local ffi_string = ffi.string
-local ffi_copy = ffi.copy
-local type = type
-local error = error
-local setmetatable = setmetatable
-local str_find = string.find
-local str_sub = string.sub
-local tbl_remove = table.remove
-local ffi_cast = ffi.cast
+local C, EV, ffi_string, ffi_copy = core.C, core.EV, ffi.string, ffi.copy
+local type, error, setmetatable, str_find = type, error, setmetatable, string.find
+local str_sub, tbl_remove, ffi_cast = string.sub, table.remove, ffi.cast
 local CONST_CHAR_PTR = ffi.typeof("const char *")
 
 local C_send = C.mgffi_send

@@ -4,9 +4,7 @@
 -- in order; run_readers (mongoose.net) wakes them.
 local coro = require("mongoose.coro")
 
-local str_find = string.find
-local str_sub = string.sub
-local tbl_remove = table.remove
+local str_find, str_sub, tbl_remove = string.find, string.sub, table.remove
 
 local _M = {}
 

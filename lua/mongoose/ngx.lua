@@ -25,18 +25,9 @@ int mgffi_sha1(const void *data, size_t len, uint8_t *out, size_t out_len);
 local C = core.C
 local ffi_string = ffi.string
 local band, bor, bxor, lshift, rshift = bit.band, bit.bor, bit.bxor, bit.lshift, bit.rshift
-local type = type
-local error = error
-local select = select
-local tostring = tostring
-local tonumber = tonumber
-local str_byte = string.byte
-local str_char = string.char
-local str_format = string.format
-local str_gsub = string.gsub
-local str_rep = string.rep
-local concat = table.concat
-local floor = math.floor
+local type, error, select, tostring = type, error, select, tostring
+local tonumber, str_byte, str_char, str_format = tonumber, string.byte, string.char, string.format
+local str_gsub, str_rep, concat, floor = string.gsub, string.rep, table.concat, math.floor
 
 local ngx = {}
 

@@ -6,14 +6,8 @@
 -- (compiled patterns are always cached).
 local ffi = require("ffi")
 
-local ffi_string = ffi.string
-local type = type
-local error = error
-local tostring = tostring
-local tonumber = tonumber
-local str_byte = string.byte
-local str_sub = string.sub
-local concat = table.concat
+local ffi_string, type, error, tostring = ffi.string, type, error, tostring
+local tonumber, str_byte, str_sub, concat = tonumber, string.byte, string.sub, table.concat
 local bor = require("bit").bor
 
 ffi.cdef [[

@@ -11,14 +11,9 @@ ffi.cdef [[
 int mgffi_url_decode(const char *src, size_t src_len, char *dst, size_t dst_len, int form);
 ]]
 
-local C = core.C
-local F = core.F
-local ffi_string = ffi.string
+local C, F, ffi_string = core.C, core.F, ffi.string
 local bit_band = require("bit").band
-local type = type
-local error = error
-local tonumber = tonumber
-local setmetatable = setmetatable
+local type, error, tonumber, setmetatable = type, error, tonumber, setmetatable
 local str_lower = string.lower
 
 local _M = {}

@@ -26,21 +26,12 @@ int mgffi_http_serve_file(mgffi_manager *m, uint64_t id, const char *path, size_
 int mgffi_set_file_cache(mgffi_manager *m, uint32_t max_entries, uint32_t valid_ms, uint32_t inactive_ms);
 ]]
 
-local C = core.C
-local ERR = core.ERR
-local type = type
-local error = error
-local pairs = pairs
-local tonumber = tonumber
-local tostring = tostring
-local getmetatable = getmetatable
-local setmetatable = setmetatable
-local build = headers.build
+local C, ERR, type, error = core.C, core.ERR, type, error
+local pairs, tonumber, tostring, getmetatable = pairs, tonumber, tostring, getmetatable
+local setmetatable, build = setmetatable, headers.build
 
-local C_http_reply = C.mgffi_http_reply
-local C_begin_chunked = C.mgffi_http_begin_chunked
-local C_write_chunk = C.mgffi_http_write_chunk
-local C_end_chunked = C.mgffi_http_end_chunked
+local C_http_reply, C_begin_chunked = C.mgffi_http_reply, C.mgffi_http_begin_chunked
+local C_write_chunk, C_end_chunked = C.mgffi_http_write_chunk, C.mgffi_http_end_chunked
 
 local _M = {}
 

@@ -20,25 +20,12 @@ local coro = require("mongoose.coro")
 local pool = require("mongoose.socket_pool")
 local read = require("mongoose.socket_read")
 
-local C = core.C
-local EV = core.EV
-local ERR = core.ERR
-local ffi_string = ffi.string
-local type = type
-local error = error
-local tostring = tostring
-local tonumber = tonumber
-local setmetatable = setmetatable
-local str_find = string.find
-local str_sub = string.sub
-local concat = table.concat
-local running = coro.running
-local wait = coro.wait
-local wake = coro.wake
+local C, EV, ERR, ffi_string = core.C, core.EV, core.ERR, ffi.string
+local type, error, tostring, tonumber = type, error, tostring, tonumber
+local setmetatable, str_find, str_sub, concat = setmetatable, string.find, string.sub, table.concat
+local running, wait, wake = coro.running, coro.wait, coro.wake
 
-local C_send = C.mgffi_send
-local C_close = C.mgffi_close
-local C_pause = C.mgffi_pause_reading
+local C_send, C_close, C_pause = C.mgffi_send, C.mgffi_close, C.mgffi_pause_reading
 
 local EV_READ, EV_CLOSE, EV_ERROR, EV_CONNECT = EV.READ, EV.CLOSE, EV.ERROR, EV.CONNECT
 local EV_WRITE, EV_TLS_HS = EV.WRITE, EV.TLS_HS

@@ -5,9 +5,7 @@
 -- closes one that stays idle for its keepalive timeout.
 local core = require("mongoose.core")
 
-local C = core.C
-local EV = core.EV
-local setmetatable = setmetatable
+local C, EV, setmetatable = core.C, core.EV, setmetatable
 local C_close = C.mgffi_close
 local EV_READ, EV_CLOSE = EV.READ, EV.CLOSE
 local IDLE_TIMEOUT = core.LIMITS.idle_timeout.key

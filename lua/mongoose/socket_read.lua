@@ -7,17 +7,9 @@
 local coro = require("mongoose.coro")
 local core = require("mongoose.core")
 
-local C_pause = core.C.mgffi_pause_reading
-local type = type
-local error = error
-local tostring = tostring
-local tonumber = tonumber
-local str_find = string.find
-local str_sub = string.sub
-local str_byte = string.byte
-local running = coro.running
-local wait = coro.wait
-local wake = coro.wake
+local C_pause, type, error, tostring = core.C.mgffi_pause_reading, type, error, tostring
+local tonumber, str_find, str_sub, str_byte = tonumber, string.find, string.sub, string.byte
+local running, wait, wake = coro.running, coro.wait, coro.wake
 
 local _M = {}
 

@@ -6,16 +6,9 @@ local ffi = require("ffi")
 local core = require("mongoose.core")
 local coro = require("mongoose.coro")
 
-local C = core.C
-local EV = core.EV
-local ffi_string = ffi.string
-local type = type
-local error = error
-local tonumber = tonumber
-local setmetatable = setmetatable
-local str_sub = string.sub
-local concat = table.concat
-local running = coro.running
+local C, EV, ffi_string, type = core.C, core.EV, ffi.string, type
+local error, tonumber, setmetatable, str_sub = error, tonumber, setmetatable, string.sub
+local concat, running = table.concat, coro.running
 
 local _M = {}
 

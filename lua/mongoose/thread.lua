@@ -11,10 +11,7 @@
 local core = require("mongoose.core")
 local coro = require("mongoose.coro")
 
-local type = type
-local error = error
-local select = select
-local unpack = unpack
+local type, error, select, unpack = type, error, select, unpack
 local setmetatable = setmetatable
 
 local _M = {}

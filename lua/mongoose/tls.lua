@@ -9,9 +9,7 @@ int mgffi_tls_set(mgffi_manager *m, uint64_t id, const char *ca, size_t ca_len, 
 const char *mgffi_tls_backend(void);
 ]]
 
-local C = core.C
-local type = type
-local error = error
+local C, type, error = core.C, type, error
 
 local _M = {}
 

@@ -10,13 +10,8 @@ local core = require("mongoose.core")
 local router = require("mongoose.web.router")
 local response = require("mongoose.response")
 
-local type = type
-local error = error
-local xpcall = xpcall
-local traceback = debug.traceback
-local setmetatable = setmetatable
-local str_find = string.find
-local str_byte = string.byte
+local type, error, xpcall, traceback = type, error, xpcall, debug.traceback
+local setmetatable, str_find, str_byte = setmetatable, string.find, string.byte
 local SLASH = str_byte("/")
 
 local FOUND, MOUNT, METHOD = router.FOUND, router.MOUNT, router.METHOD

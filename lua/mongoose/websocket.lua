@@ -24,20 +24,10 @@ typedef struct mgffi_ws_deflate {
 int mgffi_ws_set_deflate(mgffi_manager *m, uint64_t id, const mgffi_ws_deflate *config);
 ]]
 
-local C = core.C
-local EV = core.EV
-local ERR = core.ERR
-local ffi_string = ffi.string
-local band = bit.band
-local type = type
-local error = error
-local tostring = tostring
-local tonumber = tonumber
-local setmetatable = setmetatable
-local pairs = pairs
-local str_char = string.char
-local str_byte = string.byte
-local floor = math.floor
+local C, EV, ERR, ffi_string = core.C, core.EV, core.ERR, ffi.string
+local band, type, error, tostring = bit.band, type, error, tostring
+local tonumber, setmetatable, pairs, str_char = tonumber, setmetatable, pairs, string.char
+local str_byte, floor = string.byte, math.floor
 
 local C_ws_send = C.mgffi_ws_send
 local C_ws_send_frame = C.mgffi_ws_send_frame

@@ -13,9 +13,7 @@ int mgffi_ws_upgrade(mgffi_manager *m, uint64_t id, const char *extra_headers, s
 int mgffi_http_parse_head(const char *p, size_t len, mgffi_http_message *out);
 ]]
 
-local C = core.C
-local ERR = core.ERR
-local ffi_string = ffi.string
+local C, ERR, ffi_string = core.C, core.ERR, ffi.string
 local type, error, ipairs, next, setmetatable = type, error, ipairs, next, setmetatable
 local C_ws_send = C.mgffi_ws_send
 local check_options, apply_deflate = websocket.check_options, websocket.apply_deflate

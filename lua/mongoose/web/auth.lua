@@ -4,9 +4,7 @@
 -- WWW-Authenticate, and puts who passed at req.user.
 local crypto = require("mongoose.web.crypto")
 
-local type = type
-local error = error
-local tostring = tostring
+local type, error, tostring = type, error, tostring
 
 local _M = {}
 

@@ -3,15 +3,9 @@
 -- as functions and as middleware that answers 400, 413 and 415 itself.
 local request = require("mongoose.request")
 
-local type = type
-local error = error
-local pcall = pcall
-local next = next
-local setmetatable = setmetatable
-local getmetatable = getmetatable
-local str_find = string.find
-local str_lower = string.lower
-local url_decode = request.url_decode
+local type, error, pcall, next = type, error, pcall, next
+local setmetatable, getmetatable, str_find = setmetatable, getmetatable, string.find
+local str_lower, url_decode = string.lower, request.url_decode
 
 local _M = {}
 

@@ -32,16 +32,9 @@ int deflateEnd(mgweb_z_stream *strm);
 unsigned long deflateBound(mgweb_z_stream *strm, unsigned long sourceLen);
 ]]
 
-local type = type
-local error = error
-local tostring = tostring
-local ffi_new = ffi.new
-local ffi_gc = ffi.gc
-local ffi_string = ffi.string
-local ffi_cast = ffi.cast
-local str_find = string.find
-local str_lower = string.lower
-local str_match = string.match
+local type, error, tostring, ffi_new = type, error, tostring, ffi.new
+local ffi_gc, ffi_string, ffi_cast, str_find = ffi.gc, ffi.string, ffi.cast, string.find
+local str_lower, str_match = string.lower, string.match
 local copy_table = require("mongoose.core").copy_table
 
 local Response = response.Response

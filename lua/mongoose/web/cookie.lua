@@ -4,14 +4,8 @@
 -- (mongoose.web.crypto, from Mongoose), checked in constant time.
 local crypto = require("mongoose.web.crypto")
 
-local type = type
-local error = error
-local tostring = tostring
-local floor = math.floor
-local os_date = os.date
-local str_find = string.find
-local str_sub = string.sub
-local str_byte = string.byte
+local type, error, tostring, floor = type, error, tostring, math.floor
+local os_date, str_find, str_sub, str_byte = os.date, string.find, string.sub, string.byte
 local concat = table.concat
 
 local _M = {}

@@ -2,10 +2,7 @@
 -- CORS protocol) as middleware: answers preflight requests itself and adds
 -- the Access-Control-* headers to the replies of allowed origins through
 -- res:set_header, so that they are kept on error replies too.
-local type = type
-local error = error
-local tostring = tostring
-local concat = table.concat
+local type, error, tostring, concat = type, error, tostring, table.concat
 
 local _M = {}
 

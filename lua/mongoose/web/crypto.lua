@@ -13,15 +13,10 @@ int mgffi_base64_decode(const char *src, size_t src_len, void *dst, size_t dst_l
 int mgffi_http_creds(const char *authorization, size_t auth_len, char *user, size_t user_len, char *pass, size_t pass_len);
 ]]
 
-local C = core.C
-local ffi_string = ffi.string
-local ffi_new = ffi.new
-local type = type
-local error = error
-local str_byte = string.byte
+local C, ffi_string, ffi_new, type = core.C, ffi.string, ffi.new, type
+local error, str_byte = error, string.byte
 local bxor, bor = bit.bxor, bit.bor
-local C_hmac = C.mgffi_hmac_sha256
-local C_b64_encode = C.mgffi_base64_encode
+local C_hmac, C_b64_encode = C.mgffi_hmac_sha256, C.mgffi_base64_encode
 local C_b64_decode = C.mgffi_base64_decode
 
 local _M = {}

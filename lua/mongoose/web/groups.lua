@@ -3,10 +3,7 @@
 -- when its connection closes (a close hook), so nothing is kept for it.
 local core = require("mongoose.core")
 
-local type = type
-local error = error
-local next = next
-local setmetatable = setmetatable
+local type, error, next, setmetatable = type, error, next, setmetatable
 
 local _M = {}
 

@@ -1,14 +1,8 @@
 -- mongoose.web.log: access logs from the listener's on_response records
 -- (every reply, the glue's own 400/408/413/431/503 included), in the
 -- combined log format of Apache and nginx.
-local type = type
-local error = error
-local pcall = pcall
-local tostring = tostring
-local os_date = os.date
-local os_time = os.time
-local str_gsub = string.gsub
-local concat = table.concat
+local type, error, pcall, tostring = type, error, pcall, tostring
+local os_date, os_time, str_gsub, concat = os.date, os.time, string.gsub, table.concat
 
 local _M = {}
 

@@ -7,14 +7,8 @@
 local core = require("mongoose.core")
 local crypto = require("mongoose.web.crypto")
 
-local type = type
-local error = error
-local tostring = tostring
-local setmetatable = setmetatable
-local io_open = io.open
-local str_find = string.find
-local str_sub = string.sub
-local str_lower = string.lower
+local type, error, tostring, setmetatable = type, error, tostring, setmetatable
+local io_open, str_find, str_sub, str_lower = io.open, string.find, string.sub, string.lower
 
 local _M = {}
 

@@ -7,18 +7,9 @@
 local core = require("mongoose.core")
 local request = require("mongoose.request")
 
-local type = type
-local error = error
-local ipairs = ipairs
-local tostring = tostring
-local setmetatable = setmetatable
-local str_find = string.find
-local str_sub = string.sub
-local str_byte = string.byte
-local str_gsub = string.gsub
-local str_format = string.format
-local concat = table.concat
-local sort = table.sort
+local type, error, ipairs, tostring = type, error, ipairs, tostring
+local setmetatable, str_find, str_sub, str_byte = setmetatable, string.find, string.sub, string.byte
+local str_gsub, str_format, concat, sort = string.gsub, string.format, table.concat, table.sort
 local url_decode = request.url_decode
 
 local _M = {

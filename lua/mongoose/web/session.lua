@@ -6,10 +6,7 @@ local core = require("mongoose.core")
 local cookie = require("mongoose.web.cookie")
 local crypto = require("mongoose.web.crypto")
 
-local type = type
-local error = error
-local next = next
-local os_time = os.time
+local type, error, next, os_time = type, error, next, os.time
 local setmetatable = setmetatable
 
 local _M = {}

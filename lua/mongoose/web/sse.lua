@@ -4,13 +4,8 @@
 -- Last-Event-ID, and backpressure from the connection's send queue.
 local core = require("mongoose.core")
 
-local type = type
-local error = error
-local tostring = tostring
-local setmetatable = setmetatable
-local str_find = string.find
-local str_gsub = string.gsub
-local concat = table.concat
+local type, error, tostring, setmetatable = type, error, tostring, setmetatable
+local str_find, str_gsub, concat = string.find, string.gsub, table.concat
 
 local _M = {}
 
