@@ -387,6 +387,56 @@ function Endpoint:port()
   return port
 end
 
+--- nil and the error of a failed send on a connection: closed_text
+-- (default "closed") once it is gone, "send queue full" while its queue
+-- is at max_send_queue, else the C layer's message.
+function _M.send_failure(mgr, rc, closed_text)
+  if rc == _M.ERR.NO_CONN then
+    return nil, closed_text or "closed"
+  elseif rc == _M.ERR.FULL then
+    return nil, "send queue full"
+  end
+  return nil, mgr:last_error()
+end
+
+-- Methods shared by the objects that stand for one connection (TCP
+-- connections, WebSockets); they use self.mgr, self.id and self.closed.
+local Connection = {}
+
+--- Stops reading from the peer (what it sends waits in the kernel, then
+-- TCP pushes back); resume() goes on. No CPU is spent meanwhile.
+function Connection:pause()
+  if self.closed then
+    return nil, "closed"
+  end
+  C.mgffi_pause_reading(self.mgr.cm, self.id, 1)
+  self.paused = true
+  return true
+end
+
+function Connection:resume()
+  if self.closed then
+    return nil, "closed"
+  end
+  C.mgffi_pause_reading(self.mgr.cm, self.id, 0)
+  self.paused = false
+  return true
+end
+
+--- Bytes queued for sending (backpressure); 0 once closed.
+function Connection:send_queued()
+  if self.closed then
+    return 0
+  end
+  return _M.send_queued(self.mgr.cm, self.id)
+end
+
+function _M.add_connection_methods(class) -- pause, resume, send_queued
+  for name, fn in pairs(Connection) do
+    class[name] = fn
+  end
+end
+
 --- True when v is an integer number from min to max (NaN is not).
 function _M.is_integer_in(v, min, max)
   return type(v) == "number" and v >= min and v <= max and v % 1 == 0

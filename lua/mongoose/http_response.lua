@@ -35,15 +35,21 @@ local function left(sock, deadline)
   return true
 end
 
+-- The next line, or nil and "timeout" (deadline passed) or the socket's
+-- error.
+local function read_line(sock, deadline)
+  if not left(sock, deadline) then
+    return nil, "timeout"
+  end
+  return sock:receive("*l")
+end
+
 -- Header lines up to the empty line: a table of lower-cased names
 -- (repeated fields joined with ", "), or nil, err.
 local function read_fields(sock, deadline)
   local t, count, bytes = {}, 0, 0
   while true do
-    if not left(sock, deadline) then
-      return nil, "timeout"
-    end
-    local line, err = sock:receive("*l")
+    local line, err = read_line(sock, deadline)
     if not line then
       return nil, err
     end
@@ -108,10 +114,7 @@ end
 local function read_chunked(sock, deadline, parts, on_chunk, resp, max)
   local total = 0
   while true do
-    if not left(sock, deadline) then
-      return nil, "timeout"
-    end
-    local line, err = sock:receive("*l")
+    local line, err = read_line(sock, deadline)
     if not line then
       return nil, err
     end
@@ -180,10 +183,7 @@ end
 function _M.read(sock, req, deadline)
   local version, status, reason, fields
   while true do
-    if not left(sock, deadline) then
-      return nil, "timeout"
-    end
-    local line, err = sock:receive("*l")
+    local line, err = read_line(sock, deadline)
     if not line then
       if err == "closed" then
         return nil, "closed before the status line"

@@ -27,75 +27,37 @@ function _M.new_manager(opts)
   return manager.new(opts)
 end
 
---- Opens an HTTP server: handler(req, res) for every request.
-function Manager:http_listen(url, handler, opts)
-  self:check_open(2)
-  local a, b = http.listen(self, url, handler, opts)
-  return a, b
+-- The protocol methods of managers: each checks that the manager is open,
+-- then calls its module (not as a tail call, so that the module's argument
+-- errors point at the caller's line).
+local function protocol_method(fn)
+  return function(self, a1, a2, a3)
+    self:check_open(2)
+    local r1, r2 = fn(self, a1, a2, a3)
+    return r1, r2
+  end
 end
 
---- Starts an HTTP request; callback(response, err) runs from a later poll.
-function Manager:http_request(url, opts, callback)
-  self:check_open(2)
-  local a, b = http_client.request(self, url, opts, callback)
-  return a, b
-end
-
---- Performs an HTTP request and waits for the response while polling.
-function Manager:fetch(url, opts)
-  self:check_open(2)
-  local a, b = http_client.fetch(self, url, opts)
-  return a, b
-end
-
---- Opens a WebSocket server (see mongoose.websocket_server.listen for opts).
-function Manager:ws_listen(url, opts)
-  self:check_open(2)
-  local a, b = websocket_server.listen(self, url, opts)
-  return a, b
-end
-
---- Connects to a WebSocket server; returns the WebSocket or nil, err.
-function Manager:ws_connect(url, opts)
-  self:check_open(2)
-  local a, b = websocket.connect(self, url, opts)
-  return a, b
-end
-
---- Sends to a WebSocket by connection id; nil, err if there is none.
-function Manager:ws_send(id, data, kind)
-  self:check_open(2)
-  local a, b = websocket.send(self, id, data, kind)
-  return a, b
-end
-
---- Listens for TCP connections on tcp://HOST:PORT (see mongoose.net).
-function Manager:tcp_listen(url, opts)
-  self:check_open(2)
-  local a, b = net.tcp_listen(self, url, opts)
-  return a, b
-end
-
---- Connects to tcp://HOST:PORT; returns the connection or nil, err.
-function Manager:tcp_connect(url, opts)
-  self:check_open(2)
-  local a, b = net.tcp_connect(self, url, opts)
-  return a, b
-end
-
---- Listens for UDP datagrams on udp://HOST:PORT.
-function Manager:udp_listen(url, opts)
-  self:check_open(2)
-  local a, b = net.udp_listen(self, url, opts)
-  return a, b
-end
-
---- A UDP socket sending to udp://HOST:PORT.
-function Manager:udp_connect(url, opts)
-  self:check_open(2)
-  local a, b = net.udp_connect(self, url, opts)
-  return a, b
-end
+--- mgr:http_listen(url, handler, opts): an HTTP server, handler(req, res)
+-- for every request (mongoose.http).
+Manager.http_listen = protocol_method(http.listen)
+--- mgr:http_request(url, opts, callback): an HTTP request, callback(response,
+-- err) from a later poll; returns a handle with cancel() (mongoose.http_client).
+Manager.http_request = protocol_method(http_client.request)
+--- mgr:fetch(url, opts): an HTTP request whose response it waits for.
+Manager.fetch = protocol_method(http_client.fetch)
+--- mgr:ws_listen(url, opts): a WebSocket server (mongoose.websocket_server).
+Manager.ws_listen = protocol_method(websocket_server.listen)
+--- mgr:ws_connect(url, opts): a WebSocket client, or nil, err.
+Manager.ws_connect = protocol_method(websocket.connect)
+--- mgr:ws_send(id, data, kind): sends to a WebSocket by connection id.
+Manager.ws_send = protocol_method(websocket.send)
+--- mgr:tcp_listen(url, opts), mgr:tcp_connect(url, opts), mgr:udp_listen(url,
+-- opts), mgr:udp_connect(url, opts): raw sockets (mongoose.net).
+Manager.tcp_listen = protocol_method(net.tcp_listen)
+Manager.tcp_connect = protocol_method(net.tcp_connect)
+Manager.udp_listen = protocol_method(net.udp_listen)
+Manager.udp_connect = protocol_method(net.udp_connect)
 
 --- Sets the open-file cache of the static file server (res:serve_dir,
 -- res:serve_file): opts.max_entries, opts.valid_ms, opts.inactive_ms.

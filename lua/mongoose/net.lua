@@ -93,12 +93,7 @@ local function new_conn(mgr, id, opts, listener)
 end
 
 local function failed(self, rc)
-  if rc == core.ERR.NO_CONN then
-    return nil, "closed"
-  elseif rc == core.ERR.FULL then
-    return nil, "send queue full"
-  end
-  return nil, self.mgr:last_error()
+  return core.send_failure(self.mgr, rc)
 end
 
 --- Queues bytes for sending. Returns true, or nil and an error.
@@ -138,32 +133,7 @@ function Conn:shutdown()
   return true
 end
 
---- Stops reading from the peer (the kernel buffers, then TCP pushes back).
-function Conn:pause()
-  if self.closed then
-    return nil, "closed"
-  end
-  C.mgffi_pause_reading(self.mgr.cm, self.id, 1)
-  self.paused = true
-  return true
-end
-
-function Conn:resume()
-  if self.closed then
-    return nil, "closed"
-  end
-  C.mgffi_pause_reading(self.mgr.cm, self.id, 0)
-  self.paused = false
-  return true
-end
-
---- Bytes queued for sending (backpressure); 0 once closed.
-function Conn:send_queued()
-  if self.closed then
-    return 0
-  end
-  return core.send_queued(self.mgr.cm, self.id)
-end
+core.add_connection_methods(Conn) -- pause, resume, send_queued
 
 --- The peer as "1.2.3.4:5678" / "[::1]:5678".
 function Conn:remote_addr()

@@ -54,11 +54,8 @@ end
 local function failed(self, rc)
   if rc == ERR.NO_CONN then
     self.closed = true
-    return nil, "connection closed"
-  elseif rc == ERR.FULL then
-    return nil, "send queue full"
   end
-  return nil, self.mgr:last_error()
+  return core.send_failure(self.mgr, rc, "connection closed")
 end
 _M.failed = failed
 

@@ -24,7 +24,7 @@ typedef struct mgffi_ws_deflate {
 int mgffi_ws_set_deflate(mgffi_manager *m, uint64_t id, const mgffi_ws_deflate *config);
 ]]
 
-local C, EV, ERR, ffi_string = core.C, core.EV, core.ERR, ffi.string
+local C, EV, ffi_string = core.C, core.EV, ffi.string
 local band, type, error, tostring = bit.band, type, error, tostring
 local tonumber, setmetatable, pairs, str_char = tonumber, setmetatable, pairs, string.char
 local str_byte, floor = string.byte, math.floor
@@ -144,12 +144,7 @@ local function opcode(kind, level)
 end
 
 local function send_failed(self, rc)
-  if rc == ERR.NO_CONN then
-    return nil, "closed"
-  elseif rc == ERR.FULL then
-    return nil, "send queue full"
-  end
-  return nil, self.mgr:last_error()
+  return core.send_failure(self.mgr, rc)
 end
 
 --- Sends a message: kind "text" (default) or "binary". Returns true, or nil
@@ -233,25 +228,7 @@ function WebSocket:close(code, reason)
   return true
 end
 
---- Stops reading from the peer (its messages wait in the kernel, then TCP
--- pushes back); resume() goes on. No CPU is spent meanwhile.
-function WebSocket:pause()
-  if self.closed then
-    return nil, "closed"
-  end
-  C.mgffi_pause_reading(self.mgr.cm, self.id, 1)
-  self.paused = true
-  return true
-end
-
-function WebSocket:resume()
-  if self.closed then
-    return nil, "closed"
-  end
-  C.mgffi_pause_reading(self.mgr.cm, self.id, 0)
-  self.paused = false
-  return true
-end
+core.add_connection_methods(WebSocket) -- pause, resume, send_queued
 
 --- Runs fn(ws) when the connection closes, before on_close: for code that
 -- keeps WebSockets in its own tables (mongoose.web.groups frees them).
@@ -270,14 +247,6 @@ function WebSocket:add_close_hook(fn)
   end
   hooks[#hooks + 1] = fn
   return true
-end
-
---- Bytes queued for sending (backpressure), 0 once closed.
-function WebSocket:send_queued()
-  if self.closed then
-    return 0
-  end
-  return core.send_queued(self.mgr.cm, self.id)
 end
 
 ---------------------------------------------------------------------------
