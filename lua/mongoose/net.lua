@@ -388,7 +388,7 @@ end
 -- What tcp_listen, tcp_connect, udp_listen and udp_connect share: argument
 -- checks (raised at the user's call), the connection, TLS and limits.
 -- Returns id, opts or nil, err.
-local function open_raw(mgr, kind, url, opts, schemes, what)
+local function open_raw(mgr, kind, url, opts, schemes, what, make)
   if type(url) ~= "string" then
     error("url must be a string", 4)
   end
@@ -414,34 +414,32 @@ local function open_raw(mgr, kind, url, opts, schemes, what)
   if kind == "listen" and opts.max_connections then
     require("mongoose.http").warn_fd_limit(mgr, url, opts.max_connections)
   end
-  return id, opts
+  return make(mgr, id, opts, url)
 end
 
+-- Not tail calls (open_raw's argument errors point 4 levels up, at the
+-- caller of mgr:tcp_listen and the others).
 function _M.tcp_listen(mgr, url, opts)
-  local id, err = open_raw(mgr, "listen", url, opts, TCP_SCHEMES, "tcp_listen")
-  if not id then
-    return nil, err
-  end
-  opts = err
-  local self = setmetatable({ mgr = mgr, id = id, url = url, opts = opts, connections = {},
-                              is_listener = true, closed = false }, TcpListener)
-  mgr:own(id, self)
-  mgr.listeners[id] = self
-  return self
+  local l, err = open_raw(mgr, "listen", url, opts, TCP_SCHEMES, "tcp_listen", function(_, id, o)
+    local self = setmetatable({ mgr = mgr, id = id, url = url, opts = o, connections = {},
+                                is_listener = true, closed = false }, TcpListener)
+    mgr:own(id, self)
+    mgr.listeners[id] = self
+    return self
+  end)
+  return l, err
 end
 
 --- Connects to tcp://HOST:PORT. opts: on_connect(conn), on_data(conn,
 -- view), on_close(conn, err), on_error(conn, err) (a refused connection is
 -- on_error then on_close). Returns the connection, or nil, err.
 function _M.tcp_connect(mgr, url, opts)
-  local id, err = open_raw(mgr, "connect", url, opts, TCP_SCHEMES, "tcp_connect")
-  if not id then
-    return nil, err
-  end
-  opts = err
-  local conn = new_conn(mgr, id, opts, nil)
-  mgr:own(id, conn)
-  return conn
+  local conn, err = open_raw(mgr, "connect", url, opts, TCP_SCHEMES, "tcp_connect", function(_, id, o)
+    local c = new_conn(mgr, id, o, nil)
+    mgr:own(id, c)
+    return c
+  end)
+  return conn, err
 end
 
 ---------------------------------------------------------------------------
@@ -537,23 +535,23 @@ end
 
 --- Listens on udp://HOST:PORT. opts: on_datagram(sock, view, from) (reply
 -- with sock:send(data) or sock:send_to(from, data)), on_error, on_close.
+local function new_udp_listener(mgr, id, o)
+  return new_udp(mgr, id, o, true)
+end
+
 function _M.udp_listen(mgr, url, opts)
-  local id, err = open_raw(mgr, "listen", url, opts, UDP_SCHEMES, "udp_listen")
-  if not id then
-    return nil, err
-  end
-  opts = err
-  return new_udp(mgr, id, opts, true)
+  local sock, err = open_raw(mgr, "listen", url, opts, UDP_SCHEMES, "udp_listen", new_udp_listener)
+  return sock, err
 end
 
 --- A UDP socket sending to udp://HOST:PORT; replies arrive in on_datagram.
+local function new_udp_client(mgr, id, o)
+  return new_udp(mgr, id, o, false)
+end
+
 function _M.udp_connect(mgr, url, opts)
-  local id, err = open_raw(mgr, "connect", url, opts, UDP_SCHEMES, "udp_connect")
-  if not id then
-    return nil, err
-  end
-  opts = err
-  return new_udp(mgr, id, opts, false)
+  local sock, err = open_raw(mgr, "connect", url, opts, UDP_SCHEMES, "udp_connect", new_udp_client)
+  return sock, err
 end
 
 return _M
