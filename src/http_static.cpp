@@ -30,61 +30,20 @@ namespace mgffi {
 
 // ---- StaticFiles ---------------------------------------------------------------
 
-StaticFiles::~StaticFiles() {
-  if (epfd_ >= 0) ::close(epfd_);
-}
-
 bool StaticFiles::init(mg_mgr *mgr) {
   mgr_ = mgr;
-  if (mgr->epoll_fd < 0) return false;
-  epfd_ = epoll_create1(EPOLL_CLOEXEC);
-  if (epfd_ < 0) return false;
-  sentinel_.mgr = mgr;
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.ptr = &sentinel_;
-  if (epoll_ctl(mgr->epoll_fd, EPOLL_CTL_ADD, epfd_, &ev) != 0) {
-    ::close(epfd_);
-    epfd_ = -1;
-    return false;
-  }
-  return true;
+  return epoll_.init(mgr);
 }
 
 bool StaticFiles::watch(int fd, std::uint64_t id, bool *registered) {
-  epoll_event ev{};
-  ev.events = EPOLLOUT | EPOLLONESHOT;
-  ev.data.u64 = id;  // an id, not a pointer: a report may outlive its connection
-  if (*registered && epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) == 0) return true;
-  if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0 ||
-      (errno == EEXIST && epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) == 0)) {
-    *registered = true;
-    return true;
-  }
-  return false;
+  // An id, not a pointer: a report may outlive its connection.
+  if (!epoll_.watch(fd, EPOLLOUT | EPOLLONESHOT, id, *registered)) return false;
+  *registered = true;
+  return true;
 }
 
 void StaticFiles::unwatch(int fd) {
-  if (epfd_ >= 0) epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
-}
-
-bool StaticFiles::io_ready() {
-  const bool ready = sentinel_.is_readable != 0;
-  sentinel_.is_readable = 0;
-  sentinel_.is_writable = 0;
-  return ready;
-}
-
-int StaticFiles::ready(std::uint64_t *ids, std::uint32_t *events, int max) {
-  if (epfd_ < 0) return 0;
-  epoll_event evs[64];
-  if (max > 64) max = 64;
-  const int n = epoll_wait(epfd_, evs, max, 0);
-  for (int i = 0; i < n; i++) {
-    ids[i] = evs[i].data.u64;
-    events[i] = evs[i].events;
-  }
-  return n < 0 ? 0 : n;
+  epoll_.unwatch(fd);
 }
 
 const std::string *StaticFiles::real_root(std::string_view root, std::uint64_t now_ms, int *err) {

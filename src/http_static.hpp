@@ -17,28 +17,30 @@
 
 #include "file_cache.hpp"
 #include "mongoose.h"
+#include "nested_epoll.hpp"
 
 namespace mgffi {
 
 class StaticFiles {
  public:
   StaticFiles() = default;
-  ~StaticFiles();
   StaticFiles(const StaticFiles &) = delete;
   StaticFiles &operator=(const StaticFiles &) = delete;
 
   // Creates the epoll set inside mgr's. False without epoll (files are
   // then read into the send buffer, as for TLS).
   bool init(mg_mgr *mgr);
-  bool can_watch() const { return epfd_ >= 0; }
+  bool can_watch() const { return epoll_.enabled(); }
   // One report (EPOLLOUT, one-shot) when socket fd of connection id has
   // room. *registered: fd is in the set already (re-armed), set on success.
   bool watch(int fd, std::uint64_t id, bool *registered);
   void unwatch(int fd);
   // The sentinel fired in the last mg_mgr_poll (and is reset).
-  bool io_ready();
+  bool io_ready() { return epoll_.fired(); }
   // Up to max connection ids whose sockets reported (events in *events).
-  int ready(std::uint64_t *ids, std::uint32_t *events, int max);
+  int ready(std::uint64_t *ids, std::uint32_t *events, int max) {
+    return epoll_.ready(ids, events, max);
+  }
 
   // The real path of root, checked again after the cache's valid_ms;
   // nullptr with *err set when it has none (missing).
@@ -59,9 +61,8 @@ class StaticFiles {
     int err = 0;
     std::uint64_t checked_ms = 0;
   };
-  int epfd_ = -1;
+  NestedEpoll epoll_;  // sockets waiting for room, one-shot
   mg_mgr *mgr_ = nullptr;
-  mg_connection sentinel_{};  // stands for epfd_ in Mongoose's epoll set
   std::unordered_map<std::string, Root> roots_;
   std::string root_key_;
   std::int64_t date_second_ = -1;

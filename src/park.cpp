@@ -1,7 +1,6 @@
 #include "park.hpp"
 
 #include <sys/epoll.h>
-#include <unistd.h>
 
 #include <new>
 
@@ -17,25 +16,9 @@ int fd_of(const mg_connection *c) {
 
 }  // namespace
 
-Parking::~Parking() {
-  if (epfd_ >= 0) ::close(epfd_);
-}
-
 bool Parking::init(mg_mgr *mgr) {
   mgr_ = mgr;
-  if (mgr->epoll_fd < 0) return false;
-  epfd_ = epoll_create1(EPOLL_CLOEXEC);
-  if (epfd_ < 0) return false;
-  sentinel_.mgr = mgr;
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.ptr = &sentinel_;
-  if (epoll_ctl(mgr->epoll_fd, EPOLL_CTL_ADD, epfd_, &ev) != 0) {
-    ::close(epfd_);
-    epfd_ = -1;
-    return false;
-  }
-  return true;
+  return epoll_.init(mgr);
 }
 
 bool Parking::wanted(const mg_connection *c, const ConnState *st, std::uint64_t now) {
@@ -83,18 +66,13 @@ void Parking::park(mg_connection *c, ConnState *st, mg_connection **link, std::u
     mg_iobuf_free(&c->send);
     mg_iobuf_free(&c->rtls);
   }
-  if (interest != 0) {
-    epoll_event ev{};
-    ev.events = interest;
-    ev.data.ptr = c;
-    st->park_watched = epoll_ctl(epfd_, EPOLL_CTL_ADD, fd_of(c), &ev) == 0;
-  }
+  if (interest != 0) st->park_watched = epoll_.watch_ptr(fd_of(c), interest, c);
   st->park_deadline_ms = deadline;
   if (deadline != UINT64_MAX) deadlines_.emplace(deadline, st->id);
 }
 
 void Parking::settle(Manager &m, std::uint64_t now) {
-  if (epfd_ < 0 || !settle_needed_) return;
+  if (!epoll_.enabled() || !settle_needed_) return;
   settle_needed_ = false;
   mg_connection **link = &mgr_->conns;
   while (*link != nullptr) {
@@ -110,7 +88,7 @@ void Parking::settle(Manager &m, std::uint64_t now) {
 
 void Parking::unpark(mg_connection *c, ConnState *st) {
   if (!st->parked) return;
-  if (st->park_watched) epoll_ctl(epfd_, EPOLL_CTL_DEL, fd_of(c), nullptr);
+  if (st->park_watched) epoll_.unwatch(fd_of(c));
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLERR | EPOLLHUP | (c->send.len > 0 ? EPOLLOUT : 0u);
   ev.data.ptr = c;
@@ -124,13 +102,6 @@ void Parking::unpark(mg_connection *c, ConnState *st) {
   settle_needed_ = true;  // it may want to go again after this poll
 }
 
-bool Parking::io_ready() {
-  const bool ready = sentinel_.is_readable != 0;
-  sentinel_.is_readable = 0;
-  sentinel_.is_writable = 0;
-  return ready;
-}
-
 std::size_t Parking::wake(Manager &m, std::uint64_t now, bool check_io) {
   std::size_t woken = 0;
   if (count_ == 0) {
@@ -138,16 +109,17 @@ std::size_t Parking::wake(Manager &m, std::uint64_t now, bool check_io) {
     return 0;
   }
   if (check_io) {
-    epoll_event evs[64];
+    std::uint64_t data[64];
+    std::uint32_t events[64];
     int n;
     do {
-      n = epoll_wait(epfd_, evs, 64, 0);
+      n = epoll_.ready(data, events, 64);
       for (int i = 0; i < n; i++) {
-        auto *c = static_cast<mg_connection *>(evs[i].data.ptr);
+        auto *c = reinterpret_cast<mg_connection *>(static_cast<std::uintptr_t>(data[i]));
         ConnState *st = Manager::state_of(c);
         if (st == nullptr || !st->parked) continue;
         // A held socket that hung up or failed cannot deliver its output.
-        if ((evs[i].events & (EPOLLERR | EPOLLHUP)) != 0 && st->hold != 0) c->is_closing = 1;
+        if ((events[i] & (EPOLLERR | EPOLLHUP)) != 0 && st->hold != 0) c->is_closing = 1;
         unpark(c, st);
         woken++;
       }

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "mongoose.h"
+#include "nested_epoll.hpp"
 
 namespace mgffi {
 
@@ -38,14 +39,13 @@ struct ConnState;
 class Parking {
  public:
   Parking() = default;
-  ~Parking();
   Parking(const Parking &) = delete;
   Parking &operator=(const Parking &) = delete;
 
   // Creates the glue's epoll set inside mgr's. False where there is no
   // epoll (connections are then never parked).
   bool init(mg_mgr *mgr);
-  bool enabled() const { return epfd_ >= 0; }
+  bool enabled() const { return epoll_.enabled(); }
   std::size_t count() const { return count_; }
 
   // Whether c should leave Mongoose's loop now (at time now).
@@ -62,7 +62,7 @@ class Parking {
   // or whose deadline has come. Returns how many.
   std::size_t wake(Manager &m, std::uint64_t now, bool check_io);
   // The sentinel fired in the last mg_mgr_poll (and is reset).
-  bool io_ready();
+  bool io_ready() { return epoll_.fired(); }
   // The earliest deadline of a parked connection (UINT64_MAX: none).
   std::uint64_t next_deadline() const;
   // Puts every parked connection back in Mongoose's list (before
@@ -73,8 +73,7 @@ class Parking {
   void park(mg_connection *c, ConnState *st, mg_connection **link, std::uint64_t deadline,
             bool idle);
   mg_mgr *mgr_ = nullptr;
-  int epfd_ = -1;
-  mg_connection sentinel_{};  // stands for epfd_ in Mongoose's epoll set
+  NestedEpoll epoll_;  // what parked connections wait for
   std::size_t count_ = 0;
   bool settle_needed_ = false;
   using Deadline = std::pair<std::uint64_t, std::uint64_t>;  // (ms, connection id)

@@ -414,7 +414,7 @@ local function open_raw(mgr, kind, url, opts, schemes, what, make)
   if kind == "listen" and opts.max_connections then
     require("mongoose.http").warn_fd_limit(mgr, url, opts.max_connections)
   end
-  return make(mgr, id, opts, url)
+  return make(mgr, id, opts, kind == "listen")
 end
 
 -- Not tail calls (open_raw's argument errors point 4 levels up, at the
@@ -535,22 +535,14 @@ end
 
 --- Listens on udp://HOST:PORT. opts: on_datagram(sock, view, from) (reply
 -- with sock:send(data) or sock:send_to(from, data)), on_error, on_close.
-local function new_udp_listener(mgr, id, o)
-  return new_udp(mgr, id, o, true)
-end
-
 function _M.udp_listen(mgr, url, opts)
-  local sock, err = open_raw(mgr, "listen", url, opts, UDP_SCHEMES, "udp_listen", new_udp_listener)
+  local sock, err = open_raw(mgr, "listen", url, opts, UDP_SCHEMES, "udp_listen", new_udp)
   return sock, err
 end
 
 --- A UDP socket sending to udp://HOST:PORT; replies arrive in on_datagram.
-local function new_udp_client(mgr, id, o)
-  return new_udp(mgr, id, o, false)
-end
-
 function _M.udp_connect(mgr, url, opts)
-  local sock, err = open_raw(mgr, "connect", url, opts, UDP_SCHEMES, "udp_connect", new_udp_client)
+  local sock, err = open_raw(mgr, "connect", url, opts, UDP_SCHEMES, "udp_connect", new_udp)
   return sock, err
 end
 

@@ -227,26 +227,28 @@ local function serve(self, fn, target, opts, level, path)
   return true
 end
 
+-- serve_dir and serve_file: target is the root or the file.
+local function serve_target(self, fn, what, target, opts)
+  self:check_unsent(3)
+  if type(target) ~= "string" or target == "" then
+    error(what .. " must be a non-empty string", 3)
+  end
+  local ok, err = serve(self, fn, target, opts, 3)
+  return ok, err -- not tail calls: error levels count these frames
+end
+
 --- Serves the request from directory root: see docs/http.md for the
 -- options (index, listing, dotfiles, symlinks, cache_control,
 -- precompressed, spa_fallback, mime_types, headers, path, fallthrough).
 function Response:serve_dir(root, opts)
-  self:check_unsent(2)
-  if type(root) ~= "string" or root == "" then
-    error("root must be a non-empty string", 2)
-  end
-  local ok, err = serve(self, C.mgffi_http_serve_dir, root, opts, 2)
-  return ok, err -- not a tail call: error levels count this frame
+  local ok, err = serve_target(self, C.mgffi_http_serve_dir, "root", root, opts)
+  return ok, err
 end
 
 --- Serves one file (conditional requests, ranges, variants), 404 if it
 -- does not exist.
 function Response:serve_file(path, opts)
-  self:check_unsent(2)
-  if type(path) ~= "string" or path == "" then
-    error("path must be a non-empty string", 2)
-  end
-  local ok, err = serve(self, C.mgffi_http_serve_file, path, opts, 2)
+  local ok, err = serve_target(self, C.mgffi_http_serve_file, "path", path, opts)
   return ok, err
 end
 
