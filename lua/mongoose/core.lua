@@ -437,6 +437,15 @@ function _M.add_connection_methods(class) -- pause, resume, send_queued
   end
 end
 
+--- The number of keys of table t.
+function _M.count(t)
+  local n = 0
+  for _ in pairs(t) do
+    n = n + 1
+  end
+  return n
+end
+
 --- True when v is an integer number from min to max (NaN is not).
 function _M.is_integer_in(v, min, max)
   return type(v) == "number" and v >= min and v <= max and v % 1 == 0

@@ -14,11 +14,12 @@
 -- Deadlines live in one binary heap per manager (the scheduler) whose
 -- entries are the objects themselves (obj.due, obj.hpos), so a wait that
 -- ends early leaves nothing behind.
+local heap = require("mongoose.heap")
 local core = require("mongoose.core")
 
 local co_create, co_resume, co_yield = coroutine.create, coroutine.resume, coroutine.yield
 local co_running, pcall, traceback, type = coroutine.running, pcall, debug.traceback, type
-local error, tonumber, setmetatable, floor = error, tonumber, setmetatable, math.floor
+local error, tonumber, setmetatable = error, tonumber, setmetatable
 local C_millis = core.C.mgffi_millis
 
 local _M = {}
@@ -211,76 +212,15 @@ end
 -- each knowing its place in obj.hpos) and the tasks ready to resume.
 ---------------------------------------------------------------------------
 
-local Sched = {}
-Sched.__index = Sched
+local Sched = heap.extend({})
 
 function _M.new_scheduler(mgr)
-  return setmetatable({ mgr = mgr, n = 0, rn = 0, rtask = {}, rgen = {}, rval = {} }, Sched)
+  return heap.new(Sched, { mgr = mgr, rn = 0, rtask = {}, rgen = {}, rval = {} })
 end
 
-local function swap(s, i, j)
-  local a, b = s[i], s[j]
-  s[i], s[j] = b, a
-  a.hpos, b.hpos = j, i
-end
-
-local function sift_up(s, i)
-  while i > 1 do
-    local p = floor(i / 2)
-    if s[i].due < s[p].due then
-      swap(s, i, p)
-      i = p
-    else
-      break
-    end
-  end
-end
-
-local function sift_down(s, i)
-  local n = s.n
-  while true do
-    local l, r, m = 2 * i, 2 * i + 1, i
-    if l <= n and s[l].due < s[m].due then m = l end
-    if r <= n and s[r].due < s[m].due then m = r end
-    if m == i then break end
-    swap(s, i, m)
-    i = m
-  end
-end
-
---- Calls obj:on_deadline() at time due (ms of mgffi_millis) unless
--- remove(obj) is called first. An object has one deadline at a time.
-function Sched:add(obj, due)
-  if obj.hpos then
-    self:remove(obj)
-  end
-  local n = self.n + 1
-  self.n = n
-  self[n] = obj
-  obj.due = due
-  obj.hpos = n
-  sift_up(self, n)
-end
-
-function Sched:remove(obj)
-  local i = obj.hpos
-  if not i or self[i] ~= obj then
-    return
-  end
-  obj.hpos = nil
-  local n = self.n
-  if i ~= n then
-    local last = self[n]
-    self[i] = last
-    last.hpos = i
-  end
-  self[n] = nil
-  self.n = n - 1
-  if i < n then
-    sift_down(self, i)
-    sift_up(self, i)
-  end
-end
+-- Sched:add(obj, due) calls obj:on_deadline() at time due (ms of
+-- mgffi_millis) unless Sched:remove(obj) is called first (mongoose.heap:
+-- an object has one deadline at a time).
 
 --- Queues task to be resumed with val after this poll's events, if it is
 -- still in the wait it is in now.
@@ -295,11 +235,7 @@ function Sched:next_due(now)
   if self.rn > 0 then
     return 0
   end
-  if self.n == 0 then
-    return nil
-  end
-  local d = self[1].due - now
-  return d > 0 and d or 0
+  return heap.Heap.next_due(self, now)
 end
 
 --- Runs the deadlines due at now, then the tasks that were ready before

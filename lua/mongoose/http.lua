@@ -300,11 +300,7 @@ core.add_endpoint_methods(Listener) -- close, local_addr, port
 
 --- Responses not yet sent, by connection id (deferred replies).
 function Listener:pending_count()
-  local n = 0
-  for _ in pairs(self.pending) do
-    n = n + 1
-  end
-  return n
+  return core.count(self.pending)
 end
 
 --- Sends data to every open WebSocket of this listener (but except): see

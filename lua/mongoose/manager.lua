@@ -340,7 +340,7 @@ function Manager:set_timeout(delay_ms, fn)
   if type(fn) ~= "function" then
     error("fn must be a function", 2)
   end
-  return self.timers:add(tonumber(C_millis()), delay_ms, nil, fn)
+  return self.timers:add_timer(tonumber(C_millis()), delay_ms, nil, fn)
 end
 
 --- Calls fn(timer) every interval_ms until timer:cancel().
@@ -351,7 +351,7 @@ function Manager:set_interval(interval_ms, fn)
   if type(fn) ~= "function" then
     error("fn must be a function", 2)
   end
-  return self.timers:add(tonumber(C_millis()), interval_ms, interval_ms, fn)
+  return self.timers:add_timer(tonumber(C_millis()), interval_ms, interval_ms, fn)
 end
 
 local SIGNALS = { INT = 2, TERM = 15, HUP = 1, QUIT = 3, USR1 = 10, USR2 = 12 }

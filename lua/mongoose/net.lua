@@ -343,11 +343,7 @@ core.add_endpoint_methods(TcpListener) -- close, local_addr, port
 
 --- Number of open connections accepted by this listener.
 function TcpListener:connection_count()
-  local n = 0
-  for _ in pairs(self.connections) do
-    n = n + 1
-  end
-  return n
+  return core.count(self.connections)
 end
 
 local function check_opts(opts, level)

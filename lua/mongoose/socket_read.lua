@@ -148,7 +148,8 @@ local function until_fn(st)
 end
 
 -- Waits for the reader's want (self.want, self.want_n) within the read
--- timeout; the task is the running one.
+-- timeout; the task is the running one. A paused connection is resumed
+-- for it, and paused again if what then arrived is over the limit.
 local function read_wait(self, task)
   if self.reader then
     return nil, "socket busy reading"
@@ -157,7 +158,11 @@ local function read_wait(self, task)
   if self.paused then
     check_buffer(self)
   end
-  return wait(task, self, self.rtimeout)
+  local a, b, c = wait(task, self, self.rtimeout)
+  if self.paused and self.id then
+    check_buffer(self)
+  end
+  return a, b, c
 end
 
 --- Reads: "*l" (default: a line, without CR LF), "*a" (everything until
@@ -207,13 +212,7 @@ function _M.receive(self, pattern)
   if task == nil then
     return coro.call_blocking(self.mgr, 2, _M.receive, self, pattern)
   end
-  if self.paused then
-    check_buffer(self)
-  end
   local a, b, c = read_wait(self, task)
-  if self.paused and self.id then
-    check_buffer(self)
-  end
   return a, b, c
 end
 
@@ -242,9 +241,6 @@ function _M.receiveany(self, max)
     return coro.call_blocking(self.mgr, 2, _M.receiveany, self, max)
   end
   local a, b = read_wait(self, task)
-  if self.paused and self.id then
-    check_buffer(self)
-  end
   return a, b
 end
 
@@ -276,13 +272,7 @@ function _M.receiveuntil(sock, pattern, opts)
       if task == nil then
         return coro.call_blocking(sock.mgr, 2, reader, size)
       end
-      if sock.paused then
-        check_buffer(sock)
-      end
       local a, b, c = read_wait(sock, task)
-      if sock.paused and sock.id then
-        check_buffer(sock)
-      end
       if a == false then
         return nil
       end
