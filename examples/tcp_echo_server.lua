@@ -7,20 +7,17 @@
 -- or SIGTERM.
 local mongoose = require("mongoose")
 
-local host = os.getenv("HOST") or "127.0.0.1"
-local port = tonumber(os.getenv("PORT") or "9000")
+local host, port = os.getenv("HOST") or "127.0.0.1", tonumber(os.getenv("PORT") or "9000")
 if not port then
   io.stderr:write("PORT must be a number\n")
   os.exit(2)
 end
-if host:find(":", 1, true) then
-  host = "[" .. host .. "]"
-end
+local url = (host:find(":", 1, true) and "tcp://[%s]:%d" or "tcp://%s:%d"):format(host, port)
 
 local mgr = assert(mongoose.new_manager({ log_level = "info" }))
 local clients, bytes = 0, 0
 
-local listener, err = mgr:tcp_listen(string.format("tcp://%s:%d", host, port), {
+local listener, err = mgr:tcp_listen(url, {
   on_accept = function(conn)
     clients = clients + 1
     mgr:log("info", "tcp echo: " .. conn:remote_addr() .. " connected")

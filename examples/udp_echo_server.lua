@@ -7,20 +7,17 @@
 -- or SIGTERM.
 local mongoose = require("mongoose")
 
-local host = os.getenv("HOST") or "127.0.0.1"
-local port = tonumber(os.getenv("PORT") or "9001")
+local host, port = os.getenv("HOST") or "127.0.0.1", tonumber(os.getenv("PORT") or "9001")
 if not port then
   io.stderr:write("PORT must be a number\n")
   os.exit(2)
 end
-if host:find(":", 1, true) then
-  host = "[" .. host .. "]"
-end
+local url = (host:find(":", 1, true) and "udp://[%s]:%d" or "udp://%s:%d"):format(host, port)
 
 local mgr = assert(mongoose.new_manager({ log_level = "info" }))
 local datagrams = 0
 
-local sock, err = mgr:udp_listen(string.format("udp://%s:%d", host, port), {
+local sock, err = mgr:udp_listen(url, {
   on_datagram = function(s, view)
     datagrams = datagrams + 1
     s:send(view:string())

@@ -96,11 +96,8 @@ local function failed(self, rc)
   return core.send_failure(self.mgr, rc)
 end
 
---- Queues bytes for sending. Returns true, or nil and an error.
-function Conn:send(data)
-  if type(data) ~= "string" then
-    error("data must be a string", 2)
-  end
+-- Queues data on the connection or socket self.
+local function send_bytes(self, data)
   if self.closed then
     return nil, "closed"
   end
@@ -109,6 +106,14 @@ function Conn:send(data)
     return failed(self, rc)
   end
   return true
+end
+
+--- Queues bytes for sending. Returns true, or nil and an error.
+function Conn:send(data)
+  if type(data) ~= "string" then
+    error("data must be a string", 2)
+  end
+  return send_bytes(self, data)
 end
 
 --- Closes after the queued data is sent (immediately = true: at once).
@@ -506,14 +511,7 @@ function Udp:send(data)
   if self.from.addr ~= nil then
     return self:send_to(self.from, data)
   end
-  if self.closed then
-    return nil, "closed"
-  end
-  local rc = C_send(self.mgr.cm, self.id, data, #data)
-  if rc ~= 0 then
-    return failed(self, rc)
-  end
-  return true
+  return send_bytes(self, data)
 end
 
 core.add_endpoint_methods(Udp) -- close, local_addr, port
