@@ -431,6 +431,36 @@ function Connection:send_queued()
   return _M.send_queued(self.mgr.cm, self.id)
 end
 
+--- obj:add_close_hook(fn) for objects that end once (WebSockets, event
+-- streams): fn(obj) runs when it ends (run_close_hooks), once, in the
+-- order added; nil, "closed" once obj.closed.
+function _M.add_close_hook(obj, fn)
+  if type(fn) ~= "function" then
+    error("fn must be a function", 2)
+  end
+  if obj.closed then
+    return nil, "closed"
+  end
+  local hooks = obj.close_hooks
+  if not hooks then
+    hooks = {}
+    obj.close_hooks = hooks
+  end
+  hooks[#hooks + 1] = fn
+  return true
+end
+
+--- Runs the close hooks of obj (each protected, logged as what).
+function _M.run_close_hooks(obj, mgr, what)
+  local hooks = obj.close_hooks
+  if hooks then
+    obj.close_hooks = nil
+    for i = 1, #hooks do
+      mgr:protected_call(what, hooks[i], obj)
+    end
+  end
+end
+
 function _M.add_connection_methods(class) -- pause, resume, send_queued
   for name, fn in pairs(Connection) do
     class[name] = fn

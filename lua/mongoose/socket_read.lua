@@ -147,6 +147,16 @@ local function until_fn(st)
   end
 end
 
+-- What the buffer holds of the reader's want now (nil: not enough); a
+-- paused connection resumes once the buffer is short again.
+local function take_now(self)
+  local got = take(self)
+  if got ~= nil and self.paused then
+    check_buffer(self)
+  end
+  return got
+end
+
 -- Waits for the reader's want (self.want, self.want_n) within the read
 -- timeout; the task is the running one. A paused connection is resumed
 -- for it, and paused again if what then arrived is over the limit.
@@ -191,11 +201,8 @@ function _M.receive(self, pattern)
   end
   self.want, self.want_n = want, n
   if want ~= "a" then
-    local got = take(self)
+    local got = take_now(self)
     if got ~= nil then
-      if self.paused then
-        check_buffer(self)
-      end
       return got
     end
   end
@@ -226,11 +233,8 @@ function _M.receiveany(self, max)
     return nil, "closed"
   end
   self.want, self.want_n = "any", max
-  local got = take(self)
+  local got = take_now(self)
   if got ~= nil then
-    if self.paused then
-      check_buffer(self)
-    end
     return got
   end
   if self.eof then

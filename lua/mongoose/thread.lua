@@ -24,13 +24,8 @@ local function pack(...)
 end
 
 -- The finish function of a thread's task.
-local function thread_done(t, task, ok, ...)
-  t.done, t.ok = true, ok
-  t.results = pack(...)
-  t.task = nil
-  if not ok then
-    task.mgr:log_failure("thread", (...))
-  end
+-- The tasks waiting for thread t (thread.wait) go on with its end.
+local function wake_joiners(t)
   local joiners = t.joiners
   if joiners then
     t.joiners = nil
@@ -38,6 +33,16 @@ local function thread_done(t, task, ok, ...)
       coro.wake_later(joiners[i], _M, t)
     end
   end
+end
+
+local function thread_done(t, task, ok, ...)
+  t.done, t.ok = true, ok
+  t.results = pack(...)
+  t.task = nil
+  if not ok then
+    task.mgr:log_failure("thread", (...))
+  end
+  wake_joiners(t)
 end
 
 local function entry(t)
@@ -141,13 +146,7 @@ function _M.kill(t)
   t.task = nil
   t.done, t.ok, t.waited = true, false, true
   t.results = { n = 1, "killed" }
-  local joiners = t.joiners
-  if joiners then
-    t.joiners = nil
-    for i = 1, #joiners do
-      coro.wake_later(joiners[i], _M, t)
-    end
-  end
+  wake_joiners(t)
   return true
 end
 

@@ -230,24 +230,10 @@ end
 
 core.add_connection_methods(WebSocket) -- pause, resume, send_queued
 
---- Runs fn(ws) when the connection closes, before on_close: for code that
--- keeps WebSockets in its own tables (mongoose.web.groups frees them).
--- Hooks run once, in the order added.
-function WebSocket:add_close_hook(fn)
-  if type(fn) ~= "function" then
-    error("fn must be a function", 2)
-  end
-  if self.closed then
-    return nil, "closed"
-  end
-  local hooks = self.close_hooks
-  if not hooks then
-    hooks = {}
-    self.close_hooks = hooks
-  end
-  hooks[#hooks + 1] = fn
-  return true
-end
+--- ws:add_close_hook(fn): fn(ws) runs when the connection closes, before
+-- on_close, for code that keeps WebSockets in its own tables
+-- (mongoose.web.groups frees them).
+WebSocket.add_close_hook = core.add_close_hook
 
 ---------------------------------------------------------------------------
 -- Streamed messages: sent in fragments as they are produced
@@ -289,28 +275,28 @@ local function stream_frame(self, chunk, fin)
   return true
 end
 
+local function stream_piece(self, chunk, fin)
+  if type(chunk) ~= "string" then
+    error("chunk must be a string", 3)
+  end
+  if self.done then
+    error("the message is finished", 3)
+  end
+  local ok, err = stream_frame(self, chunk, fin)
+  return ok, err -- not a tail call: the errors above count this frame
+end
+
 --- Sends chunk as the next fragment. nil, "send queue full" while
 -- max_send_queue bytes wait (the chunk is not sent: try again later).
 function Stream:write(chunk)
-  if type(chunk) ~= "string" then
-    error("chunk must be a string", 2)
-  end
-  if self.done then
-    error("the message is finished", 2)
-  end
-  return stream_frame(self, chunk, false)
+  local ok, err = stream_piece(self, chunk, false)
+  return ok, err
 end
 
 --- Ends the message (with a last chunk, possibly empty).
 function Stream:finish(chunk)
-  chunk = chunk or ""
-  if type(chunk) ~= "string" then
-    error("chunk must be a string", 2)
-  end
-  if self.done then
-    error("the message is finished", 2)
-  end
-  return stream_frame(self, chunk, true)
+  local ok, err = stream_piece(self, chunk or "", true)
+  return ok, err
 end
 
 local function flush_queued(self)
@@ -454,13 +440,7 @@ function WebSocket:on_event(ev, id)
     if l and l.websockets then
       l.websockets[id] = nil
     end
-    local hooks = self.close_hooks
-    if hooks then
-      self.close_hooks = nil
-      for i = 1, #hooks do
-        self.mgr:protected_call("WebSocket close hook", hooks[i], self)
-      end
-    end
+    core.run_close_hooks(self, self.mgr, "WebSocket close hook")
     local code, reason = self.close_code, self.close_reason
     if code == nil then
       code = self.local_close_code or 1006

@@ -27,13 +27,7 @@ local function closed_by_peer(self)
     self.heartbeat:cancel()
     self.heartbeat = nil
   end
-  local hooks = self.close_hooks
-  self.close_hooks = nil
-  if hooks then
-    for i = 1, #hooks do
-      self.mgr:protected_call("SSE close hook", hooks[i], self)
-    end
-  end
+  core.run_close_hooks(self, self.mgr, "SSE close hook")
 end
 
 --- Starts an event stream as the reply to req. opts: retry (ms, told to
@@ -164,18 +158,7 @@ function Stream:send_queued()
 end
 
 --- Runs fn(stream) once the stream ends (client gone or close()).
-function Stream:add_close_hook(fn)
-  if type(fn) ~= "function" then
-    error("fn must be a function", 2)
-  end
-  if self.closed then
-    return nil, "closed"
-  end
-  local hooks = self.close_hooks or {}
-  self.close_hooks = hooks
-  hooks[#hooks + 1] = fn
-  return true
-end
+Stream.add_close_hook = core.add_close_hook
 
 --- Ends the stream (the last chunk; the connection stays for more
 -- requests).
