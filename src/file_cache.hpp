@@ -19,9 +19,11 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "noncopyable.hpp"
+
 namespace mgffi {
 
-struct OpenFile {
+struct OpenFile : NonCopyable {
   int fd = -1;  // regular files; -1 for a directory
   bool is_dir = false;
   std::uint64_t size = 0;
@@ -34,8 +36,6 @@ struct OpenFile {
   char last_modified[30] = {};  // IMF-fixdate
 
   OpenFile() = default;
-  OpenFile(const OpenFile &) = delete;
-  OpenFile &operator=(const OpenFile &) = delete;
   ~OpenFile();
   std::string_view etag_view() const { return {etag, etag_len}; }
 };

@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "ascii.hpp"
+
 namespace mgffi {
 
 namespace {
@@ -15,18 +17,6 @@ std::string_view trim(std::string_view s) {
   while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);
   while (!s.empty() && is_ows(s.back())) s.remove_suffix(1);
   return s;
-}
-
-char lower(char ch) {
-  return ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); i++) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
 }
 
 bool is_digit(char ch) {
@@ -407,7 +397,7 @@ int choose_coding(const HeaderValues &accept, const std::string_view *codings, i
           const std::size_t next = params.find(';');
           const std::string_view param = trim(params.substr(0, next));
           params = next == std::string_view::npos ? std::string_view() : params.substr(next + 1);
-          if (param.size() >= 2 && lower(param[0]) == 'q' && param[1] == '=') {
+          if (param.size() >= 2 && ascii_lower(param[0]) == 'q' && param[1] == '=') {
             weight = parse_q(param.substr(2));
             if (weight < 0) weight = 0;  // malformed: not acceptable
           }

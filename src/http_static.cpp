@@ -19,6 +19,7 @@
 #include <ctime>
 #include <new>
 
+#include "ascii.hpp"
 #include "dir_listing.hpp"
 #include "http_conditional.hpp"
 #include "manager.hpp"
@@ -96,18 +97,6 @@ std::string_view view(const mgffi_str &s) {
 
 std::string_view view(const mg_str &s) {
   return s.len > 0 ? std::string_view(s.buf, s.len) : std::string_view();
-}
-
-char lower(char ch) {
-  return ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); i++) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
 }
 
 // Whether a "Name: value\r\n" block has a line for name.

@@ -18,14 +18,13 @@
 #include "file_cache.hpp"
 #include "mongoose.h"
 #include "nested_epoll.hpp"
+#include "noncopyable.hpp"
 
 namespace mgffi {
 
-class StaticFiles {
+class StaticFiles : NonCopyable {
  public:
   StaticFiles() = default;
-  StaticFiles(const StaticFiles &) = delete;
-  StaticFiles &operator=(const StaticFiles &) = delete;
 
   // Creates the epoll set inside mgr's. False without epoll (files are
   // then read into the send buffer, as for TLS).

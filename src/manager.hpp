@@ -24,6 +24,7 @@
 #include "event_queue.hpp"
 #include "mongoose.h"
 #include "mongoose_ffi.h"
+#include "noncopyable.hpp"
 #include "park.hpp"
 
 namespace mgffi {
@@ -36,12 +37,10 @@ class StaticFiles;  // http_static.hpp
 // it). Starts the connection's send timer when the queue was empty.
 bool send_bytes(mg_connection *c, const void *buf, std::size_t len);
 
-class Manager {
+class Manager : NonCopyable {
  public:
   Manager();
   ~Manager();
-  Manager(const Manager &) = delete;
-  Manager &operator=(const Manager &) = delete;
 
   // ---- manager.cpp: polling, the registry, events
   int poll(int timeout_ms);

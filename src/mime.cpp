@@ -2,6 +2,8 @@
 
 #include <cstddef>
 
+#include "ascii.hpp"
+
 namespace mgffi {
 
 namespace {
@@ -90,27 +92,15 @@ constexpr MimeEntry kMimeTypes[] = {
 
 constexpr std::string_view kDefaultType = "application/octet-stream";
 
-char lower(char ch) {
-  return ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch;
-}
-
 // -1, 0, 1 as ext (any case) sorts before, equal to, after key (lower case).
 int compare_ext(std::string_view ext, const char *key) {
   std::size_t i = 0;
   for (; i < ext.size() && key[i] != '\0'; i++) {
-    const char a = lower(ext[i]);
+    const char a = ascii_lower(ext[i]);
     if (a != key[i]) return a < key[i] ? -1 : 1;
   }
   if (i == ext.size()) return key[i] == '\0' ? 0 : -1;
   return 1;
-}
-
-bool same_ext(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); i++) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
 }
 
 std::string_view trim(std::string_view s) {
@@ -153,7 +143,7 @@ std::string_view mime_type_for(std::string_view ext, std::string_view overrides)
   if (ext.empty()) return kDefaultType;
   std::string_view found;
   each_override(overrides, [&](std::string_view e, std::string_view type) {
-    if (!same_ext(e, ext)) return false;
+    if (!iequals(e, ext)) return false;
     found = type;
     return true;
   });

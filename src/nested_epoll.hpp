@@ -9,15 +9,14 @@
 #include <cstdint>
 
 #include "mongoose.h"
+#include "noncopyable.hpp"
 
 namespace mgffi {
 
-class NestedEpoll {
+class NestedEpoll : NonCopyable {
  public:
   NestedEpoll() = default;
   ~NestedEpoll();
-  NestedEpoll(const NestedEpoll &) = delete;
-  NestedEpoll &operator=(const NestedEpoll &) = delete;
 
   // Creates the set inside mgr's. False where there is no epoll.
   bool init(mg_mgr *mgr);

@@ -30,17 +30,16 @@
 
 #include "mongoose.h"
 #include "nested_epoll.hpp"
+#include "noncopyable.hpp"
 
 namespace mgffi {
 
 class Manager;
 struct ConnState;
 
-class Parking {
+class Parking : NonCopyable {
  public:
   Parking() = default;
-  Parking(const Parking &) = delete;
-  Parking &operator=(const Parking &) = delete;
 
   // Creates the glue's epoll set inside mgr's. False where there is no
   // epoll (connections are then never parked).

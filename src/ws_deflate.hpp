@@ -17,6 +17,7 @@
 
 #include "byte_buffer.hpp"
 #include "mongoose.h"
+#include "noncopyable.hpp"
 
 struct z_stream_s;
 
@@ -55,12 +56,10 @@ bool accept_deflate_response(mg_str answer, const DeflateConfig &config, Deflate
 
 // A raw-deflate compressor: a message in, its compressed bytes out (the
 // final 00 00 ff ff of Z_SYNC_FLUSH removed, RFC 7692 7.2.1).
-class Deflater {
+class Deflater : NonCopyable {
  public:
   Deflater(int level, int window_bits);
   ~Deflater();
-  Deflater(const Deflater &) = delete;
-  Deflater &operator=(const Deflater &) = delete;
   bool ok() const { return ok_; }
   // Appends the compressed form of p[0..n) to out; reset_after: forget the
   // context. False on a zlib error or OOM (out is as it was, the stream
@@ -73,12 +72,10 @@ class Deflater {
 };
 
 // A raw-deflate decompressor for whole messages, with an output limit.
-class Inflater {
+class Inflater : NonCopyable {
  public:
   Inflater();
   ~Inflater();
-  Inflater(const Inflater &) = delete;
-  Inflater &operator=(const Inflater &) = delete;
   bool ok() const { return ok_; }
   enum Status { kOk, kTooBig, kCorrupt, kNoMemory };
   // Appends the decompressed message to out (at most limit bytes; 0: no
