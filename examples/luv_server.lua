@@ -30,14 +30,6 @@ local ticks = 0
 local line_clients = {}  -- luv TCP handle -> true
 local deferred = {}      -- luv timers of /slow replies not yet sent
 
-local function count(t)
-  local n = 0
-  for _ in pairs(t) do
-    n = n + 1
-  end
-  return n
-end
-
 -- The HTTP server (Mongoose).
 local listener, err = mgr:http_listen(string.format("http://%s:%d", host, port), function(req, res)
   if req.path == "/" then
@@ -45,7 +37,7 @@ local listener, err = mgr:http_listen(string.format("http://%s:%d", host, port),
       { ["Content-Type"] = "text/plain" }
   elseif req.path == "/api/status" then
     return 200, string.format('{"ticks":%d,"uptime_ms":%d,"line_clients":%d,"mongoose":"%s"}',
-                              ticks, uv.now() - started, count(line_clients), mongoose.mongoose_version),
+                              ticks, uv.now() - started, mongoose.core.count(line_clients), mongoose.mongoose_version),
       { ["Content-Type"] = "application/json" }
   elseif req.path == "/slow" then
     local t = uv.new_timer()

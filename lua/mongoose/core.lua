@@ -467,11 +467,12 @@ function _M.add_connection_methods(class) -- pause, resume, send_queued
   end
 end
 
---- The number of keys of table t.
+--- The number of keys of table t (walked with next(): see copy_table).
 function _M.count(t)
-  local n = 0
-  for _ in pairs(t) do
+  local n, k = 0, next(t)
+  while k ~= nil do
     n = n + 1
+    k = next(t, k)
   end
   return n
 end

@@ -301,16 +301,22 @@ function _M.wait(task, obj, timeout_ms)
   return co_yield(WAIT)
 end
 
---- Resumes task with a, b, c if it waits on obj (else does nothing).
-function _M.wake(task, obj, a, b, c)
-  if task.waiting ~= obj or obj == nil then
-    return
-  end
+-- The wait task is in is over (a later wake-up for it is stale), and so
+-- is its deadline.
+local function end_wait(task)
   task.waiting = nil
   task.gen = task.gen + 1
   if task.hpos then
     task.mgr.sched:remove(task)
   end
+end
+
+--- Resumes task with a, b, c if it waits on obj (else does nothing).
+function _M.wake(task, obj, a, b, c)
+  if task.waiting ~= obj or obj == nil then
+    return
+  end
+  end_wait(task)
   return resume(task, a, b, c)
 end
 
@@ -347,11 +353,7 @@ function _M.cancel(task)
   task.cancelled = true
   local obj = task.waiting
   if obj then
-    task.waiting = nil
-    task.gen = task.gen + 1
-    if task.hpos then
-      task.mgr.sched:remove(task)
-    end
+    end_wait(task)
     return resume(task, obj:abort_wait(task, "closed"))
   end
 end
@@ -363,11 +365,7 @@ function _M.kill(task)
   if not obj then
     return false
   end
-  task.waiting = nil
-  task.gen = task.gen + 1
-  if task.hpos then
-    task.mgr.sched:remove(task)
-  end
+  end_wait(task)
   obj:abort_wait(task, "killed")
   if task.owned and task.owned.n > 0 then
     end_owned(task)
