@@ -405,9 +405,9 @@ bench_https_hello() {
 }
 
 # ---- tcp_echo and udp_echo -------------------------------------------------------
-# Echo servers through the high-level Lua API (bench/tcp_echo.lua,
-# bench/udp_echo.lua) against the same servers in pure C (bench/echo_c.c),
-# both on the same mongoose.c and settings. The load
+# Echo servers through the high-level Lua API (bench/echo.lua) against the
+# same servers in pure C (bench/echo_c.c), both on the same mongoose.c and
+# settings, each given tcp or udp. The load
 # clients use plain sockets, no Mongoose, pinned to the client CPU:
 # bench/tcp_load.c streams TCP_CHUNK-byte writes on TCP_CONNECTIONS
 # connections (at most 1 MiB unanswered each) and counts the echoed bytes
@@ -485,7 +485,7 @@ net_compare() {
     run_net_load "$bench-c-$r" "$unit" "$load" -p "$c_port" -d "$DURATION" -W "$WARMUP" "$@"
     c_runs+=("$NET_RATE")
     stop_server "$pid"
-    start_net_server "lua_$bench" "$proto" "$lua_port" scripts/lua-env.sh "$LUAJIT" "$lua_script" "$lua_port"
+    start_net_server "lua_$bench" "$proto" "$lua_port" scripts/lua-env.sh "$LUAJIT" "$lua_script" "$proto" "$lua_port"
     pid="$SERVER_PID"
     run_net_load "$bench-lua-$r" "$unit" "$load" -p "$lua_port" -d "$DURATION" -W "$WARMUP" "$@"
     lua_runs+=("$NET_RATE")
@@ -499,14 +499,14 @@ net_compare() {
 
 # tcp_echo: TCP_CONNECTIONS connections streaming TCP_CHUNK-byte writes.
 bench_tcp_echo() {
-  net_compare tcp_echo tcp MB/s "$BUILD_DIR/bench_c_echo" bench/tcp_echo.lua \
+  net_compare tcp_echo tcp MB/s "$BUILD_DIR/bench_c_echo" bench/echo.lua \
     $((PORT_BASE + 4)) $((PORT_BASE + 5)) -c "$TCP_CONNECTIONS" -s "$TCP_CHUNK"
   SUMMARY+=("  ($TCP_CONNECTIONS connections, $TCP_CHUNK-byte writes, echoed MB/s (10^6 bytes), ratio Lua/C)")
 }
 
 # udp_echo: UDP_WINDOW datagrams of UDP_SIZE bytes in flight.
 bench_udp_echo() {
-  net_compare udp_echo udp dgram/s "$BUILD_DIR/bench_c_echo" bench/udp_echo.lua \
+  net_compare udp_echo udp dgram/s "$BUILD_DIR/bench_c_echo" bench/echo.lua \
     $((PORT_BASE + 6)) $((PORT_BASE + 7)) -w "$UDP_WINDOW" -s "$UDP_SIZE"
   SUMMARY+=("  ($UDP_WINDOW datagrams of $UDP_SIZE bytes in flight, echoes/s, ratio Lua/C)")
 }
