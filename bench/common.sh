@@ -297,6 +297,7 @@ run_wrk() {
     log "warning: $name: $(grep -e "Non-2xx" -e "Socket errors" "$out" | tr -s ' ' | tr '\n' ';')"
   fi
   WRK_RPS="$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")"
+  # shellcheck disable=SC2034 # for web.sh
   WRK_XFER="$(awk '/^Transfer\/sec:/ { print $2 }' "$out")"
   WRK_REQUESTS="$(awk '$2 == "requests" && $3 == "in" { print $1 }' "$out")"
   if [ -z "$WRK_RPS" ] || [ -z "$WRK_REQUESTS" ] || [ "$WRK_REQUESTS" -eq 0 ]; then
