@@ -60,6 +60,31 @@ static inline int bench_port_arg(int argc, char *argv[], int i, int fallback) {
   return argc > i ? bench_port(argv[i]) : fallback;
 }
 
+// What a load client runs, from the options they all take: -p PORT (its
+// server's, on 127.0.0.1), -d SECONDS (measured) and -W SECONDS (a warm-up,
+// unmeasured, before them).
+struct bench_run {
+  int port;  // 0 until -p is given, -1 when -p is not a port
+  double seconds;
+  double warmup;
+};
+
+// Takes getopt's opt (with its argument) when it is -p, -d or -W; returns 0
+// for any other option.
+static inline int bench_run_option(struct bench_run *run, int opt, const char *arg) {
+  switch (opt) {
+    case 'p': run->port = bench_port(arg); return 1;
+    case 'd': run->seconds = atof(arg); return 1;
+    case 'W': run->warmup = atof(arg); return 1;
+    default: return 0;
+  }
+}
+
+// True when run has a port, a measured time and no negative warm-up.
+static inline int bench_run_ok(const struct bench_run *run) {
+  return run->port > 0 && run->seconds > 0 && run->warmup >= 0;
+}
+
 // Seconds on the monotonic clock.
 static inline double bench_now(void) {
   struct timespec ts;

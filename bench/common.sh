@@ -442,6 +442,29 @@ print_results() {
   printf '%s\n' "${RESULTS[@]}"
 }
 
+# against_nginx NAME LUA [PROGRAM...]: the main of redis.sh and proxy.sh.
+# The tools (nginx too, with the Lua module when LUA is 1, for side nginx),
+# the build (with PROGRAM...), print_setup; then the script's start_backend,
+# start_mongoose and start_nginx (for the sides of SIDES) with the ports
+# BACKEND_PORT (PORT_BASE + 9, on the client CPU), MG_PORT (PORT_BASE) and
+# NGINX_PORT (PORT_BASE + 1); compare NAME; print_results.
+against_nginx() {
+  local name="$1" lua="$2"
+  shift 2
+  # shellcheck disable=SC2034 # for the script's start_* functions
+  MG_PORT="$PORT_BASE" NGINX_PORT=$((PORT_BASE + 1)) BACKEND_PORT=$((PORT_BASE + 9))
+  need_tools wrk
+  if has_side nginx; then need_nginx "$lua"; fi
+  build "$@"
+  print_setup
+  start_backend
+  if has_side mongoose; then start_mongoose; fi
+  if has_side nginx; then start_nginx; fi
+  # shellcheck disable=SC2086 # a side a word
+  compare add_result "$name" $SIDES
+  print_results
+}
+
 # ---- nginx and OpenResty's libraries -----------------------------------------------
 
 # need_openresty_lib PACKAGE FILE: Debian's PACKAGE (one of OpenResty's Lua

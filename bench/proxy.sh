@@ -20,9 +20,11 @@ INSTALL_WRK=1
 # shellcheck source=bench/common.sh
 source "$(dirname "$0")/common.sh"
 
-UP_PORT=$((PORT_BASE + 9))
-MG_PORT=$PORT_BASE
-NGINX_PORT=$((PORT_BASE + 1))
+# The back end: the pure-C Mongoose hello server.
+start_backend() {
+  start_server upstream "$CLIENT_CPU" "http://127.0.0.1:$BACKEND_PORT/" \
+    "$BUILD_DIR/bench_c_hello" "$BACKEND_PORT"
+}
 
 start_nginx() {
   serve_nginx nginx "$NGINX_PORT" 0 "$(
@@ -32,7 +34,7 @@ events { worker_connections 4096; }
 http {
   access_log off;
   upstream backend {
-    server 127.0.0.1:$UP_PORT;
+    server 127.0.0.1:$BACKEND_PORT;
     keepalive 100;
   }
   server {
@@ -51,21 +53,7 @@ CONF
 
 start_mongoose() {
   serve mongoose mongoose "http://127.0.0.1:$MG_PORT/" \
-    scripts/lua-env.sh "$LUAJIT" bench/proxy.lua "$MG_PORT" "$UP_PORT"
+    scripts/lua-env.sh "$LUAJIT" bench/proxy.lua "$MG_PORT" "$BACKEND_PORT"
 }
 
-main() {
-  need_tools wrk
-  if has_side nginx; then
-    need_nginx 0
-  fi
-  build bench_c_hello
-  print_setup
-  start_server upstream "$CLIENT_CPU" "http://127.0.0.1:$UP_PORT/" "$BUILD_DIR/bench_c_hello" "$UP_PORT"
-  if has_side mongoose; then start_mongoose; fi
-  if has_side nginx; then start_nginx; fi
-  # shellcheck disable=SC2086
-  compare add_result proxy $SIDES
-  print_results
-}
-main "$@"
+against_nginx proxy 0 bench_c_hello

@@ -24,14 +24,12 @@ INSTALL_WRK=1
 # shellcheck source=bench/common.sh
 source "$(dirname "$0")/common.sh"
 
-REDIS_PORT=$((PORT_BASE + 9))
-MG_PORT=$PORT_BASE
-NGINX_PORT=$((PORT_BASE + 1))
-
-start_redis() {
+# The back end: redis-server, and lua-nginx-redis for both sides.
+start_backend() {
   command -v redis-server >/dev/null || die "redis-server is missing (apt-get install redis-server)"
-  start_server redis-server "$CLIENT_CPU" "tcp://127.0.0.1:$REDIS_PORT" redis-server \
-    --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK_DIR"
+  need_openresty_lib lua-nginx-redis nginx/redis.lua
+  start_server redis-server "$CLIENT_CPU" "tcp://127.0.0.1:$BACKEND_PORT" redis-server \
+    --port "$BACKEND_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK_DIR"
 }
 
 start_nginx() {
@@ -50,7 +48,7 @@ http {
         local redis = require "nginx.redis"
         local red = redis:new()
         red:set_timeout(1000)
-        local ok, err = red:connect("127.0.0.1", $REDIS_PORT)
+        local ok, err = red:connect("127.0.0.1", $BACKEND_PORT)
         if not ok then
           ngx.status = 500
           ngx.say("redis connect: ", err)
@@ -74,22 +72,7 @@ CONF
 
 start_mongoose() {
   serve mongoose mongoose "http://127.0.0.1:$MG_PORT/" env LIBS="$LIBS_DIR" \
-    scripts/lua-env.sh "$LUAJIT" bench/redis_incr.lua "$MG_PORT" "$REDIS_PORT"
+    scripts/lua-env.sh "$LUAJIT" bench/redis_incr.lua "$MG_PORT" "$BACKEND_PORT"
 }
 
-main() {
-  need_tools wrk
-  if has_side nginx; then
-    need_nginx 1
-  fi
-  build
-  need_openresty_lib lua-nginx-redis nginx/redis.lua
-  print_setup
-  start_redis
-  if has_side mongoose; then start_mongoose; fi
-  if has_side nginx; then start_nginx; fi
-  # shellcheck disable=SC2086
-  compare add_result redis_incr $SIDES
-  print_results
-}
-main "$@"
+against_nginx redis_incr 1

@@ -35,21 +35,19 @@ static void set_events(int ep, struct conn *c, int want_out) {
 }
 
 int main(int argc, char *argv[]) {
-  int port = 0, nconns = 8, opt;
+  struct bench_run run = {0, 10, 1};
+  int nconns = 8, opt;
   size_t chunk = 64 * 1024, window = 1024 * 1024;
-  double seconds = 10, warmup = 1;
   while ((opt = getopt(argc, argv, "p:c:s:w:d:W:")) != -1) {
+    if (bench_run_option(&run, opt, optarg)) continue;
     switch (opt) {
-      case 'p': port = bench_port(optarg); break;
       case 'c': nconns = atoi(optarg); break;
       case 's': chunk = (size_t)atol(optarg); break;
       case 'w': window = (size_t)atol(optarg); break;
-      case 'd': seconds = atof(optarg); break;
-      case 'W': warmup = atof(optarg); break;
       default: return bench_usage(argv[0], USAGE);
     }
   }
-  if (port <= 0 || nconns <= 0 || chunk == 0 || window < chunk || seconds <= 0) {
+  if (!bench_run_ok(&run) || nconns <= 0 || chunk == 0 || window < chunk) {
     fprintf(stderr, "tcp_load: bad arguments\n");
     return 2;
   }
@@ -68,13 +66,13 @@ int main(int argc, char *argv[]) {
   if (ep < 0) bench_die("epoll_create1");
   for (int i = 0; i < nconns; i++) {
     struct conn *c = &conns[i];
-    c->fd = bench_connect(SOCK_STREAM, port);
+    c->fd = bench_connect(SOCK_STREAM, run.port);
     fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
     c->want_out = 1;
     bench_epoll(ep, EPOLL_CTL_ADD, c->fd, EPOLLIN | EPOLLOUT, c);
   }
 
-  double start = bench_now(), measure_from = start + warmup, end = measure_from + seconds;
+  double start = bench_now(), measure_from = start + run.warmup, end = measure_from + run.seconds;
   double last_progress = start;
   uint64_t counted = 0;
   struct epoll_event events[64];

@@ -25,20 +25,18 @@ static void send_one(int fd, unsigned char *buf, size_t size) {
 }
 
 int main(int argc, char *argv[]) {
-  int port = 0, window = 50, opt;
+  struct bench_run run = {0, 10, 1};
+  int window = 50, opt;
   size_t size = 64;
-  double seconds = 10, warmup = 1;
   while ((opt = getopt(argc, argv, "p:w:s:d:W:")) != -1) {
+    if (bench_run_option(&run, opt, optarg)) continue;
     switch (opt) {
-      case 'p': port = bench_port(optarg); break;
       case 'w': window = atoi(optarg); break;
       case 's': size = (size_t)atol(optarg); break;
-      case 'd': seconds = atof(optarg); break;
-      case 'W': warmup = atof(optarg); break;
       default: return bench_usage(argv[0], "-p PORT [-w window] [-s size] [-d secs] [-W warmup]");
     }
   }
-  if (port <= 0 || window <= 0 || size < 8 || size > 65000 || seconds <= 0) {
+  if (!bench_run_ok(&run) || window <= 0 || size < 8 || size > 65000) {
     fprintf(stderr, "udp_load: bad arguments\n");
     return 2;
   }
@@ -46,10 +44,10 @@ int main(int argc, char *argv[]) {
   if (out == NULL || in == NULL) bench_die("malloc");
   for (size_t i = 0; i < size; i++) out[i] = (unsigned char)('a' + i % 26);
 
-  int fd = bench_connect(SOCK_DGRAM, port);
+  int fd = bench_connect(SOCK_DGRAM, run.port);
 
   for (int i = 0; i < window; i++) send_one(fd, out, size);
-  double start = bench_now(), measure_from = start + warmup, end = measure_from + seconds;
+  double start = bench_now(), measure_from = start + run.warmup, end = measure_from + run.seconds;
   double last_echo = start;
   uint64_t counted = 0, lost = 0;
   struct pollfd pfd = {fd, POLLIN, 0};

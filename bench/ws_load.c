@@ -143,8 +143,8 @@ static long parse(struct conn *c) {
 #define USAGE "-p port [-c conns] [-w window] [-s size] [-d secs] [-W warmup]"
 
 int main(int argc, char *argv[]) {
-  int port = 0, nconns = 50, opt, i;
-  double secs = 5, warmup = 1;
+  struct bench_run run = {0, 5, 1};
+  int nconns = 50, opt, i;
   unsigned char mask[4] = {0x37, 0xfa, 0x21, 0x3d};
   unsigned char *one_frame;
   size_t frame_len;
@@ -155,18 +155,15 @@ int main(int argc, char *argv[]) {
   double t0, t_measure, t_end, t_last_echo;
 
   while ((opt = getopt(argc, argv, "p:c:w:s:d:W:")) != -1) {
+    if (bench_run_option(&run, opt, optarg)) continue;
     switch (opt) {
-      case 'p': port = bench_port(optarg); break;
       case 'c': nconns = atoi(optarg); break;
       case 'w': s_window = atoi(optarg); break;
       case 's': s_size = (size_t)atol(optarg); break;
-      case 'd': secs = atof(optarg); break;
-      case 'W': warmup = atof(optarg); break;
       default: return bench_usage(argv[0], USAGE);
     }
   }
-  if (port <= 0 || nconns <= 0 || s_window <= 0 || s_size == 0 || s_size >= 65536 || secs <= 0 ||
-      warmup < 0) {
+  if (!bench_run_ok(&run) || nconns <= 0 || s_window <= 0 || s_size == 0 || s_size >= 65536) {
     return bench_usage(argv[0], USAGE);
   }
   signal(SIGPIPE, SIG_IGN);
@@ -186,7 +183,7 @@ int main(int argc, char *argv[]) {
   if (!conns) bench_fail("out of memory");
   for (i = 0; i < nconns; i++) {
     struct conn *c = &conns[i];
-    c->fd = connect_ws(port);
+    c->fd = connect_ws(run.port);
     c->rcap = 65536;
     c->rbuf = malloc(c->rcap);
     if (!c->rbuf) bench_fail("out of memory");
@@ -196,8 +193,8 @@ int main(int argc, char *argv[]) {
   for (i = 0; i < nconns; i++) start_window(ep, &conns[i]);
 
   t0 = bench_now();
-  t_measure = t0 + warmup;
-  t_end = t_measure + secs;
+  t_measure = t0 + run.warmup;
+  t_end = t_measure + run.seconds;
   t_last_echo = t0;
   for (;;) {
     double t = bench_now();
@@ -240,7 +237,7 @@ int main(int argc, char *argv[]) {
     }
   }
   printf("ws_load: connections %d window %d size %zu seconds %.1f messages %ld msg/s %.0f\n",
-         nconns, s_window, s_size, secs, counted, (double)counted / secs);
+         nconns, s_window, s_size, run.seconds, counted, (double)counted / run.seconds);
   for (i = 0; i < nconns; i++) close(conns[i].fd);
   return 0;
 }
