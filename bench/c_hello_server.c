@@ -2,54 +2,21 @@
 // server that answers every request with 200 "hello, world\n"
 // (text/plain), built from the same mongoose.c and with the same
 // compile-time settings as the mongoose_ffi library (see CMakeLists.txt,
-// target bench_c_hello). Uses only the public mongoose.h API.
+// target bench_c_hello). Uses only the public mongoose.h API (the main loop:
+// bench_server.h).
 //
 //   bench_c_hello [port]    (default 8101; listens on 127.0.0.1 only)
 //
 // Stops on SIGINT or SIGTERM.
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-
-#include "mongoose.h"
-
-static volatile sig_atomic_t s_stop = 0;
-
-static void on_signal(int signo) {
-  (void)signo;
-  s_stop = 1;
-}
+#include "bench_server.h"
 
 static void handler(struct mg_connection *c, int ev, void *ev_data) {
-  if (ev == MG_EV_HTTP_MSG) {
-    (void)ev_data;
-    mg_http_reply(c, 200, "Content-Type: text/plain\r\n", "hello, world\n");
-  }
+  (void)ev_data;
+  if (ev == MG_EV_HTTP_MSG) bench_hello(c);
 }
 
 int main(int argc, char *argv[]) {
-  int port = argc > 1 ? atoi(argv[1]) : 8101;
-  char url[64];
-  struct mg_mgr mgr;
-
-  if (port <= 0 || port > 65535) {
-    fprintf(stderr, "usage: %s [port]\n", argv[0]);
-    return 2;
-  }
-  snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
-
-  signal(SIGINT, on_signal);
-  signal(SIGTERM, on_signal);
-  signal(SIGPIPE, SIG_IGN);
-
-  mg_log_set(MG_LL_NONE);  // as the Lua API's default (mongoose_log_level "none")
-  mg_mgr_init(&mgr);
-  if (mg_http_listen(&mgr, url, handler, NULL) == NULL) {
-    fprintf(stderr, "cannot listen on %s\n", url);
-    mg_mgr_free(&mgr);
-    return 1;
-  }
-  while (!s_stop) mg_mgr_poll(&mgr, 1000);
-  mg_mgr_free(&mgr);
-  return 0;
+  int port = bench_port_arg(argc, argv, 1, 8101);
+  if (port < 0) return bench_usage(argv[0], "[port]");
+  return bench_serve("http", port, handler);
 }

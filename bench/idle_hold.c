@@ -13,32 +13,15 @@
 // reset (no TIME_WAIT left for the next run). -t bounds the whole run
 // (default 600 s). Raises its own descriptor limit to the hard limit.
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
+#define BENCH_NAME "idle_hold"
 #include <netinet/tcp.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/epoll.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/time.h>
-#include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t s_stop = 0;
+#include "bench_util.h"
 
-static void on_signal(int signo) {
-  (void)signo;
-  s_stop = 1;
-}
-
-static void usage(const char *argv0) {
-  fprintf(stderr, "usage: %s -p PORT -n N -k http|ws [-t SECONDS]\n", argv0);
-  exit(2);
-}
+#define USAGE "-p PORT -n N -k http|ws [-t SECONDS]"
 
 // Reads from fd until buf holds "\r\n\r\n" and, for HTTP, Content-Length
 // bytes after it. Returns 0, or -1 (closed, timed out, too long).
@@ -74,10 +57,7 @@ static int open_one(int port, int i, int http) {
   struct sockaddr_in src = {0};
   src.sin_family = AF_INET;
   src.sin_addr.s_addr = htonl((127u << 24) | (unsigned)(2 + i % 200));
-  struct sockaddr_in dst = {0};
-  dst.sin_family = AF_INET;
-  dst.sin_port = htons((unsigned short)port);
-  dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  struct sockaddr_in dst = bench_loopback(port);
   if (bind(fd, (struct sockaddr *)&src, sizeof(src)) != 0 ||
       connect(fd, (struct sockaddr *)&dst, sizeof(dst)) != 0) {
     close(fd);
@@ -121,7 +101,7 @@ int main(int argc, char *argv[]) {
   int port = 0, n = 0, http = -1, limit_s = 600, opt;
   while ((opt = getopt(argc, argv, "p:n:k:t:")) != -1) {
     if (opt == 'p')
-      port = atoi(optarg);
+      port = bench_port(optarg);
     else if (opt == 'n')
       n = atoi(optarg);
     else if (opt == 'k')
@@ -129,25 +109,23 @@ int main(int argc, char *argv[]) {
     else if (opt == 't')
       limit_s = atoi(optarg);
     else
-      usage(argv[0]);
+      return bench_usage(argv[0], USAGE);
   }
-  if (port <= 0 || port > 65535 || n < 0 || http < 0 || limit_s <= 0) usage(argv[0]);
+  if (port <= 0 || n < 0 || http < 0 || limit_s <= 0) return bench_usage(argv[0], USAGE);
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
-  signal(SIGINT, on_signal);
-  signal(SIGTERM, on_signal);
-  signal(SIGPIPE, SIG_IGN);
+  bench_signals();
   alarm((unsigned)limit_s);
-  signal(SIGALRM, on_signal);
+  signal(SIGALRM, bench_on_signal);
 
   int ep = epoll_create1(0);
   int *fds = calloc((size_t)(n > 0 ? n : 1), sizeof(int));
   if (ep < 0 || fds == NULL) return 1;
   int opened = 0;
-  for (int i = 0; i < n && !s_stop; i++) {
+  for (int i = 0; i < n && !bench_stop; i++) {
     int fd = open_one(port, i, http);
     if (fd < 0) {
       fprintf(stderr, "idle_hold: connection %d failed: %s\n", i + 1, strerror(errno));
@@ -161,7 +139,7 @@ int main(int argc, char *argv[]) {
   fflush(stdout);
   int alive = opened;
   struct epoll_event evs[256];
-  while (!s_stop) {
+  while (!bench_stop) {
     int k = epoll_wait(ep, evs, 256, 1000);
     for (int j = 0; j < k; j++) {
       int fd = evs[j].data.fd;

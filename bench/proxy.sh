@@ -16,32 +16,25 @@
 # request (user + system, /proc/PID/stat) and the ratios. The nginx side
 # installs nginx-light when it is missing (as root).
 BENCH_NAME=proxy
+INSTALL_WRK=1
+# shellcheck source=bench/common.sh
 source "$(dirname "$0")/common.sh"
 
-UP_PORT=$((PORT_BASE + 9))
-MG_PORT=$PORT_BASE
-NGINX_PORT=$((PORT_BASE + 1))
-
-start_upstream() {
-  [ -x "$BUILD_DIR/bench_c_hello" ] || die "$BUILD_DIR/bench_c_hello was not built"
-  port_free "$UP_PORT" || die "127.0.0.1:$UP_PORT is taken (set PORT_BASE)"
-  start_server upstream "$CLIENT_CPU" "http://127.0.0.1:$UP_PORT/" "$BUILD_DIR/bench_c_hello" "$UP_PORT"
+# The back end: the pure-C Mongoose hello server.
+start_backend() {
+  start_server upstream "$CLIENT_CPU" "http://127.0.0.1:$BACKEND_PORT/" \
+    "$BUILD_DIR/bench_c_hello" "$BACKEND_PORT"
 }
 
 start_nginx() {
-  local conf="$WORK_DIR/nginx-proxy.conf"
-  mkdir -p "$WORK_DIR/nginx/logs"
-  cat >"$conf" <<CONF
-worker_processes 1;
-master_process off;
-daemon off;
+  serve_nginx nginx "$NGINX_PORT" 0 "$(
+    cat <<CONF
 error_log $WORK_DIR/nginx/logs/error.log warn;
-pid $WORK_DIR/nginx/nginx.pid;
 events { worker_connections 4096; }
 http {
   access_log off;
   upstream backend {
-    server 127.0.0.1:$UP_PORT;
+    server 127.0.0.1:$BACKEND_PORT;
     keepalive 100;
   }
   server {
@@ -55,29 +48,12 @@ http {
   }
 }
 CONF
-  start_server nginx "$SERVER_CPU" "http://127.0.0.1:$NGINX_PORT/" nginx -p "$WORK_DIR/nginx" -c "$conf"
-  SIDE_URL[nginx]="http://127.0.0.1:$NGINX_PORT/"
-  SIDE_PID[nginx]="$SERVER_PID"
+  )"
 }
 
 start_mongoose() {
-  start_server mongoose "$SERVER_CPU" "http://127.0.0.1:$MG_PORT/" \
-    env BUILD_DIR="$BUILD_DIR" scripts/lua-env.sh "$LUAJIT" bench/proxy.lua "$MG_PORT" "$UP_PORT"
-  SIDE_URL[mongoose]="http://127.0.0.1:$MG_PORT/"
-  SIDE_PID[mongoose]="$SERVER_PID"
+  serve mongoose mongoose "http://127.0.0.1:$MG_PORT/" \
+    scripts/lua-env.sh "$LUAJIT" bench/proxy.lua "$MG_PORT" "$BACKEND_PORT"
 }
 
-main() {
-  need_tools
-  if has_side nginx; then
-    need_nginx 0
-  fi
-  build
-  print_setup
-  start_upstream
-  if has_side mongoose; then start_mongoose; fi
-  if has_side nginx; then start_nginx; fi
-  compare proxy
-  print_results
-}
-main "$@"
+against_nginx proxy 0 bench_c_hello

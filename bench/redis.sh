@@ -20,36 +20,22 @@
 # libnginx-mod-http-lua when they are missing (as root), which replaces
 # Debian's luajit with luajit2: run it on a machine of its own.
 BENCH_NAME=redis
+INSTALL_WRK=1
+# shellcheck source=bench/common.sh
 source "$(dirname "$0")/common.sh"
 
-REDIS_PORT=$((PORT_BASE + 9))
-MG_PORT=$PORT_BASE
-NGINX_PORT=$((PORT_BASE + 1))
-
-start_redis() {
+# The back end: redis-server, and lua-nginx-redis for both sides.
+start_backend() {
   command -v redis-server >/dev/null || die "redis-server is missing (apt-get install redis-server)"
-  port_free "$REDIS_PORT" || die "127.0.0.1:$REDIS_PORT is taken (set PORT_BASE)"
-  taskset -c "$CLIENT_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' \
-    --appendonly no --dir "$WORK_DIR" >"$WORK_DIR/redis.log" 2>&1 &
-  PIDS+=($!)
-  local i
-  for ((i = 0; i < 100; i++)); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  die "redis-server did not start"
+  need_openresty_lib lua-nginx-redis nginx/redis.lua
+  start_server redis-server "$CLIENT_CPU" "tcp://127.0.0.1:$BACKEND_PORT" redis-server \
+    --port "$BACKEND_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK_DIR"
 }
 
 start_nginx() {
-  local conf="$WORK_DIR/nginx-redis.conf"
-  mkdir -p "$WORK_DIR/nginx/logs"
-  cat >"$conf" <<CONF
-$(nginx_lua_modules)
-worker_processes 1;
-master_process off;
-daemon off;
+  serve_nginx nginx "$NGINX_PORT" 1 "$(
+    cat <<CONF
 error_log $WORK_DIR/nginx/logs/error.log warn;
-pid $WORK_DIR/nginx/nginx.pid;
 events { worker_connections 4096; }
 http {
   access_log off;
@@ -62,7 +48,7 @@ http {
         local redis = require "nginx.redis"
         local red = redis:new()
         red:set_timeout(1000)
-        local ok, err = red:connect("127.0.0.1", $REDIS_PORT)
+        local ok, err = red:connect("127.0.0.1", $BACKEND_PORT)
         if not ok then
           ngx.status = 500
           ngx.say("redis connect: ", err)
@@ -81,31 +67,12 @@ http {
   }
 }
 CONF
-  start_server nginx "$SERVER_CPU" "http://127.0.0.1:$NGINX_PORT/" nginx -p "$WORK_DIR/nginx" -c "$conf"
-  SIDE_URL[nginx]="http://127.0.0.1:$NGINX_PORT/"
-  SIDE_PID[nginx]="$SERVER_PID"
+  )"
 }
 
 start_mongoose() {
-  start_server mongoose "$SERVER_CPU" "http://127.0.0.1:$MG_PORT/" \
-    env LIBS="$LIBS_DIR" BUILD_DIR="$BUILD_DIR" scripts/lua-env.sh "$LUAJIT" bench/redis_incr.lua \
-    "$MG_PORT" "$REDIS_PORT"
-  SIDE_URL[mongoose]="http://127.0.0.1:$MG_PORT/"
-  SIDE_PID[mongoose]="$SERVER_PID"
+  serve mongoose mongoose "http://127.0.0.1:$MG_PORT/" env LIBS="$LIBS_DIR" \
+    scripts/lua-env.sh "$LUAJIT" bench/redis_incr.lua "$MG_PORT" "$BACKEND_PORT"
 }
 
-main() {
-  need_tools
-  if has_side nginx; then
-    need_nginx 1
-  fi
-  build
-  need_openresty_libs
-  print_setup
-  start_redis
-  if has_side mongoose; then start_mongoose; fi
-  if has_side nginx; then start_nginx; fi
-  compare redis_incr
-  print_results
-}
-main "$@"
+against_nginx redis_incr 1

@@ -26,14 +26,14 @@
 #
 # Servers run pinned to CPU 0 and wrk to CPU 1 (taskset); all traffic goes to
 # 127.0.0.1. Everything started here is stopped on exit, also on errors.
-set -euo pipefail
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-cd "$ROOT"
-
-DURATION="${DURATION:-10}"
-WARMUP="${WARMUP:-2}"
+LOG_TAG=bench
+INSTALL_WRK=1
 CONNECTIONS="${CONNECTIONS:-50 200}"
 REPEAT="${REPEAT:-1}"
+PORT_BASE="${PORT_BASE:-8101}"
+# shellcheck source=bench/common.sh
+source "$(dirname "$0")/common.sh"
+
 BENCHMARKS="${BENCHMARKS:-http_hello ws_echo tcp_echo udp_echo https_hello}"
 TCP_CONNECTIONS="${TCP_CONNECTIONS:-8}"
 TCP_CHUNK="${TCP_CHUNK:-65536}"
@@ -42,99 +42,16 @@ UDP_SIZE="${UDP_SIZE:-64}"
 WS_CONNECTIONS="${WS_CONNECTIONS:-50}"
 WS_WINDOW="${WS_WINDOW:-16}"
 WS_SIZE="${WS_SIZE:-32}"
-SUMMARY=()   # result lines of benchmarks outside RESULTS' table (ws_echo)
-BUILD_DIR="${BUILD_DIR:-build-bench}"
-NO_BUILD="${NO_BUILD:-0}"
-PORT_BASE="${PORT_BASE:-8101}"
-LUAJIT="${LUAJIT:-luajit}"
-case "$BUILD_DIR" in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
-export BUILD_DIR
-
-SERVER_CPU=0
-CLIENT_CPU=1
-WORK_DIR="$(mktemp -d "${TMPDIR:-/tmp}/mgffi-bench.XXXXXX")"
-SERVER_PIDS=()
-WRK_PID=
-WRK_RPS=
-RESULTS=()   # "bench|connections|c_rps|lua_rps|rps_ratio|c_us|lua_us|cpu_ratio"
-CLK_TCK="$(getconf CLK_TCK)"
-
-log() { echo "bench: $*" >&2; }
-die() {
-  log "error: $*"
-  exit 1
-}
-
-cleanup() {
-  local pid
-  if [ -n "$WRK_PID" ]; then
-    kill -TERM "$WRK_PID" 2>/dev/null || true
-    wait "$WRK_PID" 2>/dev/null || true
-  fi
-  for pid in "${SERVER_PIDS[@]}"; do
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null || true
-    fi
-  done
-  for pid in "${SERVER_PIDS[@]}"; do
-    local i
-    for ((i = 0; i < 50; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$WORK_DIR"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# ---- setup ---------------------------------------------------------------------
-
-need_tools() {
-  if ! command -v wrk >/dev/null; then
-    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-      log "installing wrk"
-      timeout 300 apt-get install -y wrk >/dev/null || die "apt-get install wrk failed"
-    else
-      die "wrk is missing (Debian: apt-get install wrk, as root)"
-    fi
-  fi
-  local tool
-  for tool in curl taskset timeout "$LUAJIT"; do
-    command -v "$tool" >/dev/null || die "$tool is missing"
-  done
-  if [ "$(nproc)" -lt 2 ]; then
-    die "needs 2 CPUs (server on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU); nproc is $(nproc)"
-  fi
-}
-
-build() {
-  if [ "$NO_BUILD" = 1 ]; then
-    log "NO_BUILD=1: using the existing build in $BUILD_DIR"
-  else
-    log "building into $BUILD_DIR"
-    BUILD_DIR="$BUILD_DIR" bash scripts/build.sh -DMGFFI_BUILD_BENCH=ON >/dev/null ||
-      die "the build failed (see above)"
-  fi
-  [ -x "$BUILD_DIR/bench_c_hello" ] || die "$BUILD_DIR/bench_c_hello was not built"
-  [ -f "$BUILD_DIR/mongoose_ffi.so" ] || die "$BUILD_DIR/mongoose_ffi.so was not built"
-}
-
-cache_value() {
-  sed -n "s/^$1:[A-Z]*=//p" "$BUILD_DIR/CMakeCache.txt"
-}
+ROWS=()      # "bench|connections|c_rps|lua_rps|rps_ratio|c_us|lua_us|cpu_ratio"
+SUMMARY=()   # result lines of benchmarks outside ROWS' table (ws_echo)
+# The two sides of every benchmark: the pure-C server and the Lua one.
+SIDE_LABEL[c]="C  "
+SIDE_LABEL[lua]="Lua"
 
 print_setup() {
   local sanitize
   sanitize="$(cache_value MGFFI_SANITIZE)"
-  echo "== mongoose-ffi benchmarks"
-  echo "date:     $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-  echo "cpu:      $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1) ($(nproc) CPUs)"
-  echo "kernel:   $(uname -sr)"
-  echo "luajit:   $("$LUAJIT" -v 2>&1 | head -n1)"
+  print_header "mongoose-ffi benchmarks"
   echo "wrk:      $(wrk -v 2>&1 | head -n1)"
   echo "mongoose: $(sed -n 's/^#define MG_VERSION "\(.*\)"/\1/p' "$(cache_value MONGOOSE_HEADER)")"
   echo "build:    $BUILD_DIR ($(cache_value CMAKE_BUILD_TYPE), sanitizers ${sanitize:-OFF})"
@@ -144,136 +61,26 @@ print_setup() {
   case "$sanitize" in ON | TRUE | 1) log "warning: sanitizers are on in $BUILD_DIR: figures are not representative" ;; esac
 }
 
-# ---- servers and wrk -----------------------------------------------------------
-
-# SCHEME: http, or https while the https_hello benchmark runs (answers and
-# run_wrk use it; the test certificate is not verified there).
-SCHEME=http
-
-# answers PORT: true when an HTTP server answers on 127.0.0.1:PORT.
-answers() {
-  curl -s -k -o /dev/null --max-time 1 "$SCHEME://127.0.0.1:$1/" 2>/dev/null
+# start_pair BENCH SCHEME C_PROGRAM LUA_SCRIPT PORT [ARG...]: the C server
+# (BUILD_DIR/C_PROGRAM ARG... PORT) as side c and the Lua one (LUA_SCRIPT
+# ARG... PORT+1) as side lua, both pinned to the server CPU, both answering
+# at SCHEME://127.0.0.1:port/. They run side by side for the whole
+# benchmark (the idle one wakes once a second).
+start_pair() {
+  local bench="$1" scheme="$2" program="$3" script="$4" port="$5"
+  shift 5
+  serve c "c_$bench" "$scheme://127.0.0.1:$port/" "$BUILD_DIR/$program" "$@" "$port"
+  serve lua "lua_$bench" "$scheme://127.0.0.1:$((port + 1))/" \
+    scripts/lua-env.sh "$LUAJIT" "$script" "$@" $((port + 1))
 }
 
-# start_server NAME PORT COMMAND...: starts COMMAND pinned to the server CPU
-# and waits (up to 10 s) until it answers on PORT. Sets SERVER_PID.
-start_server() {
-  local name="$1" port="$2"
-  shift 2
-  if answers "$port"; then
-    die "something already answers on 127.0.0.1:$port (set PORT_BASE)"
-  fi
-  taskset -c "$SERVER_CPU" "$@" >"$WORK_DIR/$name.log" 2>&1 &
-  SERVER_PID=$!
-  SERVER_PIDS+=("$SERVER_PID")
-  local i
-  for ((i = 0; i < 100; i++)); do
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-      cat "$WORK_DIR/$name.log" >&2 || true
-      die "$name exited before answering"
-    fi
-    if answers "$port"; then
-      return 0
-    fi
-    sleep 0.1
-  done
-  die "$name did not answer on 127.0.0.1:$port within 10 s"
-}
-
-# stop_server PID: SIGTERM, then waits (SIGKILL after 10 s).
-stop_server() {
-  local pid="$1" i
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 100; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    log "warning: pid $pid ignored SIGTERM; killing it"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-}
-
-# cpu_ticks PID: CPU time (user + system, in clock ticks) used by PID so far.
-cpu_ticks() {
-  awk '{ print $14 + $15 }' "/proc/$1/stat"
-}
-
-# run_wrk PORT CONNECTIONS SECONDS NAME SERVER_PID: runs wrk pinned to the
-# client CPU and sets WRK_RPS to its requests/s, WRK_US to the server's CPU
-# time per request in microseconds (user + system, from /proc; unlike
-# requests/s it hardly moves when other processes compete for the CPU) and
-# WRK_BUSY to the server's CPU use in percent of one core. Keeps wrk's report
-# in WORK_DIR. wrk runs as a background job so that a signal stops the script
-# (and wrk, from cleanup) at once.
-run_wrk() {
-  local port="$1" conns="$2" secs="$3" name="$4" pid="$5"
-  local out="$WORK_DIR/wrk-$name-c$conns.txt" rc=0 t0 t1 w0 w1
-  t0="$(cpu_ticks "$pid")"
-  w0="$(date +%s%N)"
-  timeout $((secs + 30)) taskset -c "$CLIENT_CPU" \
-    wrk -t1 -c"$conns" -d"${secs}s" "$SCHEME://127.0.0.1:$port/" >"$out" 2>&1 &
-  WRK_PID=$!
-  wait "$WRK_PID" || rc=$?
-  WRK_PID=
-  t1="$(cpu_ticks "$pid")"
-  w1="$(date +%s%N)"
-  if [ "$rc" -ne 0 ]; then
-    cat "$out" >&2
-    die "wrk failed against $name (exit status $rc)"
-  fi
-  if grep -q -e "Non-2xx" -e "Socket errors" "$out"; then
-    log "warning: $name, $conns connections: $(grep -e "Non-2xx" -e "Socket errors" "$out" | tr -s ' ' | tr '\n' ';')"
-  fi
-  WRK_RPS="$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")"
-  local requests
-  requests="$(awk '$2 == "requests" && $3 == "in" { print $1 }' "$out")"
-  if [ -z "$WRK_RPS" ] || [ -z "$requests" ] || [ "$requests" -eq 0 ]; then
-    cat "$out" >&2
-    die "no requests counted in wrk's output for $name"
-  fi
-  read -r WRK_US WRK_BUSY < <(awk -v t="$((t1 - t0))" -v hz="$CLK_TCK" -v n="$requests" \
-    -v ns="$((w1 - w0))" 'BEGIN { printf "%.2f %.0f\n", t / hz * 1e6 / n, t / hz * 1e11 / ns }')
-}
-
-median() {
-  printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
-}
-
-ratio() {
-  awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'
-}
-
-# compare BENCH C_PORT C_PID LUA_PORT LUA_PID: both servers already answer.
-# Warms each up, then for every connection count runs wrk REPEAT times
-# against C and Lua alternately (so that a change in background load hits
-# both alike) and records the medians and their ratios in RESULTS.
-compare() {
-  local bench="$1" c_port="$2" c_pid="$3" lua_port="$4" lua_pid="$5" conns r
-  if [ "$WARMUP" -gt 0 ]; then
-    run_wrk "$c_port" 50 "$WARMUP" "$bench-c-warmup" "$c_pid"
-    run_wrk "$lua_port" 50 "$WARMUP" "$bench-lua-warmup" "$lua_pid"
-  fi
-  for conns in $CONNECTIONS; do
-    local c_rps=() lua_rps=() c_us=() lua_us=()
-    for ((r = 1; r <= REPEAT; r++)); do
-      run_wrk "$c_port" "$conns" "$DURATION" "$bench-c-$r" "$c_pid"
-      c_rps+=("$WRK_RPS")
-      c_us+=("$WRK_US")
-      log "$bench, $conns connections, run $r/$REPEAT: C   $WRK_RPS req/s, $WRK_US us CPU/req, CPU ${WRK_BUSY}%"
-      run_wrk "$lua_port" "$conns" "$DURATION" "$bench-lua-$r" "$lua_pid"
-      lua_rps+=("$WRK_RPS")
-      lua_us+=("$WRK_US")
-      log "$bench, $conns connections, run $r/$REPEAT: Lua $WRK_RPS req/s, $WRK_US us CPU/req, CPU ${WRK_BUSY}%"
-    done
-    local c lua cu lu
-    c="$(median "${c_rps[@]}")"
-    lua="$(median "${lua_rps[@]}")"
-    cu="$(median "${c_us[@]}")"
-    lu="$(median "${lua_us[@]}")"
-    RESULTS+=("$bench|$conns|$c|$lua|$(ratio "$lua" "$c")|$cu|$lu|$(ratio "$cu" "$lu")")
-  done
+# add_row BENCH c lua: the REPORT of compare: a row of ROWS, the medians of
+# C and Lua and their ratios.
+add_row() {
+  local c cu lua lu
+  read -r c cu <<<"${MEDIAN[c]}"
+  read -r lua lu <<<"${MEDIAN[lua]}"
+  ROWS+=("$1|$CONNS|$c|$lua|$(ratio "$lua" "$c")|$cu|$lu|$(ratio "$cu" "$lu")")
 }
 
 # ---- benchmarks: one function each, bench_<name> -------------------------------
@@ -281,17 +88,14 @@ compare() {
 # http_hello: a hello-world handler through the high-level Lua API
 # (bench/http_hello.lua) against the same server in pure C
 # (bench/c_hello_server.c), both on the same mongoose.c and settings. Both
-# servers run for the whole benchmark (both pinned to the server CPU; the
-# idle one wakes once a second).
+# servers run for the whole benchmark (start_pair). One wrk warm-up each,
+# then for every connection count REPEAT runs against C and Lua alternately
+# (so that a change in background load hits both alike); the medians and
+# their ratios go to ROWS (compare, in common.sh).
 bench_http_hello() {
-  local c_port="$PORT_BASE" lua_port=$((PORT_BASE + 1)) c_pid lua_pid
-  start_server c_hello "$c_port" "$BUILD_DIR/bench_c_hello" "$c_port"
-  c_pid="$SERVER_PID"
-  start_server lua_hello "$lua_port" scripts/lua-env.sh "$LUAJIT" bench/http_hello.lua "$lua_port"
-  lua_pid="$SERVER_PID"
-  compare http_hello "$c_port" "$c_pid" "$lua_port" "$lua_pid"
-  stop_server "$c_pid"
-  stop_server "$lua_pid"
+  start_pair http_hello http bench_c_hello bench/http_hello.lua "$PORT_BASE"
+  compare add_row http_hello c lua
+  stop_sides c lua
 }
 
 # ws_echo: a WebSocket echo server through the high-level Lua API
@@ -305,62 +109,35 @@ bench_http_hello() {
 # each, then REPEAT runs of DURATION seconds against C and Lua alternately;
 # medians of messages/s and of the server's CPU time per message.
 
-# run_ws_load PORT SECONDS NAME SERVER_PID: sets WS_RATE (echoed messages/s)
-# and WS_US (server CPU microseconds per message).
-run_ws_load() {
-  local port="$1" secs="$2" name="$3" pid="$4"
-  local out="$WORK_DIR/ws_load-$name.txt" rc=0 t0 t1 n
+# sample_ws SIDE NAME [SECONDS]: a MEASURE of rounds: bench_ws_load against
+# SIDE for SECONDS (default DURATION). Figures: echoed messages/s, the
+# server's CPU microseconds per message.
+sample_ws() {
+  local out="$WORK_DIR/ws_load-$2.txt" secs="${3:-$DURATION}" pid="${SIDE_PID[$1]}" t0 ticks rate n us
   t0="$(cpu_ticks "$pid")"
-  timeout $((secs + 30)) taskset -c "$CLIENT_CPU" \
-    "$BUILD_DIR/bench_ws_load" -p "$port" -c "$WS_CONNECTIONS" -w "$WS_WINDOW" -s "$WS_SIZE" \
-    -d "$secs" -W 0 >"$out" 2>&1 &
-  WRK_PID=$!
-  wait "$WRK_PID" || rc=$?
-  WRK_PID=
-  t1="$(cpu_ticks "$pid")"
-  if [ "$rc" -ne 0 ]; then
-    cat "$out" >&2
-    die "bench_ws_load failed against $name (exit status $rc)"
-  fi
-  WS_RATE="$(sed -n 's/.* msg\/s \([0-9]*\)$/\1/p' "$out")"
+  run_client "bench_ws_load against $2" $((secs + 30)) "$out" "$BUILD_DIR/bench_ws_load" \
+    -p "$(url_port "${SIDE_URL[$1]}")" -c "$WS_CONNECTIONS" -w "$WS_WINDOW" -s "$WS_SIZE" -d "$secs" -W 0
+  ticks=$(($(cpu_ticks "$pid") - t0))
+  rate="$(sed -n 's/.* msg\/s \([0-9]*\)$/\1/p' "$out")"
   n="$(sed -n 's/.* messages \([0-9]*\) .*/\1/p' "$out")"
-  if [ -z "$WS_RATE" ] || [ -z "$n" ] || [ "$n" -eq 0 ]; then
+  if [ -z "$rate" ] || [ -z "$n" ] || [ "$n" -eq 0 ]; then
     cat "$out" >&2
-    die "no messages counted in bench_ws_load's output for $name"
+    die "no messages counted in bench_ws_load's output for $2"
   fi
-  WS_US="$(awk -v t="$((t1 - t0))" -v hz="$CLK_TCK" -v n="$n" 'BEGIN { printf "%.3f", t / hz * 1e6 / n }')"
+  us="$(us_per "$ticks" "$n" 3)"
+  SAMPLE="$rate $us"
+  SAMPLE_TEXT="$rate msg/s, $us us CPU/msg"
 }
 
 bench_ws_echo() {
-  local c_port=$((PORT_BASE + 2)) lua_port=$((PORT_BASE + 3)) c_pid lua_pid bin r
-  local c_rate=() lua_rate=() c_us=() lua_us=() c lua cu lu
-  for bin in bench_c_ws_echo bench_ws_load; do
-    [ -x "$BUILD_DIR/$bin" ] || die "$BUILD_DIR/$bin was not built"
-  done
-  start_server c_ws_echo "$c_port" "$BUILD_DIR/bench_c_ws_echo" "$c_port"
-  c_pid="$SERVER_PID"
-  start_server lua_ws_echo "$lua_port" scripts/lua-env.sh "$LUAJIT" bench/ws_echo.lua "$lua_port"
-  lua_pid="$SERVER_PID"
-  if [ "$WARMUP" -gt 0 ]; then
-    run_ws_load "$c_port" "$WARMUP" c-warmup "$c_pid"
-    run_ws_load "$lua_port" "$WARMUP" lua-warmup "$lua_pid"
-  fi
-  for ((r = 1; r <= REPEAT; r++)); do
-    run_ws_load "$c_port" "$DURATION" "c-$r" "$c_pid"
-    c_rate+=("$WS_RATE")
-    c_us+=("$WS_US")
-    log "ws_echo, run $r/$REPEAT: C   $WS_RATE msg/s, $WS_US us CPU/msg"
-    run_ws_load "$lua_port" "$DURATION" "lua-$r" "$lua_pid"
-    lua_rate+=("$WS_RATE")
-    lua_us+=("$WS_US")
-    log "ws_echo, run $r/$REPEAT: Lua $WS_RATE msg/s, $WS_US us CPU/msg"
-  done
-  stop_server "$c_pid"
-  stop_server "$lua_pid"
-  c="$(median "${c_rate[@]}")"
-  lua="$(median "${lua_rate[@]}")"
-  cu="$(median "${c_us[@]}")"
-  lu="$(median "${lua_us[@]}")"
+  local c cu lua lu
+  need_build bench_c_ws_echo bench_ws_load
+  start_pair ws_echo http bench_c_ws_echo bench/ws_echo.lua $((PORT_BASE + 2))
+  warm_up sample_ws ws_echo c lua
+  rounds sample_ws ws_echo "ws_echo, run" c lua
+  stop_sides c lua
+  read -r c cu <<<"${MEDIAN[c]}"
+  read -r lua lu <<<"${MEDIAN[lua]}"
   SUMMARY+=("ws echo: C $c msg/s, Lua $lua msg/s, ratio $(ratio "$lua" "$c")" \
     "  ($WS_CONNECTIONS connections, windows of $WS_WINDOW messages of $WS_SIZE bytes, ratio Lua/C;" \
     "   CPU per message: C $cu us, Lua $lu us, ratio $(ratio "$cu" "$lu"))")
@@ -375,9 +152,17 @@ bench_ws_echo() {
 # record processing plus the HTTP path. A throwaway EC prime256v1 certificate
 # is made in WORK_DIR (removed on exit). As http_hello: both servers run
 # throughout, warm-up, then CONNECTIONS rounds of REPEAT runs alternately.
-bench_https_hello() {
-  local c_port=$((PORT_BASE + 8)) lua_port=$((PORT_BASE + 9)) c_pid lua_pid row
+
+# add_https_row BENCH c lua: add_row, and the row's line in SUMMARY.
+add_https_row() {
   local bench conns c lua r cu lu cr
+  add_row "$@"
+  IFS='|' read -r bench conns c lua r cu lu cr <<<"${ROWS[-1]}"
+  SUMMARY+=("https hello: C $c req/s, Lua $lua req/s, ratio $r" \
+    "  ($conns connections, keep-alive, TLS: $(cache_value MGFFI_TLS); CPU per request: C $cu us, Lua $lu us)")
+}
+
+bench_https_hello() {
   [ -x "$BUILD_DIR/bench_c_https_hello" ] ||
     die "$BUILD_DIR/bench_c_https_hello was not built (a build with MGFFI_TLS=none has no TLS)"
   command -v openssl >/dev/null || die "openssl is missing"
@@ -385,135 +170,77 @@ bench_https_hello() {
     -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
     -keyout "$WORK_DIR/bench.key" -out "$WORK_DIR/bench.pem" >/dev/null 2>&1 ||
     die "openssl could not make the test certificate"
-  SCHEME=https
-  start_server c_https_hello "$c_port" "$BUILD_DIR/bench_c_https_hello" \
-    "$WORK_DIR/bench.pem" "$WORK_DIR/bench.key" "$c_port"
-  c_pid="$SERVER_PID"
-  start_server lua_https_hello "$lua_port" scripts/lua-env.sh "$LUAJIT" bench/https_hello.lua \
-    "$WORK_DIR/bench.pem" "$WORK_DIR/bench.key" "$lua_port"
-  lua_pid="$SERVER_PID"
-  compare https_hello "$c_port" "$c_pid" "$lua_port" "$lua_pid"
-  stop_server "$c_pid"
-  stop_server "$lua_pid"
-  SCHEME=http
-  for row in "${RESULTS[@]}"; do
-    IFS='|' read -r bench conns c lua r cu lu cr <<<"$row"
-    [ "$bench" = https_hello ] || continue
-    SUMMARY+=("https hello: C $c req/s, Lua $lua req/s, ratio $r" \
-      "  ($conns connections, keep-alive, TLS: $(cache_value MGFFI_TLS); CPU per request: C $cu us, Lua $lu us)")
-  done
+  start_pair https_hello https bench_c_https_hello bench/https_hello.lua $((PORT_BASE + 8)) \
+    "$WORK_DIR/bench.pem" "$WORK_DIR/bench.key"
+  compare add_https_row https_hello c lua
+  stop_sides c lua
 }
 
 # ---- tcp_echo and udp_echo -------------------------------------------------------
-# Echo servers through the high-level Lua API (bench/tcp_echo.lua,
-# bench/udp_echo.lua) against the same servers in pure C (bench/tcp_echo_c.c,
-# bench/udp_echo_c.c), both on the same mongoose.c and settings. The load
-# clients use plain sockets, no Mongoose, pinned to the client CPU:
-# bench/tcp_load.c streams TCP_CHUNK-byte writes on TCP_CONNECTIONS
-# connections (at most 1 MiB unanswered each) and counts the echoed bytes
-# (checked); bench/udp_load.c keeps UDP_WINDOW datagrams of UDP_SIZE bytes
-# in flight, one more for each echo (checked). Each server runs alone: C,
-# then Lua, REPEAT rounds, medians; the load client warms up for WARMUP
-# seconds (unmeasured) on the same connections, then measures DURATION.
+# Echo servers through the high-level Lua API (bench/echo.lua) against the
+# same servers in pure C (bench/echo_c.c), both on the same mongoose.c and
+# settings, each given tcp or udp. The load clients use plain sockets, no
+# Mongoose, pinned to the client CPU: bench/tcp_load.c streams
+# TCP_CHUNK-byte writes on TCP_CONNECTIONS connections (at most 1 MiB
+# unanswered each) and counts the echoed bytes (checked); bench/udp_load.c
+# keeps UDP_WINDOW datagrams of UDP_SIZE bytes in flight, one more for each
+# echo (checked). Each server runs alone: C, then Lua, REPEAT rounds,
+# medians; the load client warms up for WARMUP seconds (unmeasured) on the
+# same connections, then measures DURATION.
 
-# net_bound PROTO PORT: true when something listens on 127.0.0.1:PORT
-# (PROTO tcp or udp), read from /proc/net.
-net_bound() {
-  local hex
-  hex="$(printf '0100007F:%04X' "$2")"
-  if [ "$1" = tcp ]; then
-    awk -v a="$hex" '$2 == a && $4 == "0A" { found = 1 } END { exit !found }' /proc/net/tcp
+# sample_net SIDE NAME: a MEASURE of rounds: the NET_PROTO echo server of
+# SIDE alone, started on NET_PORT[SIDE], loaded by bench_NET_PROTO_load
+# (with NET_ARGS), stopped. Figure: the number after NET_UNIT in the load's
+# one-line report.
+declare -A NET_PORT
+sample_net() {
+  local side="$1" name="$2" port="${NET_PORT[$1]}" out="$WORK_DIR/$2.txt"
+  local probe="$NET_PROTO://127.0.0.1:$port"
+  if [ "$side" = c ]; then
+    start_server "c_$NET_BENCH" "$SERVER_CPU" "$probe" "$BUILD_DIR/bench_c_echo" "$NET_PROTO" "$port"
   else
-    awk -v a="$hex" '$2 == a { found = 1 } END { exit !found }' /proc/net/udp
+    start_server "lua_$NET_BENCH" "$SERVER_CPU" "$probe" \
+      scripts/lua-env.sh "$LUAJIT" bench/echo.lua "$NET_PROTO" "$port"
   fi
+  run_client "$name" $((WARMUP + DURATION + 30)) "$out" "$BUILD_DIR/bench_${NET_PROTO}_load" \
+    -p "$port" -d "$DURATION" -W "$WARMUP" "${NET_ARGS[@]}"
+  stop_server "$SERVER_PID"
+  SAMPLE="$(awk -v f="$NET_UNIT" '{ for (i = 1; i < NF; i++) if ($i == f) print $(i + 1) }' "$out")"
+  [ -n "$SAMPLE" ] || die "no $NET_UNIT in the output of $name: $(cat "$out")"
+  SAMPLE_TEXT="$SAMPLE $NET_UNIT"
 }
 
-# start_net_server NAME PROTO PORT COMMAND...: starts COMMAND pinned to the
-# server CPU and waits (up to 10 s) until it is bound. Sets SERVER_PID.
-start_net_server() {
-  local name="$1" proto="$2" port="$3" i
-  shift 3
-  if net_bound "$proto" "$port"; then
-    die "something already uses $proto 127.0.0.1:$port (set PORT_BASE)"
-  fi
-  taskset -c "$SERVER_CPU" "$@" >"$WORK_DIR/$name.log" 2>&1 &
-  SERVER_PID=$!
-  SERVER_PIDS+=("$SERVER_PID")
-  for ((i = 0; i < 100; i++)); do
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-      cat "$WORK_DIR/$name.log" >&2 || true
-      die "$name exited before binding $proto port $port"
-    fi
-    if net_bound "$proto" "$port"; then
-      return 0
-    fi
-    sleep 0.1
-  done
-  die "$name did not bind $proto 127.0.0.1:$port within 10 s"
-}
-
-# run_net_load NAME FIELD COMMAND...: runs a load client pinned to the client
-# CPU and sets NET_RATE to the number after FIELD in its one-line report.
-run_net_load() {
-  local name="$1" field="$2" rc=0
-  shift 2
-  local out="$WORK_DIR/$name.txt"
-  timeout $((WARMUP + DURATION + 30)) taskset -c "$CLIENT_CPU" "$@" >"$out" 2>&1 &
-  WRK_PID=$!
-  wait "$WRK_PID" || rc=$?
-  WRK_PID=
-  if [ "$rc" -ne 0 ]; then
-    cat "$out" >&2
-    die "$name failed (exit status $rc)"
-  fi
-  NET_RATE="$(awk -v f="$field" '{ for (i = 1; i < NF; i++) if ($i == f) print $(i + 1) }' "$out")"
-  [ -n "$NET_RATE" ] || die "no $field in the output of $name: $(cat "$out")"
-}
-
-# net_compare BENCH PROTO UNIT C_BIN LUA_SCRIPT C_PORT LUA_PORT LOAD_ARGS...:
-# REPEAT rounds of C then Lua, each server alone; adds a line to SUMMARY.
+# net_compare BENCH PROTO UNIT PORT LOAD_ARG...: REPEAT rounds of C then Lua
+# (on PORT and PORT+1), each server alone; adds a line to SUMMARY.
 net_compare() {
-  local bench="$1" proto="$2" unit="$3" c_bin="$4" lua_script="$5" c_port="$6" lua_port="$7"
-  shift 7
-  local load="$BUILD_DIR/bench_${proto}_load" c_runs=() lua_runs=() r pid c lua bin
-  for bin in "$c_bin" "$load"; do
-    [ -x "$bin" ] || die "$bin was not built"
-  done
-  for ((r = 1; r <= REPEAT; r++)); do
-    start_net_server "c_$bench" "$proto" "$c_port" "$c_bin" "$c_port"
-    pid="$SERVER_PID"
-    run_net_load "$bench-c-$r" "$unit" "$load" -p "$c_port" -d "$DURATION" -W "$WARMUP" "$@"
-    c_runs+=("$NET_RATE")
-    stop_server "$pid"
-    start_net_server "lua_$bench" "$proto" "$lua_port" scripts/lua-env.sh "$LUAJIT" "$lua_script" "$lua_port"
-    pid="$SERVER_PID"
-    run_net_load "$bench-lua-$r" "$unit" "$load" -p "$lua_port" -d "$DURATION" -W "$WARMUP" "$@"
-    lua_runs+=("$NET_RATE")
-    stop_server "$pid"
-    log "$bench, run $r/$REPEAT: C ${c_runs[-1]} $unit, Lua ${lua_runs[-1]} $unit"
-  done
-  c="$(median "${c_runs[@]}")"
-  lua="$(median "${lua_runs[@]}")"
-  SUMMARY+=("${bench//_/ }: C $c $unit, Lua $lua $unit, ratio $(ratio "$lua" "$c")")
+  local c lua
+  NET_BENCH="$1" NET_PROTO="$2" NET_UNIT="$3"
+  NET_PORT[c]="$4"
+  NET_PORT[lua]=$(($4 + 1))
+  shift 4
+  NET_ARGS=("$@")
+  need_build bench_c_echo "bench_${NET_PROTO}_load"
+  rounds sample_net "$NET_BENCH" "$NET_BENCH, run" c lua
+  c="${MEDIAN[c]}"
+  lua="${MEDIAN[lua]}"
+  SUMMARY+=("${NET_BENCH//_/ }: C $c $NET_UNIT, Lua $lua $NET_UNIT, ratio $(ratio "$lua" "$c")")
 }
 
 # tcp_echo: TCP_CONNECTIONS connections streaming TCP_CHUNK-byte writes.
 bench_tcp_echo() {
-  net_compare tcp_echo tcp MB/s "$BUILD_DIR/bench_c_tcp_echo" bench/tcp_echo.lua \
-    $((PORT_BASE + 4)) $((PORT_BASE + 5)) -c "$TCP_CONNECTIONS" -s "$TCP_CHUNK"
+  net_compare tcp_echo tcp MB/s $((PORT_BASE + 4)) -c "$TCP_CONNECTIONS" -s "$TCP_CHUNK"
   SUMMARY+=("  ($TCP_CONNECTIONS connections, $TCP_CHUNK-byte writes, echoed MB/s (10^6 bytes), ratio Lua/C)")
 }
 
 # udp_echo: UDP_WINDOW datagrams of UDP_SIZE bytes in flight.
 bench_udp_echo() {
-  net_compare udp_echo udp dgram/s "$BUILD_DIR/bench_c_udp_echo" bench/udp_echo.lua \
-    $((PORT_BASE + 6)) $((PORT_BASE + 7)) -w "$UDP_WINDOW" -s "$UDP_SIZE"
+  net_compare udp_echo udp dgram/s $((PORT_BASE + 6)) -w "$UDP_WINDOW" -s "$UDP_SIZE"
   SUMMARY+=("  ($UDP_WINDOW datagrams of $UDP_SIZE bytes in flight, echoes/s, ratio Lua/C)")
 }
 
 # ---- main ----------------------------------------------------------------------
 
-print_results() {
+print_tables() {
   local row bench conns c lua r cu lu cr
   echo
   echo "req/s: wrk's requests/s (median); us/req: the server's CPU time per request"
@@ -521,12 +248,12 @@ print_results() {
   echo
   printf '%-12s %6s %10s %10s %6s %9s %11s %6s\n' \
     benchmark conns "C req/s" "Lua req/s" "Lua/C" "C us/req" "Lua us/req" "C/Lua"
-  for row in "${RESULTS[@]}"; do
+  for row in "${ROWS[@]}"; do
     IFS='|' read -r bench conns c lua r cu lu cr <<<"$row"
     printf '%-12s %6s %10s %10s %6s %9s %11s %6s\n' "$bench" "$conns" "$c" "$lua" "$r" "$cu" "$lu" "$cr"
   done
   echo
-  for row in "${RESULTS[@]}"; do
+  for row in "${ROWS[@]}"; do
     IFS='|' read -r bench conns c lua r cu lu cr <<<"$row"
     echo "${bench//_/ } (${conns} connections): C $c req/s, Lua $lua req/s, ratio $r" \
       "(CPU per request: C $cu us, Lua $lu us, ratio $cr)"
@@ -537,19 +264,18 @@ print_results() {
 }
 
 main() {
-  [[ "$DURATION" =~ ^[1-9][0-9]*$ ]] || die "DURATION must be a whole number of seconds"
-  [[ "$WARMUP" =~ ^[0-9]+$ ]] || die "WARMUP must be a whole number of seconds"
-  [[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || die "REPEAT must be a positive whole number"
-  need_tools
-  build
-  print_setup
   local b
+  need_whole 1 DURATION REPEAT
+  need_whole 0 WARMUP
+  need_tools wrk
+  build bench_c_hello
+  print_setup
   for b in $BENCHMARKS; do
     declare -F "bench_$b" >/dev/null || die "unknown benchmark: $b"
     log "running $b"
     "bench_$b"
   done
-  print_results
+  print_tables
 }
 
 main "$@"

@@ -25,6 +25,7 @@
 # and libnginx-mod-http-lua when missing (as root), which replaces luajit
 # with luajit2: both Lua servers then run on luajit2.
 BENCH_NAME=scale
+INSTALL_WRK=1
 SIDES="${SIDES:-c lua nginx}"
 CONNECTIONS="${CONNECTIONS:-50}"
 DURATION="${DURATION:-5}"
@@ -34,39 +35,21 @@ PORT_BASE="${PORT_BASE:-8401}"
 source "$(dirname "$0")/common.sh"
 LEVELS="${LEVELS:-0 1000 5000 15000}"
 KINDS="${KINDS:-http ws}"
-WS_LIBS_DIR="$BUILD_DIR/openresty-libs/usr/share/lua/5.1"
 ROWS=()  # "kind|level|side|rps|us|rss_per_conn|alive"
 
-# Debian's lua-nginx-websocket (OpenResty's lua-resty-websocket), unpacked
-# under the build folder for the nginx side.
-need_ws_lib() {
-  [ -f "$WS_LIBS_DIR/nginx/websocket/server.lua" ] && return 0
-  local debs
-  debs="$(mktemp -d)"
-  (cd "$debs" && apt-get download -qq lua-nginx-websocket >/dev/null 2>&1) ||
-    die "apt-get download lua-nginx-websocket failed (apt-get update?)"
-  mkdir -p "$BUILD_DIR/openresty-libs"
-  dpkg-deb -x "$debs"/lua-nginx-websocket_*.deb "$BUILD_DIR/openresty-libs"
-  rm -rf "$debs"
-}
-
+# The nginx + Lua side: hello on /, a WebSocket echo (Debian's
+# lua-nginx-websocket, OpenResty's lua-resty-websocket) on /ws.
 nginx_conf() {
   local port="$1"
-  mkdir -p "$WORK_DIR/nginx/logs"
   cat <<CONF
-$(nginx_lua_modules)
-worker_processes 1;
-master_process off;
-daemon off;
 worker_rlimit_nofile 20000;
 error_log $WORK_DIR/nginx/logs/error.log error;
-pid $WORK_DIR/nginx/nginx.pid;
 events { worker_connections 20000; }
 http {
   access_log off;
   keepalive_timeout 300s;
   keepalive_requests 1000000;
-  lua_package_path "$WS_LIBS_DIR/?.lua;;";
+  lua_package_path "$LIBS_DIR/?.lua;;";
   lua_socket_log_errors off;
   server {
     listen 127.0.0.1:$port backlog=1024;
@@ -103,36 +86,24 @@ http {
 CONF
 }
 
-# start_side SIDE PORT: sets SERVER_PID (the process serving: nginx runs
-# without a master).
+# start_side SIDE PORT: the server of SIDE (nginx runs without a master, so
+# SIDE_PID[SIDE] is the process serving).
 start_side() {
   local side="$1" port="$2" url="http://127.0.0.1:$2/"
   case "$side" in
-    c) start_server c "$SERVER_CPU" "$url" "$BUILD_DIR/bench_c_ws_echo" "$port" ;;
-    lua) start_server lua "$SERVER_CPU" "$url" env BUILD_DIR="$BUILD_DIR" \
-      scripts/lua-env.sh "$LUAJIT" bench/ws_echo.lua "$port" ;;
-    nginx)
-      nginx_conf "$port" >"$WORK_DIR/nginx-scale.conf"
-      start_server nginx "$SERVER_CPU" "$url" nginx -p "$WORK_DIR/nginx" -c "$WORK_DIR/nginx-scale.conf"
-      ;;
+    c) serve c c "$url" "$BUILD_DIR/bench_c_ws_echo" "$port" ;;
+    lua) serve lua lua "$url" scripts/lua-env.sh "$LUAJIT" bench/ws_echo.lua "$port" ;;
+    nginx) serve_nginx nginx "$port" 1 "$(nginx_conf "$port")" ;;
     *) die "unknown side $side (SIDES: c lua nginx)" ;;
   esac
 }
 
 print_setup() {
-  echo "== mongoose-ffi scale benchmark (bench/scale.sh)"
-  echo "date:     $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-  echo "cpu:      $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1) ($(nproc) CPUs)"
-  echo "kernel:   $(uname -sr)"
-  echo "luajit:   $("$LUAJIT" -v 2>&1 | head -n1)"
+  print_header "mongoose-ffi scale benchmark (bench/scale.sh)"
   if has_side nginx; then echo "nginx:    $(nginx -v 2>&1 | head -n1)"; fi
   echo "sides:    $SIDES; levels: $LEVELS idle connections; kinds: $KINDS"
   echo "load:     wrk -t1 -c$CONNECTIONS on / (hello), ${WARMUP}s warm-up + ${DURATION}s measured per level"
   echo "pinning:  servers on CPU $SERVER_CPU; wrk and the idle connections on CPU $CLIENT_CPU"
-}
-
-rss_kb() {
-  awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
 }
 
 # hold KIND N PORT: opens N idle connections (bench_idle_hold on the client
@@ -216,6 +187,7 @@ print_table() {
 print_verdict() {
   has_side lua || return 0
   local top kind us zero rps nginx per bound
+  # shellcheck disable=SC2086 # one level a line
   top="$(printf '%s\n' $LEVELS | sort -n | tail -n1)"
   [ "$top" -gt 0 ] || return 0
   echo
@@ -234,27 +206,23 @@ print_verdict() {
 }
 
 main() {
-  need_tools
+  need_tools wrk
   if has_side nginx; then
     need_nginx 1
-    need_ws_lib
+    need_openresty_lib lua-nginx-websocket nginx/websocket/server.lua
   fi
-  build
-  [ -x "$BUILD_DIR/bench_idle_hold" ] || die "$BUILD_DIR/bench_idle_hold was not built"
+  build bench_c_ws_echo bench_idle_hold
   ulimit -n "$(ulimit -Hn)"
   print_setup
-  local side kind n port="$PORT_BASE" pid
+  local side kind n port="$PORT_BASE"
   for side in $SIDES; do
-    port_free "$port" || die "something listens on 127.0.0.1:$port (set PORT_BASE)"
     start_side "$side" "$port"
-    pid="$SERVER_PID"
     for kind in $KINDS; do
       for n in $LEVELS; do
-        level "$side" "$kind" "$n" "$pid" "$port"
+        level "$side" "$kind" "$n" "${SIDE_PID[$side]}" "$port"
       done
     done
-    kill -TERM "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+    stop_sides "$side"
     port=$((port + 1))
   done
   print_table

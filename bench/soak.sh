@@ -14,34 +14,26 @@
 #   SOAK_REQUESTS=20000 SOAK_WS=200 bash bench/soak.sh   quick run
 # Also: WARMUP_REQUESTS (default 20000), WARMUP_WS (default 200),
 # SOAK_CONNECTIONS (default 50), BUILD_DIR (default build), LUAJIT (default luajit).
-set -euo pipefail
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-cd "$ROOT"
+LOG_TAG=soak
+BUILD_DIR="${BUILD_DIR:-build}"
+# shellcheck source=bench/common.sh
+source "$(dirname "$0")/common.sh"
 SOAK_REQUESTS="${SOAK_REQUESTS:-1000000}"
 SOAK_WS="${SOAK_WS:-10000}"
 SOAK_CONNECTIONS="${SOAK_CONNECTIONS:-50}"
 SOAK_MAX_GROWTH="${SOAK_MAX_GROWTH:-5}"
 WARMUP_REQUESTS="${WARMUP_REQUESTS:-20000}"
 WARMUP_WS="${WARMUP_WS:-200}"
-LUAJIT="${LUAJIT:-luajit}"
-export BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
-command -v wrk >/dev/null || { echo "soak: wrk is missing (apt-get install wrk)" >&2; exit 1; }
-[ -f "$BUILD_DIR/mongoose_ffi.so" ] || { echo "soak: build first (bash scripts/build.sh)" >&2; exit 1; }
+command -v wrk >/dev/null || die "wrk is missing (apt-get install wrk)"
+need_build
 
-TMP="$(mktemp -d /tmp/mgffi-soak.XXXXXX)"
-SERVER_PID=""
-cleanup() {
-  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-bash scripts/lua-env.sh "$LUAJIT" bench/soak_server.lua "$TMP/port" 2>"$TMP/server.err" &
+# Not pinned: the server and wrk -t2 share the machine's CPUs.
+scripts/lua-env.sh "$LUAJIT" bench/soak_server.lua "$WORK_DIR/port" 2>"$WORK_DIR/server.err" &
 SERVER_PID=$!
-for _ in $(seq 100); do [ -f "$TMP/port" ] && break; sleep 0.1; done
-PORT="$(cat "$TMP/port")"
+PIDS+=("$SERVER_PID")
+for _ in $(seq 100); do [ -f "$WORK_DIR/port" ] && break; sleep 0.1; done
+PORT="$(cat "$WORK_DIR/port")"
 URL="http://127.0.0.1:$PORT"
-rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$SERVER_PID/status"; }
 
 # wrk runs for a duration, not a count: run it in rounds sized from the
 # measured rate until the server has served the requests asked for (at
@@ -57,10 +49,10 @@ run_requests() { # count log_file; sets SERVED
     [ "$done_" -ge "$want" ] && break
     round=$((round + 1))
     [ "$round" -le 200 ] || { echo "soak: wrk rounds exhausted" >&2; WRK_ERRORS=$((WRK_ERRORS + 1)); break; }
-    wrk -t2 -c"$SOAK_CONNECTIONS" -d"${secs}s" "$URL/hello" >"$TMP/round.txt"
-    cat "$TMP/round.txt" >>"$log"
-    if grep -qE "Socket errors|Non-2xx" "$TMP/round.txt"; then WRK_ERRORS=$((WRK_ERRORS + 1)); fi
-    rate="$(awk '/^Requests\/sec/ { printf "%d", $2 }' "$TMP/round.txt")"
+    wrk -t2 -c"$SOAK_CONNECTIONS" -d"${secs}s" "$URL/hello" >"$WORK_DIR/round.txt"
+    cat "$WORK_DIR/round.txt" >>"$log"
+    if grep -qE "Socket errors|Non-2xx" "$WORK_DIR/round.txt"; then WRK_ERRORS=$((WRK_ERRORS + 1)); fi
+    rate="$(awk '/^Requests\/sec/ { printf "%d", $2 }' "$WORK_DIR/round.txt")"
     [ "${rate:-0}" -gt 0 ] || rate=1000
     secs=$(( (want - ($(stat requests) - base)) / rate + 1 ))
     [ "$secs" -le 60 ] || secs=60
@@ -69,35 +61,35 @@ run_requests() { # count log_file; sets SERVED
 }
 
 echo "soak: server pid $SERVER_PID on $URL"
-RSS0="$(rss_kb)"
+RSS0="$(rss_kb "$SERVER_PID")"
 echo "soak: warm-up: $WARMUP_REQUESTS requests, $WARMUP_WS WebSocket cycles"
-run_requests "$WARMUP_REQUESTS" "$TMP/warm.txt"
-python3 bench/soak_ws.py "$PORT" "$WARMUP_WS" >"$TMP/warm-ws.txt"
+run_requests "$WARMUP_REQUESTS" "$WORK_DIR/warm.txt"
+python3 bench/soak_ws.py "$PORT" "$WARMUP_WS" >"$WORK_DIR/warm-ws.txt"
 REQ0="$(stat requests)"; MSG0="$(stat messages)"
-RSS1="$(rss_kb)"
+RSS1="$(rss_kb "$SERVER_PID")"
 echo "soak: RSS cold ${RSS0} kB, after warm-up (start) ${RSS1} kB"
 
 start=$(date +%s)
 echo "soak: $SOAK_REQUESTS keep-alive requests over $SOAK_CONNECTIONS connections"
-run_requests "$SOAK_REQUESTS" "$TMP/wrk.txt"
+run_requests "$SOAK_REQUESTS" "$WORK_DIR/wrk.txt"
 served="$SERVED"
-echo "soak: served $served requests in $(grep -c "requests in" "$TMP/wrk.txt") wrk rounds;" \
-  "rates (req/s): $(awk '/^Requests\/sec/ { printf "%d ", $2 }' "$TMP/wrk.txt")"
-RSS2="$(rss_kb)"
+echo "soak: served $served requests in $(grep -c "requests in" "$WORK_DIR/wrk.txt") wrk rounds;" \
+  "rates (req/s): $(awk '/^Requests\/sec/ { printf "%d ", $2 }' "$WORK_DIR/wrk.txt")"
+RSS2="$(rss_kb "$SERVER_PID")"
 echo "soak: RSS after HTTP ${RSS2} kB"
 echo "soak: $SOAK_WS WebSocket connect/message/close cycles"
 WSOUT="$(python3 bench/soak_ws.py "$PORT" "$SOAK_WS")"
 echo "soak: $WSOUT"
 sleep 0.5
-RSS3="$(rss_kb)"
+RSS3="$(rss_kb "$SERVER_PID")"
 end=$(date +%s)
 
 REQ1="$(stat requests)"; MSG1="$(stat messages)"
 OPENED="$(stat opened)"; CLOSED="$(stat closed)"; SERR="$(stat errors)"; LUAKB="$(stat lua_kb)"
 echoed=$((MSG1 - MSG0))
-wrk_resp="$(awk '/ requests in / { s += $1 } END { print s + 0 }' "$TMP/wrk.txt")"
-wrk_bad="$(grep -c "Non-2xx" "$TMP/wrk.txt" || true)"
-sock_err="$(grep -c "Socket errors" "$TMP/wrk.txt" || true)"
+wrk_resp="$(awk '/ requests in / { s += $1 } END { print s + 0 }' "$WORK_DIR/wrk.txt")"
+wrk_bad="$(grep -c "Non-2xx" "$WORK_DIR/wrk.txt" || true)"
+sock_err="$(grep -c "Socket errors" "$WORK_DIR/wrk.txt" || true)"
 ws_err="$(echo "$WSOUT" | awk '{ print $4 }')"
 growth="$(awk -v a="$RSS1" -v b="$RSS3" 'BEGIN { printf "%.2f", (b - a) * 100 / a }')"
 cold_growth="$(awk -v a="$RSS0" -v b="$RSS3" 'BEGIN { printf "%.2f", (b - a) * 100 / a }')"
@@ -110,8 +102,8 @@ echo "RSS start/end:       $RSS1 kB -> $RSS3 kB (growth $growth %, goal < $SOAK_
 echo "RSS cold/end:        $RSS0 kB -> $RSS3 kB (growth $cold_growth %, not checked: mostly the warm-up, see RSS start/end)"
 fail=0
 [ "$served" -ge "$SOAK_REQUESTS" ] || { echo "soak: FAIL: fewer requests served than asked"; fail=1; }
-[ "$wrk_bad" = 0 ] && [ "$sock_err" = 0 ] && [ "$WRK_ERRORS" = 0 ] || { echo "soak: FAIL: HTTP errors"; fail=1; }
-[ "$ws_err" = 0 ] && [ "$echoed" = "$SOAK_WS" ] || { echo "soak: FAIL: WebSocket errors"; fail=1; }
+[ "$((wrk_bad + sock_err + WRK_ERRORS))" = 0 ] || { echo "soak: FAIL: HTTP errors"; fail=1; }
+[ "$ws_err:$echoed" = "0:$SOAK_WS" ] || { echo "soak: FAIL: WebSocket errors"; fail=1; }
 [ "$SERR" = 0 ] || { echo "soak: FAIL: server logged errors"; fail=1; }
 awk -v g="$growth" -v max="$SOAK_MAX_GROWTH" 'BEGIN { exit !(g < max) }' ||
   { echo "soak: FAIL: RSS grew $growth %"; fail=1; }

@@ -12,20 +12,13 @@
 // bytes). Exits non-zero on a wrong byte, a closed connection or a stall
 // (no byte at all for 5 s).
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
+#define BENCH_NAME "tcp_load"
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/epoll.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
+
+#define USAGE "-p PORT [-c conns] [-s chunk] [-w window] [-d secs] [-W warmup]"
 #define PATTERN_PERIOD 251  // a prime, so that blocks do not line up
 
 struct conn {
@@ -35,47 +28,26 @@ struct conn {
   int want_out;       // EPOLLOUT registered
 };
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what) {
-  perror(what);
-  exit(1);
-}
-
 static void set_events(int ep, struct conn *c, int want_out) {
-  struct epoll_event ev;
   if (c->want_out == want_out) return;
-  memset(&ev, 0, sizeof(ev));
-  ev.events = EPOLLIN | (want_out ? EPOLLOUT : 0);
-  ev.data.ptr = c;
-  if (epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev) != 0) die("epoll_ctl");
+  bench_epoll(ep, EPOLL_CTL_MOD, c->fd, EPOLLIN | (want_out ? EPOLLOUT : 0), c);
   c->want_out = want_out;
 }
 
 int main(int argc, char *argv[]) {
-  int port = 0, nconns = 8, opt;
+  struct bench_run run = {0, 10, 1};
+  int nconns = 8, opt;
   size_t chunk = 64 * 1024, window = 1024 * 1024;
-  double seconds = 10, warmup = 1;
   while ((opt = getopt(argc, argv, "p:c:s:w:d:W:")) != -1) {
+    if (bench_run_option(&run, opt, optarg)) continue;
     switch (opt) {
-      case 'p': port = atoi(optarg); break;
       case 'c': nconns = atoi(optarg); break;
       case 's': chunk = (size_t)atol(optarg); break;
       case 'w': window = (size_t)atol(optarg); break;
-      case 'd': seconds = atof(optarg); break;
-      case 'W': warmup = atof(optarg); break;
-      default:
-        fprintf(stderr,
-                "usage: %s -p PORT [-c conns] [-s chunk] [-w window] [-d secs] [-W warmup]\n",
-                argv[0]);
-        return 2;
+      default: return bench_usage(argv[0], USAGE);
     }
   }
-  if (port <= 0 || port > 65535 || nconns <= 0 || chunk == 0 || window < chunk || seconds <= 0) {
+  if (!bench_run_ok(&run) || nconns <= 0 || chunk == 0 || window < chunk) {
     fprintf(stderr, "tcp_load: bad arguments\n");
     return 2;
   }
@@ -86,57 +58,40 @@ int main(int argc, char *argv[]) {
   unsigned char *out = malloc(chunk + PATTERN_PERIOD);
   unsigned char *in = malloc(chunk);
   struct conn *conns = calloc((size_t)nconns, sizeof(*conns));
-  if (out == NULL || in == NULL || conns == NULL) die("malloc");
+  if (out == NULL || in == NULL || conns == NULL) bench_die("malloc");
   for (size_t i = 0; i < chunk + PATTERN_PERIOD; i++)
     out[i] = (unsigned char)((i % PATTERN_PERIOD) * 7 + 3);
 
   int ep = epoll_create1(0);
-  if (ep < 0) die("epoll_create1");
-  struct sockaddr_in sin;
-  memset(&sin, 0, sizeof(sin));
-  sin.sin_family = AF_INET;
-  sin.sin_port = htons((uint16_t)port);
-  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (ep < 0) bench_die("epoll_create1");
   for (int i = 0; i < nconns; i++) {
     struct conn *c = &conns[i];
-    c->fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (c->fd < 0) die("socket");
-    if (connect(c->fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) die("connect");
+    c->fd = bench_connect(SOCK_STREAM, run.port);
     fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
-    struct epoll_event ev;
-    memset(&ev, 0, sizeof(ev));
-    ev.events = EPOLLIN | EPOLLOUT;
-    ev.data.ptr = c;
     c->want_out = 1;
-    if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) != 0) die("epoll_ctl");
+    bench_epoll(ep, EPOLL_CTL_ADD, c->fd, EPOLLIN | EPOLLOUT, c);
   }
 
-  double start = now_s(), measure_from = start + warmup, end = measure_from + seconds;
+  double start = bench_now(), measure_from = start + run.warmup, end = measure_from + run.seconds;
   double last_progress = start;
   uint64_t counted = 0;
   struct epoll_event events[64];
   for (;;) {
-    double t = now_s();
+    double t = bench_now();
     if (t >= end) break;
-    if (t - last_progress > 5) {
-      fprintf(stderr, "tcp_load: stalled (no byte for 5 s)\n");
-      return 1;
-    }
+    if (t - last_progress > 5) bench_fail("stalled (no byte for 5 s)");
     int n = epoll_wait(ep, events, 64, 100);
-    if (n < 0 && errno != EINTR) die("epoll_wait");
-    int measuring = now_s() >= measure_from;
+    if (n < 0 && errno != EINTR) bench_die("epoll_wait");
+    int measuring = bench_now() >= measure_from;
     for (int k = 0; k < n; k++) {
       struct conn *c = events[k].data.ptr;
       if (events[k].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
         for (;;) {
           ssize_t r = read(c->fd, in, chunk);
-          if (r == 0) {
-            fprintf(stderr, "tcp_load: the server closed a connection\n");
-            return 1;
-          }
+          if (r == 0) bench_fail("the server closed a connection");
           if (r < 0) {
             if (errno == EAGAIN || errno == EINTR) break;
-            die("read");
+            bench_die("read");
           }
           size_t off = (size_t)(c->received % PATTERN_PERIOD);
           if (memcmp(in, out + off, (size_t)r) != 0) {
@@ -146,7 +101,7 @@ int main(int argc, char *argv[]) {
           }
           c->received += (uint64_t)r;
           if (measuring) counted += (uint64_t)r;
-          last_progress = now_s();
+          last_progress = bench_now();
           if ((size_t)r < chunk) break;
         }
       }
@@ -156,14 +111,14 @@ int main(int argc, char *argv[]) {
         ssize_t w = write(c->fd, out + off, chunk);
         if (w < 0) {
           if (errno == EAGAIN || errno == EINTR) break;
-          die("write");
+          bench_die("write");
         }
         c->sent += (uint64_t)w;
       }
       set_events(ep, c, c->sent - c->received < window);
     }
   }
-  double measured = now_s() - measure_from;
+  double measured = bench_now() - measure_from;
   printf("tcp_load: connections %d chunk %zu window %zu bytes %llu seconds %.2f MB/s %.1f\n",
          nconns, chunk, window, (unsigned long long)counted, measured,
          (double)counted / measured / 1e6);

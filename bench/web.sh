@@ -9,42 +9,31 @@
 # The server runs on CPU 0, wrk on CPU 1 (taskset); traffic stays on
 # 127.0.0.1; every run is bounded by DURATION and the server is stopped on
 # exit. Needs wrk (scripts/setup-deps.sh --with-bench-tools) and a build in
-# BUILD_DIR (default build).
-set -euo pipefail
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-cd "$ROOT"
+# BUILD_DIR (default build). Also: LUAJIT (default luajit).
+LOG_TAG=web
 DURATION="${DURATION:-5}"
 WARMUP="${WARMUP:-1}"
-CONNECTIONS="${CONNECTIONS:-50}"
+BUILD_DIR="${BUILD_DIR:-build}"
+# shellcheck source=bench/common.sh
+source "$(dirname "$0")/common.sh"
 PORT="${PORT:-8131}"
-export BUILD_DIR="${BUILD_DIR:-build}"
-command -v wrk >/dev/null || { echo "web.sh: wrk is missing (scripts/setup-deps.sh --with-bench-tools)" >&2; exit 2; }
-TICKS="$(getconf CLK_TCK)"
-SERVER_PID=""
-cleanup() { if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi; }
-trap cleanup EXIT
-
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 # run MODE PATH [wrk args...]: one server, a warm-up, one measured run.
 run() {
-  local mode="$1" path="$2"; shift 2
-  taskset -c 0 bash scripts/lua-env.sh luajit bench/web_server.lua "$mode" "$PORT" &
-  SERVER_PID=$!
-  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT$path" && break; sleep 0.05; done
-  taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$WARMUP"s "$@" "http://127.0.0.1:$PORT$path" >/dev/null
-  local pid; pid="$(pgrep -P "$SERVER_PID" luajit || echo "$SERVER_PID")"
-  local t0; t0="$(cpu_ticks "$pid")"
-  local out; out="$(taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$DURATION"s "$@" "http://127.0.0.1:$PORT$path")"
-  local t1; t1="$(cpu_ticks "$pid")"
-  local reqs; reqs="$(echo "$out" | awk '/requests in/ { print $1 }')"
-  local rps; rps="$(echo "$out" | awk '/Requests\/sec/ { print $2 }')"
-  local xfer; xfer="$(echo "$out" | awk '/Transfer\/sec/ { print $2 }')"
-  awk -v m="$mode" -v r="$rps" -v n="$reqs" -v d="$((t1 - t0))" -v hz="$TICKS" -v x="$xfer" \
+  local mode="$1" url="http://127.0.0.1:$PORT$2"
+  shift 2
+  start_server "web-$mode" "$SERVER_CPU" "$url" scripts/lua-env.sh "$LUAJIT" bench/web_server.lua "$mode" "$PORT"
+  if [ "$WARMUP" -gt 0 ]; then
+    run_wrk "$url" "$CONNECTIONS" "$WARMUP" "$mode-warmup" "$SERVER_PID" "$@"
+  fi
+  run_wrk "$url" "$CONNECTIONS" "$DURATION" "$mode" "$SERVER_PID" "$@"
+  awk -v m="$mode" -v r="$WRK_RPS" -v n="$WRK_REQUESTS" -v d="$WRK_TICKS" -v hz="$CLK_TCK" -v x="$WRK_XFER" \
     'BEGIN { printf "%-8s %12.0f req/s %10.1f us CPU/req  %10s/s\n", m, r, d / hz * 1e6 / n, x }'
-  kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
+  stop_server "$SERVER_PID"
 }
 
+need_tools wrk
+need_build
 echo "routing: GET /r37/123/items/9 (wrk -c$CONNECTIONS, ${DURATION}s)"
 run raw /r37/123/items/9
 run routes /r37/123/items/9

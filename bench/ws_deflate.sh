@@ -36,45 +36,33 @@ SERVERS="${SERVERS:-lua python}"
 PYTHON="${PYTHON:-/usr/bin/python3}"
 ROWS=()
 
-# wait_port PORT PID: until something listens on 127.0.0.1:PORT (10 s).
-wait_port() {
-  local i
-  for ((i = 0; i < 100; i++)); do
-    kill -0 "$2" 2>/dev/null || die "the server exited before listening"
-    port_free "$1" || return 0
-    sleep 0.1
-  done
-  die "nothing listens on 127.0.0.1:$1 after 10 s"
-}
-
 # one SERVER MODE PORT: appends a row.
 one() {
-  local server="$1" mode="$2" port="$3" pid out rc=0 t0 t1 n ext sent received
+  local server="$1" mode="$2" port="$3" probe="tcp://127.0.0.1:$3" pid out t0 t1 n ext sent received
   case "$server" in
-    lua) taskset -c "$SERVER_CPU" env BUILD_DIR="$BUILD_DIR" scripts/lua-env.sh "$LUAJIT" \
-      bench/ws_echo.lua "$port" "$mode" >"$WORK_DIR/$server-$mode.log" 2>&1 & ;;
-    python) taskset -c "$SERVER_CPU" "$PYTHON" bench/ws_deflate_server.py "$port" "$mode" \
-      >"$WORK_DIR/$server-$mode.log" 2>&1 & ;;
+    lua) start_server "$server-$mode" "$SERVER_CPU" "$probe" scripts/lua-env.sh "$LUAJIT" \
+      bench/ws_echo.lua "$port" "$mode" ;;
+    python) start_server "$server-$mode" "$SERVER_CPU" "$probe" "$PYTHON" bench/ws_deflate_server.py \
+      "$port" "$mode" ;;
     *) die "unknown server $server (SERVERS: lua python)" ;;
   esac
-  pid=$!
-  PIDS+=("$pid")
-  wait_port "$port" "$pid"
+  pid="$SERVER_PID"
   if [ "$WARMUP" -gt 0 ]; then
-    taskset -c "$CLIENT_CPU" "$PYTHON" bench/ws_deflate_load.py "$port" "$WARMUP" "$mode" "$SIZE" \
-      "$WS_CONNECTIONS" "$WS_WINDOW" >/dev/null || die "the warm-up load failed ($server, $mode)"
+    run_client "the warm-up load ($server, $mode)" $((WARMUP + 60)) "$WORK_DIR/warmup-$server-$mode.txt" \
+      "$PYTHON" bench/ws_deflate_load.py "$port" "$WARMUP" "$mode" "$SIZE" "$WS_CONNECTIONS" "$WS_WINDOW"
   fi
   out="$WORK_DIR/load-$server-$mode.txt"
   t0="$(cpu_ticks "$pid")"
-  timeout $((DURATION + 60)) taskset -c "$CLIENT_CPU" "$PYTHON" bench/ws_deflate_load.py "$port" \
-    "$DURATION" "$mode" "$SIZE" "$WS_CONNECTIONS" "$WS_WINDOW" >"$out" 2>&1 || rc=$?
+  run_client "the load against $server ($mode)" $((DURATION + 60)) "$out" \
+    "$PYTHON" bench/ws_deflate_load.py "$port" "$DURATION" "$mode" "$SIZE" "$WS_CONNECTIONS" "$WS_WINDOW"
   t1="$(cpu_ticks "$pid")"
-  kill -TERM "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  [ "$rc" -eq 0 ] || { cat "$out" >&2; die "the load failed against $server ($mode)"; }
+  stop_server "$pid"
   n="$(sed -n 's/^messages \([0-9]*\).*/\1/p' "$out")"
   read -r ext sent received < <(sed -n 's/.* extensions \([^ ]*\) sent \([0-9]*\) received \([0-9]*\)$/\1 \2 \3/p' "$out")
-  [ -n "$n" ] && [ "$n" -gt 0 ] || { cat "$out" >&2; die "no messages counted ($server, $mode)"; }
+  if [ -z "$n" ] || [ "$n" -eq 0 ]; then
+    cat "$out" >&2
+    die "no messages counted ($server, $mode)"
+  fi
   ROWS+=("$(awk -v s="$server" -v m="$mode" -v n="$n" -v d="$DURATION" -v t="$((t1 - t0))" \
     -v hz="$CLK_TCK" -v r="$sent" -v w="$received" -v e="$ext" \
     'BEGIN { printf "%-7s %-4s %9.0f %9.1f %10.0f %10.0f  %s", s, m, n / d, t / hz * 1e6 / n,
@@ -83,14 +71,11 @@ one() {
 }
 
 main() {
-  need_tools
+  need_tools "$PYTHON"
   "$PYTHON" -c "import websockets" 2>/dev/null ||
     die "python3-websockets is missing (scripts/setup-deps.sh installs it)"
   build
-  echo "== mongoose-ffi ws_deflate benchmark (bench/ws_deflate.sh)"
-  echo "date:     $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-  echo "cpu:      $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1) ($(nproc) CPUs)"
-  echo "luajit:   $("$LUAJIT" -v 2>&1 | head -n1)"
+  print_header "mongoose-ffi ws_deflate benchmark (bench/ws_deflate.sh)"
   echo "python:   $("$PYTHON" --version) with websockets $("$PYTHON" -c 'import websockets; print(websockets.__version__)')"
   echo "load:     $WS_CONNECTIONS connections x windows of $WS_WINDOW messages of $SIZE bytes (JSON)," \
     "${WARMUP}s warm-up + ${DURATION}s measured"
@@ -101,7 +86,6 @@ main() {
     modes="off on"
     [ "$server" = lua ] && modes="off on ctx"
     for mode in $modes; do
-      port_free "$port" || die "something listens on 127.0.0.1:$port (set PORT_BASE)"
       one "$server" "$mode" "$port"
       port=$((port + 1))
     done

@@ -11,20 +11,12 @@
 // Prints one line: "ws_load: ... msg/s N". Exits non-zero on any protocol
 // error, a closed connection or a stall (no echo at all for 5 s).
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
+#define BENCH_NAME "ws_load"
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <signal.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/epoll.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "bench_util.h"
 
 struct conn {
   int fd;
@@ -41,22 +33,6 @@ static unsigned char *s_frames;  // one window of masked frames
 static size_t s_frames_len;
 static unsigned char *s_payload;  // the unmasked payload every echo must carry
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what) {
-  fprintf(stderr, "ws_load: %s: %s\n", what, errno ? strerror(errno) : "failed");
-  exit(1);
-}
-
-static void fail(const char *what) {
-  fprintf(stderr, "ws_load: %s\n", what);
-  exit(1);
-}
-
 // Builds the client frame (FIN, text, masked) for payload into out; returns
 // its length.
 static size_t build_frame(unsigned char *out, const unsigned char *payload, size_t len,
@@ -70,7 +46,7 @@ static size_t build_frame(unsigned char *out, const unsigned char *payload, size
     out[n++] = (unsigned char)(len >> 8);
     out[n++] = (unsigned char)(len & 0xff);
   } else {
-    fail("message size must be below 65536");
+    bench_fail("message size must be below 65536");
   }
   memcpy(out + n, mask, 4);
   n += 4;
@@ -79,29 +55,22 @@ static size_t build_frame(unsigned char *out, const unsigned char *payload, size
 }
 
 static int connect_ws(int port) {
-  struct sockaddr_in sa;
   char req[512], resp[4096];
   size_t got = 0;
   int one = 1;
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) die("socket");
-  memset(&sa, 0, sizeof(sa));
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons((uint16_t)port);
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) die("connect");
+  int fd = bench_connect(SOCK_STREAM, port);
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   int n = snprintf(req, sizeof(req),
                    "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
                    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                    "Sec-WebSocket-Version: 13\r\n\r\n",
                    port);
-  if (write(fd, req, (size_t)n) != n) die("handshake write");
+  if (write(fd, req, (size_t)n) != n) bench_die("handshake write");
   // The server sends nothing after its 101 until we send, so reading up to
   // the blank line never swallows frame bytes.
   while (got < sizeof(resp) - 1) {
     ssize_t r = read(fd, resp + got, 1);
-    if (r <= 0) die("handshake read");
+    if (r <= 0) bench_die("handshake read");
     got++;
     resp[got] = 0;
     if (got >= 4 && memcmp(resp + got - 4, "\r\n\r\n", 4) == 0) break;
@@ -119,11 +88,8 @@ static int fcntl_nonblock(int fd) {
 }
 
 static void set_events(int ep, struct conn *c, int want_out) {
-  struct epoll_event ev;
   if (c->want_out == want_out) return;
-  ev.events = EPOLLIN | (want_out ? EPOLLOUT : 0);
-  ev.data.ptr = c;
-  if (epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev) != 0) die("epoll_ctl");
+  bench_epoll(ep, EPOLL_CTL_MOD, c->fd, EPOLLIN | (want_out ? EPOLLOUT : 0), c);
   c->want_out = want_out;
 }
 
@@ -133,7 +99,7 @@ static void flush_window(int ep, struct conn *c) {
     ssize_t w = write(c->fd, s_frames + c->wpos, s_frames_len - c->wpos);
     if (w < 0) {
       if (errno == EAGAIN || errno == EINTR) break;
-      die("write");
+      bench_die("write");
     }
     c->wpos += (size_t)w;
   }
@@ -154,18 +120,18 @@ static long parse(struct conn *c) {
     const unsigned char *p = c->rbuf + off;
     size_t hdr = 2;
     uint64_t len = p[1] & 0x7f;
-    if (p[1] & 0x80) fail("the server sent a masked frame");
+    if (p[1] & 0x80) bench_fail("the server sent a masked frame");
     if (len == 126) {
       if (c->rlen - off < 4) break;
       len = ((uint64_t)p[2] << 8) | p[3];
       hdr = 4;
     } else if (len == 127) {
-      fail("unexpected 64-bit frame length");
+      bench_fail("unexpected 64-bit frame length");
     }
     if (c->rlen - off < hdr + len) break;
-    if ((p[0] & 0x0f) == 8) fail("the server closed a connection");
-    if (p[0] != 0x81) fail("unexpected frame type (want a final text frame)");
-    if (len != s_size || memcmp(p + hdr, s_payload, s_size) != 0) fail("echo differs");
+    if ((p[0] & 0x0f) == 8) bench_fail("the server closed a connection");
+    if (p[0] != 0x81) bench_fail("unexpected frame type (want a final text frame)");
+    if (len != s_size || memcmp(p + hdr, s_payload, s_size) != 0) bench_fail("echo differs");
     off += hdr + (size_t)len;
     echoes++;
   }
@@ -174,15 +140,11 @@ static long parse(struct conn *c) {
   return echoes;
 }
 
-static void usage(const char *argv0) {
-  fprintf(stderr, "usage: %s -p port [-c conns] [-w window] [-s size] [-d secs] [-W warmup]\n",
-          argv0);
-  exit(2);
-}
+#define USAGE "-p port [-c conns] [-w window] [-s size] [-d secs] [-W warmup]"
 
 int main(int argc, char *argv[]) {
-  int port = 0, nconns = 50, opt, i;
-  double secs = 5, warmup = 1;
+  struct bench_run run = {0, 5, 1};
+  int nconns = 50, opt, i;
   unsigned char mask[4] = {0x37, 0xfa, 0x21, 0x3d};
   unsigned char *one_frame;
   size_t frame_len;
@@ -193,64 +155,58 @@ int main(int argc, char *argv[]) {
   double t0, t_measure, t_end, t_last_echo;
 
   while ((opt = getopt(argc, argv, "p:c:w:s:d:W:")) != -1) {
+    if (bench_run_option(&run, opt, optarg)) continue;
     switch (opt) {
-      case 'p': port = atoi(optarg); break;
       case 'c': nconns = atoi(optarg); break;
       case 'w': s_window = atoi(optarg); break;
       case 's': s_size = (size_t)atol(optarg); break;
-      case 'd': secs = atof(optarg); break;
-      case 'W': warmup = atof(optarg); break;
-      default: usage(argv[0]);
+      default: return bench_usage(argv[0], USAGE);
     }
   }
-  if (port <= 0 || port > 65535 || nconns <= 0 || s_window <= 0 || s_size == 0 || s_size >= 65536 ||
-      secs <= 0 || warmup < 0) {
-    usage(argv[0]);
+  if (!bench_run_ok(&run) || nconns <= 0 || s_window <= 0 || s_size == 0 || s_size >= 65536) {
+    return bench_usage(argv[0], USAGE);
   }
   signal(SIGPIPE, SIG_IGN);
 
   s_payload = malloc(s_size);
   one_frame = malloc(s_size + 8);
   s_frames = malloc((s_size + 8) * (size_t)s_window);
-  if (!s_payload || !one_frame || !s_frames) fail("out of memory");
+  if (!s_payload || !one_frame || !s_frames) bench_fail("out of memory");
   for (i = 0; i < (int)s_size; i++) s_payload[i] = (unsigned char)('a' + i % 26);
   frame_len = build_frame(one_frame, s_payload, s_size, mask);
   for (i = 0; i < s_window; i++) memcpy(s_frames + (size_t)i * frame_len, one_frame, frame_len);
   s_frames_len = frame_len * (size_t)s_window;
 
   ep = epoll_create1(0);
-  if (ep < 0) die("epoll_create1");
+  if (ep < 0) bench_die("epoll_create1");
   conns = calloc((size_t)nconns, sizeof(*conns));
-  if (!conns) fail("out of memory");
+  if (!conns) bench_fail("out of memory");
   for (i = 0; i < nconns; i++) {
     struct conn *c = &conns[i];
-    struct epoll_event ev;
-    c->fd = connect_ws(port);
+    c->fd = connect_ws(run.port);
     c->rcap = 65536;
     c->rbuf = malloc(c->rcap);
-    if (!c->rbuf) fail("out of memory");
-    if (fcntl_nonblock(c->fd) != 0) die("fcntl");
-    ev.events = EPOLLIN;
-    ev.data.ptr = c;
-    if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) != 0) die("epoll_ctl");
+    if (!c->rbuf) bench_fail("out of memory");
+    if (fcntl_nonblock(c->fd) != 0) bench_die("fcntl");
+    bench_epoll(ep, EPOLL_CTL_ADD, c->fd, EPOLLIN, c);
   }
   for (i = 0; i < nconns; i++) start_window(ep, &conns[i]);
 
-  t0 = now_s();
-  t_measure = t0 + warmup;
-  t_end = t_measure + secs;
+  t0 = bench_now();
+  t_measure = t0 + run.warmup;
+  t_end = t_measure + run.seconds;
   t_last_echo = t0;
   for (;;) {
-    double t = now_s();
+    double t = bench_now();
     int n, k;
     if (t >= t_end) break;
-    if (t - t_last_echo > 5) fail("stalled: no echo for 5 s");
+    if (t - t_last_echo > 5) bench_fail("stalled: no echo for 5 s");
     n = epoll_wait(ep, events, 256, 100);
     if (n < 0) {
       if (errno == EINTR) continue;
-      die("epoll_wait");
+      bench_die("epoll_wait");
     }
-    t = now_s();
+    t = bench_now();
     for (k = 0; k < n; k++) {
       struct conn *c = events[k].data.ptr;
       if (events[k].events & EPOLLOUT) flush_window(ep, c);
@@ -259,12 +215,12 @@ int main(int argc, char *argv[]) {
           long e;
           ssize_t r;
           size_t room = c->rcap - c->rlen;
-          if (room == 0) fail("receive buffer full");
+          if (room == 0) bench_fail("receive buffer full");
           r = read(c->fd, c->rbuf + c->rlen, room);
-          if (r == 0) fail("the server closed a connection");
+          if (r == 0) bench_fail("the server closed a connection");
           if (r < 0) {
             if (errno == EAGAIN || errno == EINTR) break;
-            die("read");
+            bench_die("read");
           }
           c->rlen += (size_t)r;
           e = parse(c);
@@ -272,7 +228,7 @@ int main(int argc, char *argv[]) {
             t_last_echo = t;
             if (t >= t_measure && t < t_end) counted += e;
             c->pending -= (int)e;
-            if (c->pending < 0) fail("more echoes than messages sent");
+            if (c->pending < 0) bench_fail("more echoes than messages sent");
             if (c->pending == 0) start_window(ep, c);
           }
           if ((size_t)r < room) break;  // a short read: the socket is drained
@@ -281,7 +237,7 @@ int main(int argc, char *argv[]) {
     }
   }
   printf("ws_load: connections %d window %d size %zu seconds %.1f messages %ld msg/s %.0f\n",
-         nconns, s_window, s_size, secs, counted, (double)counted / secs);
+         nconns, s_window, s_size, run.seconds, counted, (double)counted / run.seconds);
   for (i = 0; i < nconns; i++) close(conns[i].fd);
   return 0;
 }

@@ -3,6 +3,6 @@
 # .luacheckrc). Fails on any finding.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-clang-format --dry-run -Werror src/*.cpp src/*.hpp include/*.h tests/cpp/*.cpp tests/cpp/*.hpp tests/fuzz/*.cpp tests/fuzz/*.hpp bench/*.c 2>&1
+clang-format --dry-run -Werror src/*.cpp src/*.hpp include/*.h tests/cpp/*.cpp tests/cpp/*.hpp tests/fuzz/*.cpp tests/fuzz/*.hpp bench/*.c bench/*.h 2>&1
 luacheck --no-color -q lua tests/lua examples bench
 echo "lint: clean"
