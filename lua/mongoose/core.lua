@@ -467,6 +467,17 @@ function _M.add_connection_methods(class) -- pause, resume, send_queued
   end
 end
 
+--- opts, or a new empty table when it is nil; raises "opts must be a
+-- table" otherwise, at level (as error(msg, level) in the caller).
+function _M.opt_table(opts, level)
+  if opts == nil then
+    return {}
+  elseif type(opts) ~= "table" then
+    error("opts must be a table", level + 1)
+  end
+  return opts
+end
+
 --- The number of keys of table t (walked with next(): see copy_table).
 function _M.count(t)
   local n, k = 0, next(t)

@@ -345,10 +345,7 @@ function _M.listen(mgr, url, handler, opts, level)
   if type(handler) ~= "function" then
     error("handler must be a function", level)
   end
-  if opts ~= nil and type(opts) ~= "table" then
-    error("opts must be a table", level)
-  end
-  opts = opts or {}
+  opts = core.opt_table(opts, level)
   for _, name in ipairs({ "on_connection_error", "on_response" }) do
     if opts[name] ~= nil and type(opts[name]) ~= "function" then
       error(name .. " must be a function", level)

@@ -118,10 +118,7 @@ end
 
 -- Raises (at level) unless opts are valid request options.
 local function check_opts(opts, level)
-  if opts ~= nil and type(opts) ~= "table" then
-    error("opts must be a table", level + 1)
-  end
-  opts = opts or {}
+  opts = core.opt_table(opts, level + 1)
   local timeout = opts.timeout
   if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout or timeout <= 0) then
     error("timeout must be a positive number of ms", level + 1)

@@ -85,9 +85,7 @@ function _M.fetch(url, opts)
   if type(url) ~= "string" then
     error("url must be a string", 2)
   end
-  if opts ~= nil and type(opts) ~= "table" then
-    error("opts must be a table", 2)
-  end
+  core.opt_table(opts, 2)
   local mgr = assert(manager.new())
   local ok, resp, err = pcall(http_client.fetch, mgr, url, opts, 0)
   mgr:close()

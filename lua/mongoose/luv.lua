@@ -76,10 +76,7 @@ function _M.attach(mgr, uv, opts)
   if type(uv) ~= "table" or type(uv.new_poll) ~= "function" then
     error("uv must be the luv module", 3)
   end
-  if opts ~= nil and type(opts) ~= "table" then
-    error("opts must be a table", 3)
-  end
-  opts = opts or {}
+  opts = core.opt_table(opts, 3)
   local mode = opts.mode or "epoll"
   if mode ~= "epoll" and mode ~= "interval" then
     error("mode must be \"epoll\" or \"interval\"", 3)

@@ -43,10 +43,7 @@ local LOG_RANK = { error = 1, warn = 2, info = 3, debug = 4 }
 --   log level, printed to stderr, for the whole process (default "none":
 --   its errors reach Lua as events anyway).
 function _M.new(opts)
-  if opts ~= nil and type(opts) ~= "table" then
-    error("opts must be a table", 2)
-  end
-  opts = opts or {}
+  opts = core.opt_table(opts, 2)
   local log_level = opts.log_level or "warn"
   if not LOG_RANK[log_level] then
     error("unknown log_level: " .. tostring(log_level), 2)
@@ -362,10 +359,7 @@ local SIGNALS = { INT = 2, TERM = 15, HUP = 1, QUIT = 3, USR1 = 10, USR2 = 12 }
 -- 2000) and the manager is freed.
 function Manager:run(opts)
   self:check_open(2)
-  if opts ~= nil and type(opts) ~= "table" then
-    error("opts must be a table", 2)
-  end
-  opts = opts or {}
+  opts = core.opt_table(opts, 2)
   local poll_ms = check_ms(opts.poll_ms or 1000, "poll_ms", 2)
   local shutdown_timeout = opts.shutdown_timeout or 2000
   if type(shutdown_timeout) ~= "number" or shutdown_timeout ~= shutdown_timeout then

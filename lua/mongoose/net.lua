@@ -352,10 +352,7 @@ function TcpListener:connection_count()
 end
 
 local function check_opts(opts, level)
-  if opts ~= nil and type(opts) ~= "table" then
-    error("opts must be a table", level + 1)
-  end
-  opts = opts or {}
+  opts = core.opt_table(opts, level + 1)
   for _, name in ipairs({ "on_accept", "on_connect", "on_data", "on_close", "on_error", "on_datagram" }) do
     if opts[name] ~= nil and type(opts[name]) ~= "function" then
       error(name .. " must be a function", level + 1)

@@ -149,10 +149,7 @@ function _M.compile(opts, level)
   if getmetatable(opts) == ServeOptions then
     return opts
   end
-  if opts ~= nil and type(opts) ~= "table" then
-    error("opts must be a table", level + 1)
-  end
-  opts = opts or {}
+  opts = core.opt_table(opts, level + 1)
   for k in pairs(opts) do
     if not KEYS[k] then
       error("unknown option '" .. tostring(k) .. "'", level + 1)

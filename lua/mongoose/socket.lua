@@ -262,9 +262,7 @@ function Tcp:connect(host, port, opts)
   if not port or port < 0 or port > 65535 or port % 1 ~= 0 then
     error("port must be an integer from 0 to 65535", 2)
   end
-  if opts ~= nil and type(opts) ~= "table" then
-    error("opts must be a table", 2)
-  end
+  core.opt_table(opts, 2)
   local mgr = self.mgr
   if mgr.closed then
     return nil, "closed"

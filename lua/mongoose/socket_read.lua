@@ -256,9 +256,7 @@ function _M.receiveuntil(sock, pattern, opts)
   if type(pattern) ~= "string" or pattern == "" then
     error("pattern must be a non-empty string", 2)
   end
-  if opts ~= nil and type(opts) ~= "table" then
-    error("opts must be a table", 2)
-  end
+  core.opt_table(opts, 2)
   local st = { pattern = pattern, inclusive = opts and opts.inclusive == true, size = nil }
   local fn = until_fn(st)
   local function reader(size)

@@ -27,10 +27,7 @@ local JSON = { ["Content-Type"] = "application/json" }
 --- A new app. opts: strict_slash (default false: "/a/" matches "/a"),
 -- not_found(req, res) (the reply for paths no route has; default 404).
 function _M.new(opts)
-  if opts ~= nil and type(opts) ~= "table" then
-    error("opts must be a table", 2)
-  end
-  opts = opts or {}
+  opts = core.opt_table(opts, 2)
   if opts.not_found ~= nil and type(opts.not_found) ~= "function" then
     error("not_found must be a function", 2)
   end
@@ -125,9 +122,7 @@ function App:static(prefix, dir, opts)
   if type(dir) ~= "string" or dir == "" then
     error("dir must be a non-empty string", 2)
   end
-  if opts ~= nil and type(opts) ~= "table" then
-    error("opts must be a table", 2)
-  end
+  core.opt_table(opts, 2)
   local o = {}
   for k, v in pairs(opts or {}) do
     o[k] = v
@@ -291,9 +286,7 @@ end
 --- Opens an HTTP listener on url serving this app: mgr:http_listen with
 -- opts (on_response: the app's hooks, then opts.on_response).
 function App:listen(mgr, url, opts)
-  if opts ~= nil and type(opts) ~= "table" then
-    error("opts must be a table", 2)
-  end
+  core.opt_table(opts, 2)
   local o = core.copy_table(opts)
   local mine, theirs = self:response_hook(), o.on_response
   if mine and theirs then

@@ -469,10 +469,7 @@ function _M.connect(mgr, url, opts, level)
   if type(url) ~= "string" then
     error("url must be a string", level)
   end
-  if opts ~= nil and type(opts) ~= "table" then
-    error("opts must be a table", level)
-  end
-  opts = opts or {}
+  opts = core.opt_table(opts, level)
   check_options(opts, level)
   local scheme = url:match("^(%a[%w+.-]*)://")
   if not scheme or (scheme:lower() ~= "ws" and scheme:lower() ~= "wss") then

@@ -63,10 +63,7 @@ end
 -- 400 for a broken handshake). level: where argument errors point.
 function _M.upgrade(res, opts, level)
   level = level or 2
-  if opts ~= nil and type(opts) ~= "table" then
-    error("opts must be a table", level)
-  end
-  opts = opts or {}
+  opts = core.opt_table(opts, level)
   check_options(opts, level)
   local req = res.req
   if not req:is_websocket() then

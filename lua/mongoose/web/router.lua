@@ -33,9 +33,7 @@ end
 --- A router. opts.strict_slash: "/a/" and "/a" are different paths
 -- (default false: a trailing slash is optional).
 function _M.new(opts)
-  if opts ~= nil and type(opts) ~= "table" then
-    error("opts must be a table", 2)
-  end
+  core.opt_table(opts, 2)
   return setmetatable({
     static = {},          -- whole path -> node (routes without parameters)
     root = new_node(),    -- the segment trie

@@ -37,10 +37,7 @@ end
 -- default 1 MiB), headers (more response headers). Returns the stream,
 -- or nil and an error.
 function _M.start(req, res, opts)
-  if opts ~= nil and type(opts) ~= "table" then
-    error("opts must be a table", 2)
-  end
-  opts = opts or {}
+  opts = core.opt_table(opts, 2)
   local hdrs = HEADERS
   if opts.headers then
     hdrs = core.copy_table(opts.headers)
