@@ -405,22 +405,21 @@ local Connection = {}
 
 --- Stops reading from the peer (what it sends waits in the kernel, then
 -- TCP pushes back); resume() goes on. No CPU is spent meanwhile.
-function Connection:pause()
+local function set_paused(self, paused)
   if self.closed then
     return nil, "closed"
   end
-  C.mgffi_pause_reading(self.mgr.cm, self.id, 1)
-  self.paused = true
+  C.mgffi_pause_reading(self.mgr.cm, self.id, paused and 1 or 0)
+  self.paused = paused
   return true
 end
 
+function Connection:pause()
+  return set_paused(self, true)
+end
+
 function Connection:resume()
-  if self.closed then
-    return nil, "closed"
-  end
-  C.mgffi_pause_reading(self.mgr.cm, self.id, 0)
-  self.paused = false
-  return true
+  return set_paused(self, false)
 end
 
 --- Bytes queued for sending (backpressure); 0 once closed.

@@ -39,13 +39,25 @@ function _M.new(mgr, id, ev)
 end
 
 -- Raises unless the request's bytes are still held by the glue; the error
--- points at the caller of the method that calls this.
-function Request:check_views()
+-- points at level (default 3: the caller of the method that calls this).
+function Request:check_views(level)
   local last = self.stale_after
   if last ~= nil and self.mgr.poll_seq > last then
     error("request data is no longer available: the request was answered or its "
-          .. "connection closed in an earlier poll; read it before replying", 3)
+          .. "connection closed in an earlier poll; read it before replying", level or 3)
   end
+end
+
+-- self[field], made by decode(self.http) on first use (for the methods
+-- below: errors point at their caller).
+local function decoded(self, field, decode)
+  local t = self[field]
+  if not t then
+    self:check_views(4)
+    t = decode(self.http)
+    self[field] = t
+  end
+  return t
 end
 
 --- Marks the request answered (or its connection gone): its bytes are
@@ -65,13 +77,7 @@ end
 
 --- Table of all headers, names lower-cased; repeated headers joined by ", ".
 function Request:headers()
-  local t = self.header_table
-  if t then
-    return t
-  end
-  self:check_views()
-  t = headers.of_message(self.http)
-  self.header_table = t
+  local t = decoded(self, "header_table", headers.of_message)
   return t
 end
 
@@ -80,25 +86,14 @@ function Request:header(name)
   if type(name) ~= "string" then
     error("header name must be a string", 2)
   end
-  local t = self.header_table
-  if not t then
-    self:check_views()
-    t = headers.of_message(self.http)
-    self.header_table = t
-  end
+  local t = decoded(self, "header_table", headers.of_message)
   return t[str_lower(name)]
 end
 
 --- Trailer fields of a chunked request (names lower-cased), once its body
 -- has arrived: for a streamed body, from on_body's on_end on.
 function Request:trailers()
-  local t = self.trailer_table
-  if t then
-    return t
-  end
-  self:check_views()
-  t = headers.trailers_of(self.http)
-  self.trailer_table = t
+  local t = decoded(self, "trailer_table", headers.trailers_of)
   return t
 end
 

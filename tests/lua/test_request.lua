@@ -192,6 +192,13 @@ T.test("request data read after a deferred reply raises a clear error", function
   T.ok(T.poll_until(mgr, function() return false end, 20) == false, "polled on")
   T.raises("no longer available", saved_req.body, saved_req)
   T.raises("no longer available", saved_req.headers, saved_req)
+  -- The error points at the line that asked, in this file.
+  for _, read in ipairs({ function() local h = saved_req:header("x"); return h end,
+                          function() local t = saved_req:trailers(); return t end }) do
+    local ok, err = pcall(read)
+    T.ok(not ok and err:find("^[^:]*test_request%.lua:%d+: request data is no longer available"),
+         "error at the caller: " .. tostring(err))
+  end
   T.eq(saved_req.path, "/deferred-stale", "copied fields stay available")
 end)
 
