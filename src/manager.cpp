@@ -10,6 +10,7 @@
 #include <new>
 
 #include "http_static.hpp"
+#include "pool.hpp"
 
 namespace mgffi {
 
@@ -100,13 +101,10 @@ std::uint32_t Manager::default_mask(int protocol) {
 }
 
 std::unique_ptr<ConnState> Manager::take_state() {
-  if (!free_states_.empty()) {
-    std::unique_ptr<ConnState> st = std::move(free_states_.back());
-    free_states_.pop_back();
-    *st = ConnState();
-    return st;
-  }
-  return std::unique_ptr<ConnState>(new (std::nothrow) ConnState());
+  const bool recycled = !free_states_.empty();
+  std::unique_ptr<ConnState> st = take_from(free_states_);
+  if (recycled) *st = ConnState();
+  return st;
 }
 
 // States of connections closed during the previous poll may still be
@@ -142,12 +140,7 @@ void Manager::recycle_closed_states() {
 }
 
 std::unique_ptr<HttpStore> Manager::take_store() {
-  if (!free_stores_.empty()) {
-    std::unique_ptr<HttpStore> store = std::move(free_stores_.back());
-    free_stores_.pop_back();
-    return store;
-  }
-  return std::unique_ptr<HttpStore>(new (std::nothrow) HttpStore());
+  return take_from(free_stores_);
 }
 
 void Manager::give_back_store(std::unique_ptr<HttpStore> store) {

@@ -6,6 +6,7 @@
 #include <new>
 
 #include "manager.hpp"
+#include "pool.hpp"
 
 namespace mgffi {
 
@@ -55,16 +56,13 @@ std::string all_values(mg_http_message &hm, const char *name) {
 }  // namespace
 
 std::unique_ptr<WsState> Manager::take_ws(bool client) {
-  std::unique_ptr<WsState> ws;
-  if (!free_ws_.empty()) {
-    ws = std::move(free_ws_.back());
-    free_ws_.pop_back();
+  const bool recycled = !free_ws_.empty();
+  std::unique_ptr<WsState> ws = take_from(free_ws_);
+  if (recycled) {  // reset, keeping the receiver's buffer
     WsReceiver rx = std::move(ws->rx);
     rx.reset();
     *ws = WsState();
     ws->rx = std::move(rx);
-  } else {
-    ws.reset(new (std::nothrow) WsState());
   }
   if (ws) {
     ws->client = client;

@@ -130,6 +130,15 @@ function Manager:disown(id)
   self.owners[id] = nil
 end
 
+--- Forgets connection id and closes it (immediately: at once, else once
+-- its queued data is sent); only forgets it once the manager is closed.
+function Manager:drop(id, immediately)
+  self.owners[id] = nil
+  if not self.closed then
+    C.mgffi_close(self.cm, id, immediately and 1 or 0)
+  end
+end
+
 -- Raises at level unless v is a number of milliseconds (not NaN).
 -- Returns it within 0..MAX_POLL_MS: a negative wait is no wait (a deadline
 -- just passed), a longer one is cut (an int in C, or it would wrap).
@@ -329,26 +338,29 @@ function Manager:dispatch(n)
   self.dispatching = false
 end
 
---- Calls fn(timer) once after delay_ms. Returns the timer (timer:cancel()).
-function Manager:set_timeout(delay_ms, fn)
-  if type(delay_ms) ~= "number" or delay_ms ~= delay_ms or delay_ms < 0 then -- NaN too
-    error("delay_ms must be a non-negative number", 2)
+-- A new timer of self: fn(timer) after ms, then every ms if repeating.
+local function add_timer(self, ms, fn, repeating)
+  local ok = type(ms) == "number" and ms == ms and (ms > 0 or (ms == 0 and not repeating)) -- NaN not
+  if not ok then
+    error(repeating and "interval_ms must be a positive number" or "delay_ms must be a non-negative number", 3)
   end
   if type(fn) ~= "function" then
-    error("fn must be a function", 2)
+    error("fn must be a function", 3)
   end
-  return self.timers:add_timer(tonumber(C_millis()), delay_ms, nil, fn)
+  local t = self.timers:add_timer(tonumber(C_millis()), ms, repeating and ms or nil, fn)
+  return t
+end
+
+--- Calls fn(timer) once after delay_ms. Returns the timer (timer:cancel()).
+function Manager:set_timeout(delay_ms, fn)
+  local t = add_timer(self, delay_ms, fn, false)
+  return t
 end
 
 --- Calls fn(timer) every interval_ms until timer:cancel().
 function Manager:set_interval(interval_ms, fn)
-  if type(interval_ms) ~= "number" or interval_ms ~= interval_ms or interval_ms <= 0 then
-    error("interval_ms must be a positive number", 2)
-  end
-  if type(fn) ~= "function" then
-    error("fn must be a function", 2)
-  end
-  return self.timers:add_timer(tonumber(C_millis()), interval_ms, interval_ms, fn)
+  local t = add_timer(self, interval_ms, fn, true)
+  return t
 end
 
 local SIGNALS = { INT = 2, TERM = 15, HUP = 1, QUIT = 3, USR1 = 10, USR2 = 12 }

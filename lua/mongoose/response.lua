@@ -141,10 +141,14 @@ end
 
 --- Sends one chunk of a response started with begin(). nil, "send queue
 -- full" while the connection's send queue is at max_send_queue.
-function Response:write(chunk)
+local function check_chunked(self, what)
   if not self.chunked or self.sent then
-    error("write() needs a response started with begin()", 2)
+    error(what .. "() needs a response started with begin()", 3)
   end
+end
+
+function Response:write(chunk)
+  check_chunked(self, "write")
   if type(chunk) ~= "string" then
     error("chunk must be a string", 2)
   end
@@ -158,9 +162,7 @@ end
 
 --- Ends a chunked response, optionally writing a last chunk first.
 function Response:finish(chunk)
-  if not self.chunked or self.sent then
-    error("finish() needs a response started with begin()", 2)
-  end
+  check_chunked(self, "finish")
   if chunk ~= nil then
     local ok, err = self:write(chunk)
     if not ok then

@@ -25,7 +25,7 @@ local type, error, tostring, tonumber = type, error, tostring, tonumber
 local setmetatable, str_find, str_sub, concat = setmetatable, string.find, string.sub, table.concat
 local running, wait, wake = coro.running, coro.wait, coro.wake
 
-local C_send, C_close, C_pause = C.mgffi_send, C.mgffi_close, C.mgffi_pause_reading
+local C_send, C_pause = C.mgffi_send, C.mgffi_pause_reading
 
 local EV_READ, EV_CLOSE, EV_ERROR, EV_CONNECT = EV.READ, EV.CLOSE, EV.ERROR, EV.CONNECT
 local EV_WRITE, EV_TLS_HS = EV.WRITE, EV.TLS_HS
@@ -166,9 +166,8 @@ function Tcp:abort_wait(task, why)
   elseif self.connector == task then
     self.connector = nil
     local id = detach(self)
-    if id and not self.mgr.closed then
-      self.mgr:disown(id)
-      C_close(self.mgr.cm, id, 1)
+    if id then
+      self.mgr:drop(id, true)
     end
   elseif self.writer == task then
     self.writer = nil
@@ -310,9 +309,7 @@ function Tcp:connect(host, port, opts)
   if not ok then
     self.connector = nil
     if self.id then
-      local gone = detach(self)
-      mgr:disown(gone)
-      C_close(mgr.cm, gone, 1)
+      mgr:drop(detach(self), true)
     end
     return nil, err
   end
@@ -479,11 +476,7 @@ function Tcp:close()
     return nil, "closed"
   end
   detach(self)
-  local mgr = self.mgr
-  if not mgr.closed then
-    mgr:disown(id)
-    C_close(mgr.cm, id, 0)
-  end
+  self.mgr:drop(id, false)
   return 1
 end
 

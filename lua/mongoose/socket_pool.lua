@@ -6,7 +6,6 @@
 local core = require("mongoose.core")
 
 local C, EV, setmetatable = core.C, core.EV, setmetatable
-local C_close = C.mgffi_close
 local EV_READ, EV_CLOSE = EV.READ, EV.CLOSE
 local IDLE_TIMEOUT = core.LIMITS.idle_timeout.key
 
@@ -59,8 +58,7 @@ function Pool:on_event(ev, id)
     end
   end
   if t == EV_READ then
-    self.mgr:disown(id)
-    C_close(self.mgr.cm, id, 1)
+    self.mgr:drop(id, true)
   end
 end
 
@@ -87,8 +85,7 @@ function _M.put(mgr, key, id, reused, timeout, size, tls)
   if p.n >= p.size then -- the least recently used one goes
     local old = p.ids[1]
     pool_drop(p, 1)
-    mgr:disown(old)
-    C_close(mgr.cm, old, 1)
+    mgr:drop(old, true)
   end
   local n = p.n + 1
   p.n = n

@@ -171,10 +171,7 @@ function Udp:close()
   end
   self.id = nil
   self.q, self.qh, self.qt = {}, 1, 0
-  if not self.mgr.closed then
-    self.mgr:disown(id)
-    C.mgffi_close(self.mgr.cm, id, 1)
-  end
+  self.mgr:drop(id, true)
   return 1
 end
 

@@ -145,8 +145,7 @@ function _M.install(mgr, id, material)
     m.insecure and 1 or 0)
   if rc ~= 0 then
     local err = mgr:last_error()
-    C.mgffi_close(mgr.cm, id, 1)
-    mgr:disown(id)
+    mgr:drop(id, true)
     return nil, err
   end
   return true
