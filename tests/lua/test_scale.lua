@@ -10,8 +10,6 @@ local mongoose = require("mongoose")
 local core = require("mongoose.core")
 
 local N = 4000
--- scripts/test-sanitize.sh: AddressSanitizer's allocator, not the library's.
-local SANITIZED = os.getenv("ASAN_OPTIONS") ~= nil
 local mgr = assert(mongoose.new_manager({ log_level = "error" }))
 if core.fd_limit() < N + 300 then
   T.skip("needs " .. (N + 300) .. " descriptors; the hard limit is " .. core.fd_limit())
@@ -117,7 +115,7 @@ local function hold(kind, bound)
   T.eq(rc, 0, kind .. " peer's exit status; stderr: " .. err)
   T.eq(out, "ready " .. N .. "\nfresh True True\nidle True True\n", kind .. ": served at once")
   io.write(string.format("       %s: %.0f bytes of RSS per idle connection\n", kind, per))
-  if SANITIZED then
+  if T.sanitized then
     io.write("       (sanitizer build: malloc's redzones and quarantine; the bound is not checked)\n")
   else
     T.ok(per <= bound, string.format("%s: %.0f bytes of RSS per idle connection (bound %d)", kind, per, bound))

@@ -2,9 +2,9 @@
 -- clients (curl, python3) in the background while a manager keeps polling,
 -- so one process can be both the server under test and its observer.
 --
--- Prints one line per test and closes with "N passed, N failed"; exits
--- non-zero when any test failed, and with SKIP (77, CTest's
--- SKIP_RETURN_CODE) from T.skip when the whole file cannot run here.
+-- Prints one line per test and closes with "N passed, N failed, N
+-- skipped"; exits non-zero when any test failed, and with SKIP (77,
+-- CTest's SKIP_RETURN_CODE) when nothing could run here (T.skip).
 local _M = {}
 
 -- The exit code CTest reads as "skipped" (tests/CMakeLists.txt).
@@ -60,23 +60,37 @@ function _M.raises(pattern, fn, ...)
   end
 end
 
+-- What T.skip raises inside a running test.
+local Skip = {}
+local running = false
+
 function _M.run()
-  local passed, failed = 0, 0
+  local passed, failed, skipped = 0, 0, 0
   local only = os.getenv("TEST_ONLY")
   for _, t in ipairs(tests) do
     if not only or t.name:find(only, 1, true) then
-      local ok, err = xpcall(t.fn, debug.traceback)
+      running = true
+      local ok, err = xpcall(t.fn, function(e)
+        return getmetatable(e) == Skip and e or debug.traceback(e, 2)
+      end)
+      running = false
       if ok then
         passed = passed + 1
         print("ok     " .. t.name)
+      elseif getmetatable(err) == Skip then
+        skipped = skipped + 1
+        print("skip   " .. t.name .. ": " .. err.reason)
       else
         failed = failed + 1
         print("FAIL   " .. t.name .. "\n" .. tostring(err))
       end
     end
   end
-  print(string.format("%d passed, %d failed", passed, failed))
+  print(string.format("%d passed, %d failed, %d skipped", passed, failed, skipped))
   io.stdout:flush()
+  if failed == 0 and passed == 0 and skipped > 0 then
+    _M.exit(_M.SKIP) -- nothing could run here
+  end
   _M.exit(failed == 0 and passed > 0 and 0 or 1)
 end
 
@@ -100,10 +114,15 @@ function _M.exit(code)
   os.exit(code)
 end
 
--- Ends a test file that cannot run here (a missing tool, backend or
--- module): prints "skipped: <reason>" and exits 77, which CTest reports
--- as "Skipped", never as passed. Call it before any T.test runs.
+-- Skips what cannot run here (a missing tool, backend or module), with
+-- the reason: outside a test (before T.run), the whole file: prints
+-- "skipped: <reason>" and exits 77, which CTest reports as "Skipped",
+-- never as passed; inside a test, that test ("skip   <name>: <reason>",
+-- counted apart; a file whose every test skipped exits 77 too).
 function _M.skip(reason)
+  if running then -- inside a test: that test is skipped, the others go on
+    error(setmetatable({ reason = reason }, Skip), 0)
+  end
   print("skipped: " .. reason)
   io.stdout:flush()
   _M.exit(_M.SKIP)
@@ -199,6 +218,11 @@ function _M.poll_until(mgr, cond, timeout_ms)
   end
   return true
 end
+
+-- scripts/test-sanitize.sh sets ASAN_OPTIONS: AddressSanitizer's allocator
+-- (redzones, a quarantine of freed memory) makes RSS figures meaningless
+-- and cannot run under a memory ulimit.
+_M.sanitized = os.getenv("ASAN_OPTIONS") ~= nil
 
 _M.python = os.getenv("PYTHON") or "/usr/bin/python3"
 _M.luajit = os.getenv("LUAJIT") or "luajit"
