@@ -15,6 +15,7 @@ namespace mgffi {
 namespace {
 
 constexpr std::uint64_t kAcceptBackoffMs = 100;
+constexpr std::uint64_t kAcceptEpisodeMs = 10000;
 
 int fd_of(const mg_connection *c) {
   return static_cast<int>(reinterpret_cast<std::size_t>(c->fd));
@@ -33,7 +34,6 @@ bool Manager::admit(mg_connection *c, ConnState *st) {
   if (parent == conns_.end() || !parent->second.second->listener) return true;
   ListenerState &ls = *parent->second.second->listener;
   ls.accepted_this_poll++;
-  ls.accept_failing = false;  // the episode is over
   const char *why = nullptr;
   const std::uint64_t max = st->limit(MGFFI_LIMIT_MAX_CONNECTIONS);
   if (max != 0 && ls.children > max) why = "too many connections";
@@ -82,7 +82,8 @@ void Manager::forget_child(mg_connection *c, ConnState *st) {
 // nothing failed to accept. Out of descriptors (EMFILE/ENFILE), it would
 // fail again at every poll under level-triggered epoll, at full CPU: it
 // stops accepting for a moment instead (the kernel keeps the backlog), and
-// says so once per episode. Listeners due to accept again are re-armed.
+// says so once per episode (failures less than 10 s apart). Listeners due to accept again are
+// re-armed.
 void Manager::check_accept_failures() {
   const std::uint64_t now = mg_millis();
   for (std::uint64_t id : listeners_) {
@@ -112,8 +113,12 @@ void Manager::check_accept_failures() {
     if (err != EMFILE && err != ENFILE) continue;
     epoll_ctl(mgr_.epoll_fd, EPOLL_CTL_DEL, fd_of(c), nullptr);
     ls.accept_resume_ms = now + kAcceptBackoffMs;
-    if (!ls.accept_failing) {
-      ls.accept_failing = true;
+    // One log line per episode: failures less than kAcceptEpisodeMs apart
+    // (descriptors freed for a moment, then exhausted again, are one episode).
+    const bool new_episode =
+        ls.accept_failed_ms == 0 || now - ls.accept_failed_ms >= kAcceptEpisodeMs;
+    ls.accept_failed_ms = now;
+    if (new_episode) {
       char text[160];
       std::snprintf(text, sizeof(text),
                     "accept failed: %s; not accepting for %u ms at a time until descriptors "

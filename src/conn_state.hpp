@@ -125,8 +125,8 @@ struct WsState {
 struct ListenerState {
   std::uint32_t children = 0;  // accepted connections open
   std::uint32_t accepted_this_poll = 0;
-  bool accept_failing = false;  // out of descriptors: accepting paused (logged once)
-  std::uint64_t accept_resume_ms = 0;
+  std::uint64_t accept_resume_ms = 0;  // out of descriptors: not watched until then
+  std::uint64_t accept_failed_ms = 0;  // the last failure (an episode: failures < 10 s apart)
   std::unordered_map<std::string, std::uint32_t> per_ip;  // MAX_CONNECTIONS_PER_IP
 };
 

@@ -499,7 +499,7 @@ int Manager::poll_hint() {
   for (std::uint64_t id : listeners_) {
     auto it = conns_.find(id);
     if (it != conns_.end() && it->second.second->listener &&
-        it->second.second->listener->accept_failing) {
+        it->second.second->listener->accept_resume_ms != 0) {
       hint = hint < 0 || hint > 100 ? 100 : hint;
     }
   }
