@@ -514,6 +514,19 @@ function _M.copy_table(t)
   return copy
 end
 
+--- Adds v under key k of t: the first value as it is, the next ones in a
+-- list of all ({ first, second, ... }), as repeated query or form fields.
+function _M.add_value(t, k, v)
+  local old = t[k]
+  if old == nil then
+    t[k] = v
+  elseif type(old) == "table" then
+    old[#old + 1] = v
+  else
+    t[k] = { old, v }
+  end
+end
+
 --- Gives class the endpoint methods (close, local_addr, port).
 function _M.add_endpoint_methods(class)
   for name, fn in pairs(Endpoint) do
