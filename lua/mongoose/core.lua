@@ -477,6 +477,15 @@ function _M.opt_table(opts, level)
   return opts
 end
 
+--- Raises "<name> must be a <tname>" (at level, as error(msg, level) in
+-- the caller) unless opts[name] is nil or of type tname.
+function _M.check_option(opts, name, tname, level)
+  local v = opts[name]
+  if v ~= nil and type(v) ~= tname then
+    error(name .. " must be a " .. tname, level + 1)
+  end
+end
+
 --- The number of keys of table t (walked with next(): see copy_table).
 function _M.count(t)
   local n, k = 0, next(t)

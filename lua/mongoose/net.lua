@@ -354,9 +354,7 @@ end
 local function check_opts(opts, level)
   opts = core.opt_table(opts, level + 1)
   for _, name in ipairs({ "on_accept", "on_connect", "on_data", "on_close", "on_error", "on_datagram" }) do
-    if opts[name] ~= nil and type(opts[name]) ~= "function" then
-      error(name .. " must be a function", level + 1)
-    end
+    core.check_option(opts, name, "function", level + 1)
   end
   local max_buffer = opts.max_buffer
   if max_buffer ~= nil and not core.is_integer_in(max_buffer, 1, math.huge) then

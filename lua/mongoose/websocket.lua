@@ -46,10 +46,7 @@ local HANDLERS = { "on_open", "on_message", "on_close", "on_control", "on_error"
 -- Raises (at level) unless every on_* option is a function or nil.
 local function check_handlers(opts, level)
   for _, name in ipairs(HANDLERS) do
-    local fn = opts[name]
-    if fn ~= nil and type(fn) ~= "function" then
-      error(name .. " must be a function", level + 1)
-    end
+    core.check_option(opts, name, "function", level + 1)
   end
 end
 
