@@ -399,6 +399,15 @@ function _M.send_failure(mgr, rc, closed_text)
   return nil, mgr:last_error()
 end
 
+--- true when rc, the status of a send on a connection, is 0; else what
+-- send_failure gives.
+function _M.send_result(mgr, rc, closed_text)
+  if rc == 0 then
+    return true
+  end
+  return _M.send_failure(mgr, rc, closed_text)
+end
+
 -- Methods shared by the objects that stand for one connection (TCP
 -- connections, WebSockets); they use self.mgr, self.id and self.closed.
 local Connection = {}
