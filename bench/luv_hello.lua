@@ -33,16 +33,12 @@ elseif mode == "interval" then
 else
   error("mode must be luv, interval or run")
 end
-local signals = {}
+local sigint, sigterm = uv.new_signal(), uv.new_signal()
 local function stop()
   mgr:close()  -- detaches
-  for _, s in ipairs(signals) do
-    s:close()
-  end
+  sigint:close()
+  sigterm:close()
 end
-for _, name in ipairs({ "sigint", "sigterm" }) do
-  local s = uv.new_signal()
-  s:start(name, stop)
-  signals[#signals + 1] = s
-end
+sigint:start("sigint", stop)
+sigterm:start("sigterm", stop)
 uv.run()

@@ -41,6 +41,17 @@ local function list()
   return out
 end
 
+-- A handler of /todos/:id: fn(req, res, todo) for a todo that exists, else 404.
+local function with_todo(fn)
+  return function(req, res)
+    local todo = todos[tonumber(req.params.id)]
+    if not todo then
+      return 404, { error = "no such todo" }
+    end
+    return fn(req, res, todo)
+  end
+end
+
 -- The API wants a logged-in user.
 local api = web.new()
 api:use(function(req)
@@ -60,31 +71,19 @@ api:post("/todos", function(req)
   publish("created", todo)
   return 201, todo, { Location = "/api/todos/" .. todo.id }
 end)
-api:patch("/todos/:id", function(req)
-  local todo = todos[tonumber(req.params.id)]
-  if not todo then
-    return 404, { error = "no such todo" }
-  end
+api:patch("/todos/:id", with_todo(function(req, _, todo)
   if type(req.json) == "table" and req.json.done ~= nil then
     todo.done = req.json.done == true
   end
   publish("updated", todo)
   return 200, todo
-end)
-api:delete("/todos/:id", function(req)
-  local todo = todos[tonumber(req.params.id)]
-  if not todo then
-    return 404, { error = "no such todo" }
-  end
+end))
+api:delete("/todos/:id", with_todo(function(_, _, todo)
   todos[todo.id] = nil
   publish("deleted", todo)
   return 204, ""
-end)
-api:post("/todos/:id/attachment", function(req, res)
-  local todo = todos[tonumber(req.params.id)]
-  if not todo then
-    return 404, { error = "no such todo" }
-  end
+end))
+api:post("/todos/:id/attachment", with_todo(function(req, res, todo)
   return web.multipart.handle(req, res, { dir = uploads, max_file_size = 64 * 1024 * 1024 },
                               function(result, err, status)
     if not result then
@@ -95,7 +94,7 @@ api:post("/todos/:id/attachment", function(req, res)
     publish("updated", todo)
     return 200, todo
   end)
-end)
+end))
 app:mount("/api", api)
 
 app:post("/login", function(req, res)

@@ -399,6 +399,15 @@ function _M.send_failure(mgr, rc, closed_text)
   return nil, mgr:last_error()
 end
 
+--- true when rc, the status of a send on a connection, is 0; else what
+-- send_failure gives.
+function _M.send_result(mgr, rc, closed_text)
+  if rc == 0 then
+    return true
+  end
+  return _M.send_failure(mgr, rc, closed_text)
+end
+
 -- Methods shared by the objects that stand for one connection (TCP
 -- connections, WebSockets); they use self.mgr, self.id and self.closed.
 local Connection = {}
@@ -477,6 +486,15 @@ function _M.opt_table(opts, level)
   return opts
 end
 
+--- Raises "<name> must be a <tname>" (at level, as error(msg, level) in
+-- the caller) unless opts[name] is nil or of type tname.
+function _M.check_option(opts, name, tname, level)
+  local v = opts[name]
+  if v ~= nil and type(v) ~= tname then
+    error(name .. " must be a " .. tname, level + 1)
+  end
+end
+
 --- The number of keys of table t (walked with next(): see copy_table).
 function _M.count(t)
   local n, k = 0, next(t)
@@ -512,6 +530,19 @@ function _M.copy_table(t)
     end
   end
   return copy
+end
+
+--- Adds v under key k of t: the first value as it is, the next ones in a
+-- list of all ({ first, second, ... }), as repeated query or form fields.
+function _M.add_value(t, k, v)
+  local old = t[k]
+  if old == nil then
+    t[k] = v
+  elseif type(old) == "table" then
+    old[#old + 1] = v
+  else
+    t[k] = { old, v }
+  end
 end
 
 --- Gives class the endpoint methods (close, local_addr, port).

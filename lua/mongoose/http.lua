@@ -346,11 +346,8 @@ function _M.listen(mgr, url, handler, opts, level)
     error("handler must be a function", level)
   end
   opts = core.opt_table(opts, level)
-  for _, name in ipairs({ "on_connection_error", "on_response" }) do
-    if opts[name] ~= nil and type(opts[name]) ~= "function" then
-      error(name .. " must be a function", level)
-    end
-  end
+  core.check_option(opts, "on_connection_error", "function", level)
+  core.check_option(opts, "on_response", "function", level)
   local tls = require("mongoose.tls")
   tls.check(opts.tls, level)
   core.check_limits(opts, "http", level)

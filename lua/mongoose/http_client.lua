@@ -131,12 +131,8 @@ local function check_opts(opts, level)
   if body ~= nil and type(body) ~= "string" and type(body) ~= "function" then
     error("body must be a string or a function", level + 1)
   end
-  if opts.headers ~= nil and type(opts.headers) ~= "table" then
-    error("headers must be a table", level + 1)
-  end
-  if opts.on_chunk ~= nil and type(opts.on_chunk) ~= "function" then
-    error("on_chunk must be a function", level + 1)
-  end
+  core.check_option(opts, "headers", "table", level + 1)
+  core.check_option(opts, "on_chunk", "function", level + 1)
   local r = opts.max_redirects
   if r ~= nil and not core.is_integer_in(r, 0, 100) then
     error("max_redirects must be an integer from 0 to 100", level + 1)

@@ -18,7 +18,7 @@ local type, error, setmetatable, str_find = type, error, setmetatable, string.fi
 local str_sub, tbl_remove, ffi_cast = string.sub, table.remove, ffi.cast
 local CONST_CHAR_PTR = ffi.typeof("const char *")
 
-local C_send = C.mgffi_send
+local C_send, send_result = C.mgffi_send, core.send_result
 
 local _M = {}
 
@@ -92,8 +92,11 @@ local function new_conn(mgr, id, opts, listener)
   return self
 end
 
-local function failed(self, rc)
-  return core.send_failure(self.mgr, rc)
+-- Raises at the caller's caller unless data is a string.
+local function check_data(data)
+  if type(data) ~= "string" then
+    error("data must be a string", 3)
+  end
 end
 
 -- Queues data on the connection or socket self.
@@ -101,18 +104,12 @@ local function send_bytes(self, data)
   if self.closed then
     return nil, "closed"
   end
-  local rc = C_send(self.mgr.cm, self.id, data, #data)
-  if rc ~= 0 then
-    return failed(self, rc)
-  end
-  return true
+  return send_result(self.mgr, C_send(self.mgr.cm, self.id, data, #data))
 end
 
 --- Queues bytes for sending. Returns true, or nil and an error.
 function Conn:send(data)
-  if type(data) ~= "string" then
-    error("data must be a string", 2)
-  end
+  check_data(data)
   return send_bytes(self, data)
 end
 
@@ -131,11 +128,7 @@ function Conn:shutdown()
   if self.closed then
     return nil, "closed"
   end
-  local rc = C.mgffi_shutdown_write(self.mgr.cm, self.id)
-  if rc ~= 0 then
-    return failed(self, rc)
-  end
-  return true
+  return send_result(self.mgr, C.mgffi_shutdown_write(self.mgr.cm, self.id))
 end
 
 core.add_connection_methods(Conn) -- pause, resume, send_queued
@@ -354,9 +347,7 @@ end
 local function check_opts(opts, level)
   opts = core.opt_table(opts, level + 1)
   for _, name in ipairs({ "on_accept", "on_connect", "on_data", "on_close", "on_error", "on_datagram" }) do
-    if opts[name] ~= nil and type(opts[name]) ~= "function" then
-      error(name .. " must be a function", level + 1)
-    end
+    core.check_option(opts, name, "function", level + 1)
   end
   local max_buffer = opts.max_buffer
   if max_buffer ~= nil and not core.is_integer_in(max_buffer, 1, math.huge) then
@@ -474,9 +465,7 @@ end
 
 --- Sends a datagram to to (an address from on_datagram, or "ip:port").
 function Udp:send_to(to, data)
-  if type(data) ~= "string" then
-    error("data must be a string", 2)
-  end
+  check_data(data)
   if self.closed then
     return nil, "closed"
   end
@@ -492,19 +481,13 @@ function Udp:send_to(to, data)
   else
     error("to must be an address or an \"ip:port\" string", 2)
   end
-  local rc = C.mgffi_udp_send_to(self.mgr.cm, self.id, addr, data, #data)
-  if rc ~= 0 then
-    return failed(self, rc)
-  end
-  return true
+  return send_result(self.mgr, C.mgffi_udp_send_to(self.mgr.cm, self.id, addr, data, #data))
 end
 
 --- Sends a datagram to the connected peer (udp_connect) or, for a
 -- listener, to the sender of the datagram being handled.
 function Udp:send(data)
-  if type(data) ~= "string" then
-    error("data must be a string", 2)
-  end
+  check_data(data)
   if self.from.addr ~= nil then
     return self:send_to(self.from, data)
   end

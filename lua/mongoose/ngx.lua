@@ -200,15 +200,7 @@ function ngx.decode_args(str, max_args)
     end
     local k, eq, v = pair:match("^([^=]*)(=?)(.*)$")
     k = ngx.unescape_uri(k)
-    local val = eq == "" and true or ngx.unescape_uri(v)
-    local old = t[k]
-    if old == nil then
-      t[k] = val
-    elseif type(old) == "table" then
-      old[#old + 1] = val
-    else
-      t[k] = { old, val }
-    end
+    core.add_value(t, k, eq == "" and true or ngx.unescape_uri(v))
   end
   return t
 end

@@ -98,6 +98,15 @@ local function finish(self)
 end
 _M.finish = finish
 
+-- finish(self) after the C call that returned rc: true, or nil and its error.
+local function finished(self, rc)
+  finish(self)
+  if rc ~= 0 then
+    return failed(self, rc)
+  end
+  return true
+end
+
 --- Sends the whole response: status (number), body (string, may be nil),
 -- headers (table, optional). Returns true, or nil and an error message.
 function Response:send(status, body, hdrs)
@@ -114,11 +123,7 @@ function Response:send(status, body, hdrs)
     error(self.mgr:last_error(), 2)
   end
   self.status, self.bytes = status, #body
-  finish(self)
-  if rc ~= 0 then
-    return failed(self, rc)
-  end
-  return true
+  return finished(self, rc)
 end
 
 --- Starts a chunked response; continue with write(), end with finish().
@@ -170,12 +175,7 @@ function Response:finish(chunk)
       return nil, err
     end
   end
-  local rc = C_end_chunked(self.mgr.cm, self.id)
-  finish(self)
-  if rc ~= 0 then
-    return failed(self, rc)
-  end
-  return true
+  return finished(self, C_end_chunked(self.mgr.cm, self.id))
 end
 
 -- Static files: the options, compiled once (mongoose.serve_options), go to

@@ -159,12 +159,8 @@ function _M.compile(opts, level)
   if not symlinks then
     error("symlinks must be \"inside\", \"any\" or \"none\"", level + 1)
   end
-  if opts.path ~= nil and type(opts.path) ~= "string" then
-    error("path must be a string", level + 1)
-  end
-  if opts.headers ~= nil and type(opts.headers) ~= "table" then
-    error("headers must be a table", level + 1)
-  end
+  core.check_option(opts, "path", "string", level + 1)
+  core.check_option(opts, "headers", "table", level + 1)
   local compiled = {
     flags = flag(opts, "listing", FLAGS.LISTING, level + 1) + flag(opts, "dotfiles", FLAGS.DOTFILES, level + 1)
       + flag(opts, "fallthrough", FLAGS.FALLTHROUGH, level + 1) + symlinks,

@@ -79,6 +79,35 @@ local function check_timeout(v, level)
   end
   return v
 end
+_M.check_timeout = check_timeout
+
+-- The port of connect(host, port) and setpeername(host, port), checked
+-- (raising at the caller's caller), or nil and an error.
+local function check_peer(host, port)
+  if type(host) ~= "string" then
+    error("host must be a string", 3)
+  end
+  if str_sub(host, 1, 5) == "unix:" then
+    return nil, "unix domain sockets are not supported"
+  end
+  port = tonumber(port)
+  if not port or port < 0 or port > 65535 or port % 1 ~= 0 then
+    error("port must be an integer from 0 to 65535", 3)
+  end
+  return port
+end
+_M.check_peer = check_peer
+
+--- Gives sock to the running task, if any (what a task leaves open is
+-- closed when it ends: sock:on_task_end). Returns sock.
+local function adopt(sock)
+  local task = coro.current()
+  if task then
+    coro.adopt(task, sock)
+  end
+  return sock
+end
+_M.adopt = adopt
 
 -- The ip text of host when it is an IPv4/IPv6 literal (brackets removed).
 local function ip_literal(host)
@@ -116,17 +145,12 @@ _M.Tcp = Tcp
 -- manager, else the most recent one).
 function _M.tcp(mgr)
   mgr = manager_for(mgr, 2)
-  local self = setmetatable({
+  return adopt(setmetatable({
     mgr = mgr, id = nil, buf = "", pos = 1, eof = false, err = nil, reused = 0,
     ctimeout = DEFAULT_TIMEOUT, stimeout = DEFAULT_TIMEOUT, rtimeout = DEFAULT_TIMEOUT,
     reader = nil, want = nil, want_n = 0, connector = nil, writer = nil, paused = false,
     key = nil, tls = false,
-  }, Tcp)
-  local task = coro.current()
-  if task then
-    coro.adopt(task, self)
-  end
-  return self
+  }, Tcp))
 end
 
 function Tcp:settimeout(ms)
@@ -251,15 +275,10 @@ end
 -- A connection from the pool is taken when there is one. Returns 1, or
 -- nil and an error ("connection refused", "timeout", ...).
 function Tcp:connect(host, port, opts)
-  if type(host) ~= "string" then
-    error("host must be a string", 2)
-  end
-  if str_sub(host, 1, 5) == "unix:" then
-    return nil, "unix domain sockets are not supported"
-  end
-  port = tonumber(port)
-  if not port or port < 0 or port > 65535 or port % 1 ~= 0 then
-    error("port must be an integer from 0 to 65535", 2)
+  local perr
+  port, perr = check_peer(host, port)
+  if not port then
+    return nil, perr
   end
   core.opt_table(opts, 2)
   local mgr = self.mgr

@@ -5,6 +5,7 @@
 local ffi = require("ffi")
 local core = require("mongoose.core")
 local coro = require("mongoose.coro")
+local socket = require("mongoose.socket")
 
 local C, EV, ffi_string, type = core.C, core.EV, ffi.string, type
 local error, tonumber, setmetatable, str_sub = error, tonumber, setmetatable, string.sub
@@ -20,40 +21,28 @@ local Udp = core.class("mongoose.socket.udp")
 _M.Udp = Udp
 
 function _M.new(mgr)
-  local self = setmetatable({ mgr = mgr, id = nil, q = {}, qh = 1, qt = 0, reader = nil,
-                              want = MAX_DATAGRAM, timeout = DEFAULT_TIMEOUT, err = nil }, Udp)
-  local task = coro.current()
-  if task then
-    coro.adopt(task, self)
-  end
-  return self
+  local self = { mgr = mgr, id = nil, q = {}, qh = 1, qt = 0, reader = nil, want = MAX_DATAGRAM,
+                 timeout = DEFAULT_TIMEOUT, err = nil }
+  return socket.adopt(setmetatable(self, Udp))
 end
 
 function Udp:settimeout(ms)
-  if ms ~= nil and (type(ms) ~= "number" or ms ~= ms or ms < 0) then
-    error("timeout must be a non-negative number of milliseconds", 2)
-  end
-  self.timeout = ms or DEFAULT_TIMEOUT
+  self.timeout = socket.check_timeout(ms, 2) or DEFAULT_TIMEOUT
 end
 
 --- The peer every datagram goes to and comes from: host (a name, resolved
 -- without blocking, or an IP) and port. Returns 1, or nil and an error.
 function Udp:setpeername(host, port)
-  if type(host) ~= "string" then
-    error("host must be a string", 2)
-  end
-  if host:sub(1, 5) == "unix:" then
-    return nil, "unix domain sockets are not supported"
-  end
-  port = tonumber(port)
-  if not port or port < 0 or port > 65535 or port % 1 ~= 0 then
-    error("port must be an integer from 0 to 65535", 2)
+  local perr
+  port, perr = socket.check_peer(host, port)
+  if not port then
+    return nil, perr
   end
   local mgr = self.mgr
   if mgr.closed then
     return nil, "closed"
   end
-  local ip, v6 = require("mongoose.socket").resolve(mgr, host, self.timeout)
+  local ip, v6 = socket.resolve(mgr, host, self.timeout)
   if not ip then
     return nil, v6
   end

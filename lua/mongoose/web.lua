@@ -28,9 +28,7 @@ local JSON = { ["Content-Type"] = "application/json" }
 -- not_found(req, res) (the reply for paths no route has; default 404).
 function _M.new(opts)
   opts = core.opt_table(opts, 2)
-  if opts.not_found ~= nil and type(opts.not_found) ~= "function" then
-    error("not_found must be a function", 2)
-  end
+  core.check_option(opts, "not_found", "function", 2)
   return setmetatable({
     router = router.new({ strict_slash = opts.strict_slash }),
     before = {}, after_fns = {}, response_hooks = {},

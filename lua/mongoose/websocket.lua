@@ -46,10 +46,7 @@ local HANDLERS = { "on_open", "on_message", "on_close", "on_control", "on_error"
 -- Raises (at level) unless every on_* option is a function or nil.
 local function check_handlers(opts, level)
   for _, name in ipairs(HANDLERS) do
-    local fn = opts[name]
-    if fn ~= nil and type(fn) ~= "function" then
-      error(name .. " must be a function", level + 1)
-    end
+    core.check_option(opts, name, "function", level + 1)
   end
 end
 
@@ -143,10 +140,6 @@ local function opcode(kind, level)
   error("kind must be \"text\" or \"binary\"", level + 1)
 end
 
-local function send_failed(self, rc)
-  return core.send_failure(self.mgr, rc)
-end
-
 --- Sends a message: kind "text" (default) or "binary". Returns true, or nil
 -- and an error ("closed" once the connection is gone, "send queue full"
 -- while max_send_queue bytes wait). A client may send before the handshake
@@ -171,11 +164,7 @@ function WebSocket:send(data, kind)
     q[#q + 1] = { data, op }
     return true
   end
-  local rc = C_ws_send(self.mgr.cm, self.id, data, #data, op)
-  if rc ~= 0 then
-    return send_failed(self, rc)
-  end
-  return true
+  return core.send_result(self.mgr, C_ws_send(self.mgr.cm, self.id, data, #data, op))
 end
 
 --- Sends a ping with optional data (at most 125 bytes).
@@ -265,7 +254,7 @@ local function stream_frame(self, chunk, fin)
   local op = self.started and 0 or self.op
   local rc = C_ws_send_frame(ws.mgr.cm, ws.id, chunk, #chunk, op, fin and 1 or 0)
   if rc ~= 0 then
-    return send_failed(ws, rc)
+    return core.send_failure(ws.mgr, rc)
   end
   self.started = true
   if fin then

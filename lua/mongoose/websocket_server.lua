@@ -168,11 +168,8 @@ function _M.listen(mgr, url, opts, level)
     error("opts must be a table", level)
   end
   check_options(opts, level)
-  for _, name in ipairs({ "accept", "http" }) do
-    if opts[name] ~= nil and type(opts[name]) ~= "function" then
-      error(name .. " must be a function", level)
-    end
-  end
+  core.check_option(opts, "accept", "function", level)
+  core.check_option(opts, "http", "function", level)
   local path, accept, fallback = opts.path, opts.accept, opts.http
   local supported = opts.protocols
   local handlers = {

@@ -1,11 +1,12 @@
 -- mongoose.web.body: request bodies in JSON (lua-cjson, an optional
 -- dependency: Debian's lua-cjson) and application/x-www-form-urlencoded,
 -- as functions and as middleware that answers 400, 413 and 415 itself.
+local core = require("mongoose.core")
 local request = require("mongoose.request")
 
 local type, error, pcall, next = type, error, pcall, next
 local setmetatable, getmetatable, str_find = setmetatable, getmetatable, string.find
-local str_lower, url_decode = string.lower, request.url_decode
+local str_lower, url_decode, add_value = string.lower, request.url_decode, core.add_value
 
 local _M = {}
 
@@ -103,18 +104,35 @@ local function is_json_type(mt)
   return mt == "application/json" or (mt ~= nil and mt:match("^application/[%w.%-]+%+json$") ~= nil)
 end
 
---- The JSON body of req: value, or nil, err, status (415: not JSON,
--- 400: bad JSON, 413: a streamed body, too big for this helper).
-function _M.json(req)
-  _M.cjson(2)
-  if not is_json_type(media_type(req)) then
-    return nil, "Content-Type must be application/json", 415
+local FORM_TYPE = "application/x-www-form-urlencoded"
+
+local function is_form_type(mt)
+  return mt == FORM_TYPE
+end
+
+-- The body of req when is_type(its media type), else nil, err, status
+-- (415: not of the expected type; 413: a streamed body, too big here).
+local function typed_body(req, is_type, expected)
+  if not is_type(media_type(req)) then
+    return nil, "Content-Type must be " .. expected, 415
   end
   local body = req:body()
   if body == nil then
     return nil, "body too large", 413
   end
-  local v, err = _M.decode_json(body)
+  return body
+end
+
+--- The JSON body of req: value, or nil, err, status (415: not JSON,
+-- 400: bad JSON, 413: a streamed body, too big for this helper).
+function _M.json(req)
+  _M.cjson(2)
+  local body, err, status = typed_body(req, is_json_type, "application/json")
+  if body == nil then
+    return nil, err, status
+  end
+  local v
+  v, err = _M.decode_json(body)
   if v == nil then
     return nil, "invalid JSON: " .. err, 400
   end
@@ -127,15 +145,7 @@ function _M.parse_form(s)
   local t = {}
   for pair in s:gmatch("[^&]+") do
     local k, v = pair:match("^([^=]*)=?(.*)$")
-    k, v = url_decode(k, true), url_decode(v, true)
-    local old = t[k]
-    if old == nil then
-      t[k] = v
-    elseif type(old) == "table" then
-      old[#old + 1] = v
-    else
-      t[k] = { old, v }
-    end
+    add_value(t, url_decode(k, true), url_decode(v, true))
   end
   return t
 end
@@ -143,23 +153,25 @@ end
 --- The form body of req (application/x-www-form-urlencoded): table, or
 -- nil, err, status (415, 413).
 function _M.form(req)
-  if media_type(req) ~= "application/x-www-form-urlencoded" then
-    return nil, "Content-Type must be application/x-www-form-urlencoded", 415
-  end
-  local body = req:body()
+  local body, err, status = typed_body(req, is_form_type, FORM_TYPE)
   if body == nil then
-    return nil, "body too large", 413
+    return nil, err, status
   end
   return _M.parse_form(body)
 end
 
 local ERROR_HEADERS = { ["Content-Type"] = "application/json" }
 
+-- The plain-text error reply of a body middleware.
+local function fail_text(status, err)
+  return status, err .. "\n", { ["Content-Type"] = "text/plain" }
+end
+
 -- The JSON error reply of a body middleware.
 local function fail(status, err)
   local ok, body = pcall(_M.encode_json, { error = err })
   if not ok then
-    return status, err .. "\n", { ["Content-Type"] = "text/plain" }
+    return fail_text(status, err)
   end
   return status, body, ERROR_HEADERS
 end
@@ -173,6 +185,26 @@ local function has_body(req)
   return b ~= nil and #b > 0
 end
 
+-- A body middleware: _M[kind](req) (json or form) goes to req[kind]; a
+-- body of another type (415) passes unless required; other failures are
+-- answered with reply(status, err).
+local function body_middleware(kind, required, reply)
+  return function(req)
+    if not has_body(req) then
+      return nil
+    end
+    local v, err, status = _M[kind](req)
+    if v == nil then
+      if status == 415 and not required then
+        return nil
+      end
+      return reply(status, err)
+    end
+    req[kind] = v
+    return nil
+  end
+end
+
 --- Middleware: a JSON body (application/json, application/*+json) is
 -- parsed into req.json, bad JSON answered with 400; a body of another type
 -- gets 415 (opts.require, the default) or passes untouched (require =
@@ -180,41 +212,13 @@ end
 -- missing.
 function _M.json_body(opts)
   _M.cjson(2)
-  local require_json = not (opts and opts.require == false)
-  return function(req)
-    if not has_body(req) then
-      return nil
-    end
-    local v, err, status = _M.json(req)
-    if v == nil then
-      if status == 415 and not require_json then
-        return nil
-      end
-      return fail(status, err)
-    end
-    req.json = v
-    return nil
-  end
+  return body_middleware("json", not (opts and opts.require == false), fail)
 end
 
 --- Middleware: a form body goes to req.form (see parse_form); a body of
 -- another type passes untouched unless opts.require (then 415).
 function _M.form_body(opts)
-  local require_form = opts and opts.require
-  return function(req)
-    if not has_body(req) then
-      return nil
-    end
-    local t, err, status = _M.form(req)
-    if t == nil then
-      if status == 415 and not require_form then
-        return nil
-      end
-      return status, err .. "\n", { ["Content-Type"] = "text/plain" }
-    end
-    req.form = t
-    return nil
-  end
+  return body_middleware("form", opts and opts.require, fail_text)
 end
 
 return _M

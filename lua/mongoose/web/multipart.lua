@@ -173,15 +173,7 @@ local function end_part(self)
   else
     local value = table.concat(part.chunks)
     part.chunks = nil
-    local fields = self.fields
-    local old = fields[part.name]
-    if old == nil then
-      fields[part.name] = value
-    elseif type(old) == "table" then
-      old[#old + 1] = value
-    else
-      fields[part.name] = { old, value }
-    end
+    core.add_value(self.fields, part.name, value)
     local on_field = self.opts.on_field
     if on_field then
       on_field(part.name, value, part)
