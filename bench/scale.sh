@@ -15,6 +15,9 @@
 #   SIDES    c (bench/ws_echo_c.c), lua (bench/ws_echo.lua), nginx (nginx-light
 #            + libnginx-mod-http-lua, one process) (default "c lua nginx")
 #   CONNECTIONS  wrk's connections (default 50)
+#   ROUNDS   times each side walks its levels (default 1); with more, every
+#            figure is the median over the rounds, so that a change in
+#            background load between levels weighs less
 #
 # Each side's server runs alone, on CPU 0; wrk and the idle connections
 # (bench/idle_hold.c: one request or handshake each, then quiet; source
@@ -35,7 +38,9 @@ PORT_BASE="${PORT_BASE:-8401}"
 source "$(dirname "$0")/common.sh"
 LEVELS="${LEVELS:-0 1000 5000 15000}"
 KINDS="${KINDS:-http ws}"
-ROWS=()  # "kind|level|side|rps|us|rss_per_conn|alive"
+ROUNDS="${ROUNDS:-1}"
+RAW=()   # one per round: "kind|level|side|rps|us|rss_per_conn|alive"
+ROWS=()  # the medians over the rounds, same fields
 
 # The nginx + Lua side: hello on /, a WebSocket echo (Debian's
 # lua-nginx-websocket, OpenResty's lua-resty-websocket) on /ws.
@@ -101,7 +106,7 @@ start_side() {
 print_setup() {
   print_header "mongoose-ffi scale benchmark (bench/scale.sh)"
   if has_side nginx; then echo "nginx:    $(nginx -v 2>&1 | head -n1)"; fi
-  echo "sides:    $SIDES; levels: $LEVELS idle connections; kinds: $KINDS"
+  echo "sides:    $SIDES; levels: $LEVELS idle connections; kinds: $KINDS; rounds: $ROUNDS (medians)"
   echo "load:     wrk -t1 -c$CONNECTIONS on / (hello), ${WARMUP}s warm-up + ${DURATION}s measured per level"
   echo "pinning:  servers on CPU $SERVER_CPU; wrk and the idle connections on CPU $CLIENT_CPU"
 }
@@ -151,7 +156,28 @@ level() {
     sleep 1
   fi
   log "$side, $kind, $n idle: $WRK_RPS req/s, $WRK_US us CPU/req, RSS/idle conn $per B"
-  ROWS+=("$kind|$n|$side|$WRK_RPS|$WRK_US|$per|$alive")
+  RAW+=("$kind|$n|$side|$WRK_RPS|$WRK_US|$per|$alive")
+}
+
+# summarize: ROWS from RAW, each figure the median over the rounds.
+summarize() {
+  local kind n side r rps us per alive
+  for kind in $KINDS; do
+    for n in $LEVELS; do
+      for side in $SIDES; do
+        local all_rps=() all_us=() all_per=()
+        for r in "${RAW[@]}"; do
+          case "$r" in "$kind|$n|$side|"*) ;; *) continue ;; esac
+          IFS='|' read -r _ _ _ rps us per alive <<<"$r"
+          all_rps+=("$rps") all_us+=("$us") all_per+=("$per")
+        done
+        [ "${#all_rps[@]}" -gt 0 ] || continue
+        per=-
+        [ "${all_per[0]}" = - ] || per="$(median "${all_per[@]}")"
+        ROWS+=("$kind|$n|$side|$(median "${all_rps[@]}")|$(median "${all_us[@]}")|$per|$alive")
+      done
+    done
+  done
 }
 
 row_field() {  # row_field KIND N SIDE FIELD(4 rps, 5 us, 6 rss)
@@ -214,17 +240,20 @@ main() {
   build bench_c_ws_echo bench_idle_hold
   ulimit -n "$(ulimit -Hn)"
   print_setup
-  local side kind n port="$PORT_BASE"
+  local side kind n round port="$PORT_BASE"
   for side in $SIDES; do
     start_side "$side" "$port"
     for kind in $KINDS; do
-      for n in $LEVELS; do
-        level "$side" "$kind" "$n" "${SIDE_PID[$side]}" "$port"
+      for ((round = 1; round <= ROUNDS; round++)); do
+        for n in $LEVELS; do
+          level "$side" "$kind" "$n" "${SIDE_PID[$side]}" "$port"
+        done
       done
     done
     stop_sides "$side"
     port=$((port + 1))
   done
+  summarize
   print_table
   print_verdict
 }
