@@ -15,19 +15,6 @@ local function rss_kib(pid)
   return status and tonumber(status:match("VmRSS:%s+(%d+)"))
 end
 
--- CPU clock ticks (utime + stime) of process pid.
-local function cpu_of(pid)
-  local stat = T.read_file("/proc/" .. pid .. "/stat")
-  if not stat then
-    return nil
-  end
-  local fields = {}
-  for f in stat:match("%) (.*)$"):gmatch("%S+") do
-    fields[#fields + 1] = f
-  end
-  return tonumber(fields[12]) + tonumber(fields[13])
-end
-
 local WORST_GOOD = [[
 def worst_good(n=5, port=None):
     worst = 0
@@ -107,9 +94,9 @@ print("sent", sent, flush=True)
 time.sleep(4)
 ]])) .. " " .. port)
   os.execute("sleep 3")
-  local t0 = cpu_of(pid)
+  local t0 = T.cpu_ticks(pid)
   os.execute("sleep 2")
-  local used = cpu_of(pid) - t0
+  local used = T.cpu_ticks(pid) - t0
   local out = T.wait(job, nil, 20000)
   stop(pid)
   T.ok(tonumber(out:match("sent (%d+)")) > 4 * 1024 * 1024, "the client got several MiB in: " .. out)
@@ -181,7 +168,7 @@ print("after", ok, flush=True)
   local _, lines = t_log:gsub("accept failed", "")
   T.eq(lines, 1, "one log line for the episode:\n" .. t_log)
   T.match(t_log, "max_connections 1000 .* is above the descriptor limit %(48", "warned at listen")
-  local t0 = cpu_of(pid)
+  local t0 = T.cpu_ticks(pid)
   T.ok(t0 ~= nil, "the server is alive")
   stop(pid)
 end)
@@ -232,9 +219,9 @@ held = [conn(timeout=1) for i in range(80)]
 time.sleep(4)
 ]])) .. " " .. port)
   os.execute("sleep 1")
-  local t0 = cpu_of(pid)
+  local t0 = T.cpu_ticks(pid)
   os.execute("sleep 2")
-  local used = cpu_of(pid) - t0
+  local used = T.cpu_ticks(pid) - t0
   T.wait(job, nil, 20000)
   stop(pid)
   T.ok(used < 20, "accepts back off: " .. used .. " ticks of CPU in 2 s")
@@ -442,7 +429,7 @@ time.sleep(1)
 ok, secs = good()
 print("after", ok, flush=True)
 ]])) .. " " .. port, 30000)
-  local alive = cpu_of(pid) ~= nil
+  local alive = T.cpu_ticks(pid) ~= nil
   stop(pid)
   T.match(out, "hog [5c][0l]", "the hog request got a 500 or a close: " .. out)
   T.match(out, "after True", "a later request is served")

@@ -206,6 +206,50 @@ function _M.run_client(mgr, cmd, timeout_ms)
   return _M.wait(_M.spawn(cmd), mgr, timeout_ms)
 end
 
+-- Returns a function that stops the process whose pid is in pidfile
+-- (for T.on_exit: background servers this file started).
+function _M.killer(pidfile)
+  return function()
+    local pid = tonumber(read_file(pidfile) or "")
+    if pid then
+      os.execute("kill " .. pid .. " 2>/dev/null")
+    end
+  end
+end
+
+-- Starts a Python script (its text, saved as T.tmpdir()/<name>.py) in the
+-- background as `python script port pidfile`; the script writes its pid
+-- to pidfile once it serves. Waits for that (10 s at most, then 0.2 s
+-- more) and stops it at the end of the file.
+function _M.python_daemon(name, code, port)
+  local script = tmp() .. "/" .. name .. ".py"
+  local pidfile = tmp() .. "/" .. name .. ".pid"
+  _M.write_file(script, code)
+  _M.spawn(_M.q(_M.python) .. " " .. _M.q(script) .. " " .. port .. " " .. _M.q(pidfile))
+  _M.on_exit(_M.killer(pidfile))
+  local deadline = os.time() + 10
+  while not read_file(pidfile) and os.time() < deadline do
+    os.execute("sleep 0.05")
+  end
+  os.execute("sleep 0.2")
+end
+
+-- Runs fn in a task of mgr (mgr:spawn), polling mgr until it ends (within
+-- timeout_ms, 10 s by default); returns what fn returned, or raises its
+-- error.
+function _M.in_task(mgr, fn, timeout_ms)
+  local done, res = false, nil
+  mgr:spawn(function()
+    res = { pcall(fn) }
+    done = true
+  end)
+  _M.ok(_M.poll_until(mgr, function() return done end, timeout_ms or 10000), "the task ended")
+  if not res[1] then
+    error(res[2], 0)
+  end
+  return unpack(res, 2)
+end
+
 -- Polls mgr until cond() is true or timeout_ms passes; returns cond().
 function _M.poll_until(mgr, cond, timeout_ms)
   local core = require("mongoose.core")
@@ -364,9 +408,14 @@ function _M.adler32(s)
   return b * 65536 + a
 end
 
--- CPU time of this process so far, in clock ticks (utime + stime).
-function _M.cpu_ticks()
-  local stat = assert(read_file("/proc/self/stat"))
+-- CPU time of process pid (this process by default) so far, in clock
+-- ticks (utime + stime); nil when there is no such process.
+function _M.cpu_ticks(pid)
+  local stat = read_file("/proc/" .. (pid or "self") .. "/stat")
+  if not stat then
+    assert(pid, "no /proc/self/stat")
+    return nil
+  end
   local fields = {}
   for f in stat:match("%) (.*)$"):gmatch("%S+") do
     fields[#fields + 1] = f
