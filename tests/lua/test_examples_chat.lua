@@ -4,13 +4,8 @@
 local T = require("testlib")
 T.need_python_module("websockets", "python3-websockets")
 local E = require("testexamples")
-local free_port, start_example, stop = T.free_port, E.start, E.stop
-local wait_until_serving = E.wait_until_serving
 T.test("demo server: WebSocket chat echoes to the sender, broadcasts to the others", function()
-  local port = free_port()
-  local job, pidfile = start_example("demo_server.lua", "PORT=" .. port)
-  local base = "http://127.0.0.1:" .. port
-  wait_until_serving(base .. "/")
+  local job, pidfile, port, base = E.serve("demo_server.lua")
 
   -- The page carries the chat UI.
   local page = T.run_client(nil, "curl -s --max-time 5 " .. base .. "/")
@@ -71,16 +66,11 @@ asyncio.run(asyncio.wait_for(main(), 20))
     "",
   }, "\n"), "chat transcript")
 
-  stop(pidfile, "TERM")
-  local stdout, exit_code = T.wait(job, nil, 10000)
-  T.eq(exit_code, 0, "exit code after SIGTERM")
-  T.match(stdout, "demo: stopped")
+  E.stopped_ok(job, pidfile, "TERM", "demo: stopped")
 end)
 
 T.test("demo server stops on SIGTERM with a chat client connected", function()
-  local port = free_port()
-  local job, pidfile = start_example("demo_server.lua", "PORT=" .. port)
-  wait_until_serving("http://127.0.0.1:" .. port .. "/")
+  local job, pidfile, port = E.serve("demo_server.lua")
   local script = T.tmpdir() .. "/chat_idle.py"
   T.write_file(script, [[
 import asyncio, sys
@@ -107,10 +97,7 @@ asyncio.run(asyncio.wait_for(main(), 20))
     os.execute("sleep 0.025")
   end
   T.match(T.read_file(client.base .. ".out") or "", "you: hi", "client connected")
-  stop(pidfile, "TERM")
-  local stdout, exit_code = T.wait(job, nil, 10000)
-  T.eq(exit_code, 0, "exit code after SIGTERM")
-  T.match(stdout, "demo: stopped")
+  E.stopped_ok(job, pidfile, "TERM", "demo: stopped")
   local cout, crc = T.wait(client, nil, 20000)
   T.eq(crc, 0, "client exit")
   T.match(cout, "closed by the server")
