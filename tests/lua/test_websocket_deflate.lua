@@ -39,22 +39,6 @@ def zframe(payload, op=1):
     f = bytearray(frame(payload, op))
     f[0] |= 0x40
     return bytes(f)
-def read_raw_frame(s):
-    def need(n):
-        b = b""
-        while len(b) < n:
-            d = s.recv(n - len(b))
-            if not d:
-                raise EOFError
-            b += d
-        return b
-    b0, b1 = need(2)
-    n = b1 & 0x7f
-    if n == 126:
-        n = struct.unpack("!H", need(2))[0]
-    elif n == 127:
-        n = struct.unpack("!Q", need(8))[0]
-    return b0, need(n)
 def inflate(z):
     d = zlib.decompressobj(-15)
     return d.decompress(z + b"\x00\x00\xff\xff")

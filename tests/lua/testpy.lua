@@ -97,7 +97,8 @@ def out(*a):
 
 -- Raw WebSocket frames, after HTTP: ws_open(path) does the handshake on a
 -- fresh connection; frame() builds a masked frame (any announced length);
--- read_frame(s) returns (opcode, payload); close_code(s) waits for the
+-- read_frame(s) returns (opcode, payload), read_raw_frame(s) (first byte,
+-- payload); close_code(s) waits for the
 -- server's close frame; echo_ok(s) checks one text echo.
 _M.WS = [[
 def ws_open(path=b"/ws"):
@@ -124,7 +125,7 @@ def frame(payload, op=1, fin=True, length=None):
         h = struct.pack("!BBQ", b0, 0x80 | 127, n)
     mask = b"\x01\x02\x03\x04"
     return h + mask + bytes(c ^ mask[i % 4] for i, c in enumerate(payload))
-def read_frame(s):
+def read_raw_frame(s):
     def need(n):
         b = b""
         while len(b) < n:
@@ -139,7 +140,10 @@ def read_frame(s):
         n = struct.unpack("!H", need(2))[0]
     elif n == 127:
         n = struct.unpack("!Q", need(8))[0]
-    return b0 & 15, need(n)
+    return b0, need(n)
+def read_frame(s):
+    b0, payload = read_raw_frame(s)
+    return b0 & 15, payload
 def close_code(s):
     try:
         while True:
