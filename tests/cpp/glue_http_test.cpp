@@ -40,16 +40,33 @@ class HttpTest : public ::testing::Test {
                             body.size());
   }
 
+  // Sends req on c and polls until a request arrives (on conn, if given);
+  // nullptr (a failure) when the send fails or nothing arrives.
+  const mgffi_event *Ask(Client &c, const std::string &req, uint64_t conn = 0) {
+    if (!c.Send(m, req)) {
+      ADD_FAILURE() << "send failed";
+      return nullptr;
+    }
+    return WaitRequest(conn);
+  }
+
+  // Answers conn with status and body, then reads the response on c into *r.
+  ::testing::AssertionResult Answer(Client &c, uint64_t conn, int status, const std::string &body,
+                                    HttpResponse *r) {
+    const int rc = Reply(conn, status, body);
+    if (rc != MGFFI_OK) return ::testing::AssertionFailure() << "mgffi_http_reply: " << rc;
+    if (!c.ReadResponse(m, r)) return ::testing::AssertionFailure() << "no response read";
+    return ::testing::AssertionSuccess();
+  }
+
   // Sends a GET, answers it with body and checks the client reads it back.
   void RoundTrip(Client &c, const std::string &target, uint64_t *conn_out) {
-    ASSERT_TRUE(c.Send(m, Request("GET", target)));
-    const mgffi_event *ev = WaitRequest();
+    const mgffi_event *ev = Ask(c, Request("GET", target));
     ASSERT_NE(ev, nullptr);
     ASSERT_EQ(Str(ev->http->uri), target);
     if (conn_out != nullptr) *conn_out = ev->conn_id;
-    ASSERT_EQ(Reply(ev->conn_id, 200, "body of " + target), MGFFI_OK);
     HttpResponse r;
-    ASSERT_TRUE(c.ReadResponse(m, &r));
+    ASSERT_TRUE(Answer(c, ev->conn_id, 200, "body of " + target, &r));
     EXPECT_EQ(r.status, 200);
     EXPECT_EQ(r.body, "body of " + target);
   }
@@ -77,8 +94,7 @@ TEST_F(HttpTest, GetWithQueryAndHeadersYieldsOneMessage) {
       "X-Custom: hello world\r\n"
       "Accept: */*\r\n"
       "\r\n";
-  ASSERT_TRUE(c.Send(m, req));
-  const mgffi_event *ev = WaitRequest();
+  const mgffi_event *ev = Ask(c, req);
   ASSERT_NE(ev, nullptr);
   const uint64_t conn = ev->conn_id;
   EXPECT_NE(conn, listener);
@@ -139,15 +155,14 @@ TEST_F(HttpTest, GetWithQueryAndHeadersYieldsOneMessage) {
 TEST_F(HttpTest, PostBodyAndStatusText) {
   Client c(port);
   ASSERT_TRUE(c.ok());
-  ASSERT_TRUE(c.Send(m, Request("POST", "/submit", "Content-Length: 11\r\n") + "hello=world"));
-  const mgffi_event *ev = WaitRequest();
+  const mgffi_event *ev =
+      Ask(c, Request("POST", "/submit", "Content-Length: 11\r\n") + "hello=world");
   ASSERT_NE(ev, nullptr);
   EXPECT_EQ(Str(ev->http->method), "POST");
   EXPECT_EQ(Str(ev->http->body), "hello=world");
   EXPECT_EQ(ev->http->content_length, 11u);
-  ASSERT_EQ(Reply(ev->conn_id, 404, "nope"), MGFFI_OK);
   HttpResponse r;
-  ASSERT_TRUE(c.ReadResponse(m, &r));
+  ASSERT_TRUE(Answer(c, ev->conn_id, 404, "nope", &r));
   EXPECT_EQ(r.status_line, "HTTP/1.1 404 Not Found");
   EXPECT_EQ(r.body, "nope");
   EXPECT_EQ(r.content_length, 4u);
@@ -155,8 +170,7 @@ TEST_F(HttpTest, PostBodyAndStatusText) {
 
 TEST_F(HttpTest, EmptyBodyReplyHasContentLengthZero) {
   Client c(port);
-  ASSERT_TRUE(c.Send(m, Request("GET", "/empty")));
-  const mgffi_event *ev = WaitRequest();
+  const mgffi_event *ev = Ask(c, Request("GET", "/empty"));
   ASSERT_NE(ev, nullptr);
   ASSERT_EQ(mgffi_http_reply(m, ev->conn_id, 200, nullptr, 0, nullptr, 0), MGFFI_OK);
   HttpResponse r;
@@ -169,8 +183,7 @@ TEST_F(HttpTest, EmptyBodyReplyHasContentLengthZero) {
 TEST_F(HttpTest, NoContentRepliesHaveNoContentLength) {
   Client c(port);
   for (int status : {204, 304}) {
-    ASSERT_TRUE(c.Send(m, Request("GET", "/empty")));
-    const mgffi_event *ev = WaitRequest();
+    const mgffi_event *ev = Ask(c, Request("GET", "/empty"));
     ASSERT_NE(ev, nullptr);
     EXPECT_EQ(mgffi_http_reply(m, ev->conn_id, status, nullptr, 0, "x", 1), MGFFI_ERR_ARG);
     EXPECT_EQ(mgffi_http_begin_chunked(m, ev->conn_id, status, nullptr, 0), MGFFI_ERR_ARG);
@@ -183,8 +196,7 @@ TEST_F(HttpTest, NoContentRepliesHaveNoContentLength) {
     c.buffer().erase(0, head.size());
   }
   // A 1xx cannot end a request.
-  ASSERT_TRUE(c.Send(m, Request("GET", "/empty")));
-  const mgffi_event *ev = WaitRequest();
+  const mgffi_event *ev = Ask(c, Request("GET", "/empty"));
   ASSERT_NE(ev, nullptr);
   EXPECT_EQ(mgffi_http_reply(m, ev->conn_id, 101, nullptr, 0, nullptr, 0), MGFFI_ERR_ARG);
 }
@@ -228,8 +240,7 @@ TEST_F(HttpTest, DeferredReplyKeepsRequestViews) {
 TEST_F(HttpTest, PipelinedRequestsDeliveredOneAtATime) {
   Client c(port);
   ASSERT_TRUE(c.ok());
-  ASSERT_TRUE(c.Send(m, Request("GET", "/first") + Request("GET", "/second")));
-  const mgffi_event *ev = WaitRequest();
+  const mgffi_event *ev = Ask(c, Request("GET", "/first") + Request("GET", "/second"));
   ASSERT_NE(ev, nullptr);
   const uint64_t conn = ev->conn_id;
   EXPECT_EQ(Str(ev->http->uri), "/first");
@@ -287,13 +298,11 @@ TEST_F(HttpTest, KeepAliveThenConnectionClose) {
   EXPECT_EQ(conns[0], conns[1]);
   EXPECT_EQ(conns[1], conns[2]);
 
-  ASSERT_TRUE(c.Send(m, Request("GET", "/bye", "Connection: close\r\n")));
-  const mgffi_event *ev = WaitRequest();
+  const mgffi_event *ev = Ask(c, Request("GET", "/bye", "Connection: close\r\n"));
   ASSERT_NE(ev, nullptr);
   EXPECT_EQ(ev->conn_id, conns[0]);
-  ASSERT_EQ(Reply(ev->conn_id, 200, "bye"), MGFFI_OK);
   HttpResponse r;
-  ASSERT_TRUE(c.ReadResponse(m, &r));
+  ASSERT_TRUE(Answer(c, ev->conn_id, 200, "bye", &r));
   EXPECT_EQ(r.body, "bye");
   EXPECT_EQ(mgtest::Lower(r.Header("Connection")), "close");
   EXPECT_TRUE(c.WaitEof(m));
@@ -303,43 +312,36 @@ TEST_F(HttpTest, KeepAliveThenConnectionClose) {
 
 TEST_F(HttpTest, Http10WithoutKeepAliveCloses) {
   Client c(port);
-  ASSERT_TRUE(c.Send(m, "GET /old HTTP/1.0\r\n\r\n"));
-  const mgffi_event *ev = WaitRequest();
+  const mgffi_event *ev = Ask(c, "GET /old HTTP/1.0\r\n\r\n");
   ASSERT_NE(ev, nullptr);
   EXPECT_EQ(Str(ev->http->proto), "HTTP/1.0");
-  ASSERT_EQ(Reply(ev->conn_id, 200, "old"), MGFFI_OK);
   HttpResponse r;
-  ASSERT_TRUE(c.ReadResponse(m, &r));
+  ASSERT_TRUE(Answer(c, ev->conn_id, 200, "old", &r));
   EXPECT_EQ(r.body, "old");
   EXPECT_TRUE(c.WaitEof(m));
 }
 
 TEST_F(HttpTest, Http10WithKeepAliveStaysOpen) {
   Client c(port);
-  ASSERT_TRUE(c.Send(m, "GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
-  const mgffi_event *ev = WaitRequest();
+  const mgffi_event *ev = Ask(c, "GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
   ASSERT_NE(ev, nullptr);
   const uint64_t conn = ev->conn_id;
-  ASSERT_EQ(Reply(conn, 200, "a"), MGFFI_OK);
   HttpResponse r;
-  ASSERT_TRUE(c.ReadResponse(m, &r));
+  ASSERT_TRUE(Answer(c, conn, 200, "a", &r));
   EXPECT_EQ(r.body, "a");
   m.PollTimes(5);
   c.Pump();
   EXPECT_FALSE(c.eof());
-  ASSERT_TRUE(c.Send(m, "GET /b HTTP/1.0\r\n\r\n"));
-  ev = WaitRequest(conn);
+  ev = Ask(c, "GET /b HTTP/1.0\r\n\r\n", conn);
   ASSERT_NE(ev, nullptr);
-  ASSERT_EQ(Reply(conn, 200, "b"), MGFFI_OK);
-  ASSERT_TRUE(c.ReadResponse(m, &r));
+  ASSERT_TRUE(Answer(c, conn, 200, "b", &r));
   EXPECT_EQ(r.body, "b");
   EXPECT_TRUE(c.WaitEof(m));
 }
 
 TEST_F(HttpTest, HeadGetsHeadersWithoutBody) {
   Client c(port);
-  ASSERT_TRUE(c.Send(m, Request("HEAD", "/thing")));
-  const mgffi_event *ev = WaitRequest();
+  const mgffi_event *ev = Ask(c, Request("HEAD", "/thing"));
   ASSERT_NE(ev, nullptr);
   const uint64_t conn = ev->conn_id;
   EXPECT_EQ(Str(ev->http->method), "HEAD");
@@ -358,20 +360,17 @@ TEST_F(HttpTest, HeadGetsHeadersWithoutBody) {
   EXPECT_EQ(c.buffer().size(), static_cast<size_t>(n)) << "HEAD response carried a body";
   c.buffer().erase(0, static_cast<size_t>(n));
 
-  ASSERT_TRUE(c.Send(m, Request("GET", "/thing")));
-  ev = WaitRequest(conn);
+  ev = Ask(c, Request("GET", "/thing"), conn);
   ASSERT_NE(ev, nullptr);
-  ASSERT_EQ(Reply(conn, 200, "twelve bytes"), MGFFI_OK);
   HttpResponse r;
-  ASSERT_TRUE(c.ReadResponse(m, &r));
+  ASSERT_TRUE(Answer(c, conn, 200, "twelve bytes", &r));
   EXPECT_EQ(r.status_line, "HTTP/1.1 200 OK");
   EXPECT_EQ(r.body, "twelve bytes");
 }
 
 TEST_F(HttpTest, ChunkedResponse) {
   Client c(port);
-  ASSERT_TRUE(c.Send(m, Request("GET", "/stream")));
-  const mgffi_event *ev = WaitRequest();
+  const mgffi_event *ev = Ask(c, Request("GET", "/stream"));
   ASSERT_NE(ev, nullptr);
   const uint64_t conn = ev->conn_id;
   EXPECT_EQ(mgffi_http_write_chunk(m, conn, "x", 1), MGFFI_ERR_STATE);  // not begun
@@ -452,9 +451,8 @@ TEST_F(HttpTest, BodyOverLimitGets413) {
   const mgffi_event *ev = WaitRequest();
   ASSERT_NE(ev, nullptr);
   EXPECT_EQ(ev->http->body.len, 1000u);
-  ASSERT_EQ(Reply(ev->conn_id, 200, "fine"), MGFFI_OK);
   HttpResponse r;
-  ASSERT_TRUE(ok.ReadResponse(m, &r));
+  ASSERT_TRUE(Answer(ok, ev->conn_id, 200, "fine", &r));
   EXPECT_EQ(r.body, "fine");
 }
 
@@ -512,40 +510,34 @@ TEST_F(HttpTest, StreamingLargeBody) {
   // The head stays valid until the reply.
   EXPECT_EQ(Str(hm->uri), "/upload");
 
-  ASSERT_EQ(Reply(conn, 201, "stored " + std::to_string(got.size())), MGFFI_OK);
   HttpResponse r;
-  ASSERT_TRUE(c.ReadResponse(m, &r));
+  ASSERT_TRUE(Answer(c, conn, 201, "stored " + std::to_string(got.size()), &r));
   EXPECT_EQ(r.status, 201);
   EXPECT_EQ(r.body, "stored 100000");
 
   // The next request on the same connection is parsed normally.
-  ASSERT_TRUE(c.Send(m, Request("GET", "/next")));
-  const mgffi_event *ev = WaitRequest(conn);
+  const mgffi_event *ev = Ask(c, Request("GET", "/next"), conn);
   ASSERT_NE(ev, nullptr);
   EXPECT_EQ(Str(ev->http->uri), "/next");
-  ASSERT_EQ(Reply(conn, 200, "next"), MGFFI_OK);
-  ASSERT_TRUE(c.ReadResponse(m, &r));
+  ASSERT_TRUE(Answer(c, conn, 200, "next", &r));
   EXPECT_EQ(r.body, "next");
 }
 
 TEST_F(HttpTest, SmallBodyBelowThresholdIsNotStreamed) {
   ASSERT_EQ(mgffi_set_limit(m, listener, MGFFI_LIMIT_STREAM_THRESHOLD, 1000), MGFFI_OK);
   Client c(port);
-  ASSERT_TRUE(c.Send(m, Request("POST", "/s", "Content-Length: 10\r\n") + "0123456789"));
-  const mgffi_event *ev = WaitRequest();
+  const mgffi_event *ev = Ask(c, Request("POST", "/s", "Content-Length: 10\r\n") + "0123456789");
   ASSERT_NE(ev, nullptr);
   EXPECT_EQ(Str(ev->http->body), "0123456789");
   EXPECT_EQ(m.Seen(MGFFI_EV_HTTP_HDRS), 0u);
-  ASSERT_EQ(Reply(ev->conn_id, 200, "k"), MGFFI_OK);
   HttpResponse r;
-  ASSERT_TRUE(c.ReadResponse(m, &r));
+  ASSERT_TRUE(Answer(c, ev->conn_id, 200, "k", &r));
   EXPECT_EQ(r.body, "k");
 }
 
 TEST_F(HttpTest, CloseEventWhenClientDisconnects) {
   Client c(port);
-  ASSERT_TRUE(c.Send(m, Request("GET", "/x")));
-  const mgffi_event *ev = WaitRequest();
+  const mgffi_event *ev = Ask(c, Request("GET", "/x"));
   ASSERT_NE(ev, nullptr);
   const uint64_t conn = ev->conn_id;
   const mgffi_http_message *hm = ev->http;
@@ -570,8 +562,7 @@ TEST_F(HttpTest, CloseEventWhenClientDisconnects) {
 
 TEST_F(HttpTest, ServerCloseWithPendingRequest) {
   Client c(port);
-  ASSERT_TRUE(c.Send(m, Request("GET", "/x")));
-  const mgffi_event *ev = WaitRequest();
+  const mgffi_event *ev = Ask(c, Request("GET", "/x"));
   ASSERT_NE(ev, nullptr);
   const uint64_t conn = ev->conn_id;
   ASSERT_EQ(mgffi_close(m, conn, 0), MGFFI_OK);
@@ -683,9 +674,8 @@ TEST_F(HttpTest, EarlyReplyToStreamedRequestThenNextRequest) {
   const mgffi_event *hdrs = m.PollFor(MGFFI_EV_HTTP_HDRS);
   ASSERT_NE(hdrs, nullptr);
   const uint64_t conn = hdrs->conn_id;
-  ASSERT_EQ(Reply(conn, 403, "no"), MGFFI_OK);
   HttpResponse r;
-  ASSERT_TRUE(c.ReadResponse(m, &r));
+  ASSERT_TRUE(Answer(c, conn, 403, "no", &r));
   EXPECT_EQ(r.status, 403);
   // The client sends the rest of the body anyway, then another request.
   ASSERT_TRUE(c.Send(m, std::string(4900, 'x')));
@@ -697,33 +687,28 @@ TEST_F(HttpTest, EarlyReplyToStreamedRequestThenNextRequest) {
   const mgffi_event *ev = m.PollFor(MGFFI_EV_HTTP_MSG, conn, 1000);
   ASSERT_NE(ev, nullptr) << "request after an early-answered streamed upload never arrives";
   EXPECT_EQ(Str(ev->http->uri), "/next");
-  ASSERT_EQ(Reply(conn, 200, "next"), MGFFI_OK);
-  ASSERT_TRUE(c.ReadResponse(m, &r));
+  ASSERT_TRUE(Answer(c, conn, 200, "next", &r));
   EXPECT_EQ(r.body, "next");
 }
 
 TEST_F(HttpTest, ChunkedRequestBodyIsDecoded) {
   Client c(port);
-  ASSERT_TRUE(c.Send(m, Request("POST", "/c", "Transfer-Encoding: chunked\r\n") +
-                            "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"));
-  const mgffi_event *ev = WaitRequest();
+  const mgffi_event *ev = Ask(c, Request("POST", "/c", "Transfer-Encoding: chunked\r\n") +
+                                     "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
   ASSERT_NE(ev, nullptr);
   EXPECT_EQ(Str(ev->http->body), "hello world");
-  ASSERT_EQ(Reply(ev->conn_id, 200, Str(ev->http->body)), MGFFI_OK);
   HttpResponse r;
-  ASSERT_TRUE(c.ReadResponse(m, &r));
+  ASSERT_TRUE(Answer(c, ev->conn_id, 200, Str(ev->http->body), &r));
   EXPECT_EQ(r.body, "hello world");
 }
 
 TEST_F(HttpTest, MalformedRequestAfterPipelinedValidOne) {
   Client c(port);
-  ASSERT_TRUE(c.Send(m, Request("GET", "/good") + "GARBAGE\r\n\r\n"));
-  const mgffi_event *ev = WaitRequest();
+  const mgffi_event *ev = Ask(c, Request("GET", "/good") + "GARBAGE\r\n\r\n");
   ASSERT_NE(ev, nullptr);
   EXPECT_EQ(Str(ev->http->uri), "/good");
-  ASSERT_EQ(Reply(ev->conn_id, 200, "good"), MGFFI_OK);
   HttpResponse r;
-  ASSERT_TRUE(c.ReadResponse(m, &r));
+  ASSERT_TRUE(Answer(c, ev->conn_id, 200, "good", &r));
   EXPECT_EQ(r.body, "good");
   ASSERT_TRUE(c.ReadResponse(m, &r));
   EXPECT_EQ(r.status, 400);
@@ -735,26 +720,22 @@ TEST_F(HttpTest, MalformedRequestAfterPipelinedValidOne) {
 // says so: otherwise the client must assume a close (RFC 7230 A.1.2).
 TEST_F(HttpTest, Http10KeepAliveReplyAnnouncesKeepAlive) {
   Client c(port);
-  ASSERT_TRUE(c.Send(m, "GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
-  const mgffi_event *ev = WaitRequest();
+  const mgffi_event *ev = Ask(c, "GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
   ASSERT_NE(ev, nullptr);
-  ASSERT_EQ(Reply(ev->conn_id, 200, "a"), MGFFI_OK);
   HttpResponse r;
-  ASSERT_TRUE(c.ReadResponse(m, &r));
+  ASSERT_TRUE(Answer(c, ev->conn_id, 200, "a", &r));
   EXPECT_EQ(mgtest::Lower(r.Header("Connection")), "keep-alive");
 }
 
 TEST_F(HttpTest, ChunkedReplyToHeadHasNoBody) {
   Client c(port);
-  ASSERT_TRUE(c.Send(m, Request("HEAD", "/h")));
-  const mgffi_event *ev = WaitRequest();
+  const mgffi_event *ev = Ask(c, Request("HEAD", "/h"));
   ASSERT_NE(ev, nullptr);
   const uint64_t conn = ev->conn_id;
   ASSERT_EQ(mgffi_http_begin_chunked(m, conn, 200, "", 0), MGFFI_OK);
   ASSERT_EQ(mgffi_http_write_chunk(m, conn, "abc", 3), MGFFI_OK);
   ASSERT_EQ(mgffi_http_end_chunked(m, conn), MGFFI_OK);
-  ASSERT_TRUE(c.Send(m, Request("GET", "/g")));
-  ev = WaitRequest(conn);
+  ev = Ask(c, Request("GET", "/g"), conn);
   ASSERT_NE(ev, nullptr);
   ASSERT_EQ(Reply(conn, 200, "g"), MGFFI_OK);
   HttpResponse r;
