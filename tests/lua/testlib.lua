@@ -263,6 +263,17 @@ function _M.poll_until(mgr, cond, timeout_ms)
   return true
 end
 
+-- Polls mgr until the stdout of job (T.spawn) matches pattern, the job
+-- ends or timeout_ms passes; returns the match (nil when there is none).
+function _M.poll_for_output(mgr, job, pattern, timeout_ms)
+  local found
+  _M.poll_until(mgr, function()
+    found = (read_file(job.base .. ".out") or ""):match(pattern)
+    return found ~= nil or read_file(job.base .. ".rc") ~= nil
+  end, timeout_ms)
+  return found
+end
+
 -- scripts/test-sanitize.sh sets ASAN_OPTIONS: AddressSanitizer's allocator
 -- (redzones, a quarantine of freed memory) makes RSS figures meaningless
 -- and cannot run under a memory ulimit.

@@ -229,10 +229,11 @@ function _M.check(mgr, code, args, timeout_ms)
   return out
 end
 
--- Parses "key value" lines into a table.
-function _M.kv(out)
+-- Parses "key value" lines into a table (keys of letters, digits, _ and
+-- -, or matching key_pattern).
+function _M.kv(out, key_pattern)
   local t = {}
-  for k, v in out:gmatch("([%w_%-]+) ([^\n]*)\n") do
+  for k, v in out:gmatch("(" .. (key_pattern or "[%w_%-]+") .. ") ([^\n]*)\n") do
     t[k] = v
   end
   return t

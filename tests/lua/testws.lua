@@ -84,11 +84,7 @@ async def main():
         await done
 ]] .. P.MAIN
   local job = T.spawn("timeout 60 " .. T.q(T.python) .. " " .. T.q(P.file(code)))
-  local port
-  T.poll_until(mgr, function()
-    port = (T.read_file(job.base .. ".out") or ""):match("port (%d+)")
-    return port ~= nil or T.read_file(job.base .. ".rc") ~= nil
-  end, 10000)
+  local port = T.poll_for_output(mgr, job, "port (%d+)", 10000)
   if not port then
     error("the python server did not start: " .. (T.read_file(job.base .. ".err") or ""), 2)
   end
