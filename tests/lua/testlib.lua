@@ -263,6 +263,16 @@ function _M.poll_until(mgr, cond, timeout_ms)
   return true
 end
 
+-- A port that was free a moment ago: that of a listener on port 0 of mgr,
+-- closed again; returns it, and whether mgr was back to no connection
+-- within 2 s.
+function _M.released_port(mgr)
+  local l = assert(mgr:http_listen("http://127.0.0.1:0", function() return 200, "x" end))
+  local port = l:port()
+  l:close()
+  return port, _M.poll_until(mgr, function() return mgr:connection_count() == 0 end, 2000)
+end
+
 -- Polls mgr until the stdout of job (T.spawn) matches pattern, the job
 -- ends or timeout_ms passes; returns the match (nil when there is none).
 function _M.poll_for_output(mgr, job, pattern, timeout_ms)
