@@ -83,8 +83,7 @@ T.test("python client, IPv4 echo", function()
   local port = l:port()
   T.ok(port > 0, "bound port")
   T.match(l:local_addr(), "^127%.0%.0%.1:%d+$")
-  local out, rc, err = run_py(mgr, ECHO_CLIENT, "127.0.0.1 " .. port .. " hello-tcp")
-  T.eq(rc, 0, "python exit: " .. err)
+  local out = P.check(mgr, ECHO_CLIENT, "127.0.0.1 " .. port .. " hello-tcp")
   local text, client_port = out:match("^(%S+) (%d+)")
   T.eq(text, "hello-tcp", "echo")
   T.ok(T.poll_until(mgr, function() return stats.closed == 1 end), "on_close after the peer left")
@@ -99,8 +98,7 @@ T.test("python client, IPv6 echo alongside IPv4", function()
   local l4 = echo_server(mgr, "tcp://127.0.0.1:0")
   local l6, stats6 = echo_server(mgr, "tcp://[::1]:0")
   T.match(l6:local_addr(), "^%[::1%]:%d+$")
-  local out, rc, err = run_py(mgr, ECHO_CLIENT, "::1 " .. l6:port() .. " over-v6")
-  T.eq(rc, 0, "python exit: " .. err)
+  local out = P.check(mgr, ECHO_CLIENT, "::1 " .. l6:port() .. " over-v6")
   T.match(out, "^over%-v6 %d+")
   out = run_py(mgr, ECHO_CLIENT, "127.0.0.1 " .. l4:port() .. " over-v4")
   T.match(out, "^over%-v4 %d+")
@@ -195,7 +193,7 @@ T.test("10 MB from python, echoed, checksums match end to end", function()
       conn:send(view:string())
     end,
   }))
-  local out, rc, err = run_py(mgr, [[
+  local out = P.check(mgr, [[
 import hashlib, random, socket, sys, threading, zlib
 size = 10 * 1024 * 1024
 data = random.Random(7).randbytes(size)
@@ -216,7 +214,6 @@ t.join()
 s.close()
 print(n, hashlib.sha256(data).hexdigest() == h.hexdigest(), zlib.adler32(data), a)
 ]], tostring(l:port()), 60000)
-  T.eq(rc, 0, "python exit: " .. err)
   local n, same, sent_adler, recv_adler = out:match("^(%d+) (%a+) (%d+) (%d+)")
   T.eq(tonumber(n), 10 * 1024 * 1024, "bytes echoed back")
   T.eq(same, "True", "sha256 of sent == sha256 of received")
@@ -271,7 +268,7 @@ end)
 T.test("500 concurrent python clients", function()
   local mgr = new_mgr()
   local l, stats = echo_server(mgr)
-  local out, rc, err = run_py(mgr, [[
+  local out = P.check(mgr, [[
 import asyncio, sys
 port, n = int(sys.argv[1]), int(sys.argv[2])
 async def main():
@@ -289,7 +286,6 @@ async def main():
         w.close()
 asyncio.run(main())
 ]], l:port() .. " 500", 60000)
-  T.eq(rc, 0, "python exit: " .. err)
   T.eq(tonumber(out), 500, "echoes received")
   T.eq(stats.accepted, 500, "accepted")
   T.ok(stats.max_open >= 500, "500 open at once (max " .. stats.max_open .. ")")

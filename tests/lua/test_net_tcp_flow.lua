@@ -42,7 +42,7 @@ T.test("framing: read exactly N bytes of a length-prefixed protocol", function()
       next_frame()
     end,
   }))
-  local out, rc, err = run_py(mgr, [[
+  local out = P.check(mgr, [[
 import socket, sys, time
 s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=10)
 msgs = [b'hello', b'x' * 3000, b'a', b'frame with spaces']
@@ -59,7 +59,6 @@ for m in msgs:
 assert f.read() == b''
 print('ok')
 ]], tostring(l:port()))
-  T.eq(rc, 0, "python exit: " .. err)
   T.eq(out, "ok\n")
   T.eq(#frames, 4, "frames")
   T.eq(frames[1], "hello")
@@ -121,7 +120,7 @@ T.test("framing: exceeding max_buffer closes the connection", function()
     end,
     on_close = function(_, err) close_err = err end,
   }))
-  local out, rc, err = run_py(mgr, [[
+  local out = P.check(mgr, [[
 import socket, sys
 s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=10)
 try:
@@ -130,7 +129,6 @@ try:
 except ConnectionError as e:
     print('reset')
 ]], tostring(l:port()))
-  T.eq(rc, 0, "python exit: " .. err)
   T.ok(out == "eof\n" or out == "reset\n", "peer saw the close: " .. out)
   T.ok(T.poll_until(mgr, function() return close_err ~= false end), "on_close ran")
   T.eq(close_err, "max_buffer exceeded")
@@ -159,13 +157,12 @@ T.test("framing: max_buffer counts what the readers leave, not the whole read", 
     end,
     on_close = function(_, err) close_err = err end,
   }))
-  local out, rc, err = run_py(mgr, [[
+  local out = P.check(mgr, [[
 import socket, sys
 s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=10)
 s.sendall(b''.join(b'%04d' % i for i in range(1000)))
 print(s.makefile('rb').readline().decode(), end='')
 ]], tostring(l:port()))
-  T.eq(rc, 0, "python exit: " .. err)
   T.eq(out, "got 1000\n", "the server's reply")
   T.eq(#frames, 1000, "frames delivered")
   T.eq(frames[1], "0000")
@@ -194,7 +191,7 @@ T.test("framing: bytes no reader claims go to on_data, or wait for the next read
     end,
     on_close = function(_, err) close_err = err end,
   }))
-  local out, rc, err = run_py(mgr, [[
+  local out = P.check(mgr, [[
 import socket, sys, time
 s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=10)
 s.sendall(b'HELLO\nrest')
@@ -203,7 +200,6 @@ for i in range(10):
     s.sendall(b'%d' % i * 200)
 print(s.makefile('rb').readline().decode(), end='')
 ]], tostring(with_on_data:port()))
-  T.eq(rc, 0, "python exit: " .. err)
   T.eq(out, "done\n", "the server's reply")
   T.eq(header, "HELLO", "the reader's line")
   T.eq(data[1], "rest", "what followed the line in the same read, in on_data")
@@ -230,7 +226,7 @@ print(s.makefile('rb').readline().decode(), end='')
       end)
     end,
   }))
-  out, rc, err = run_py(mgr, [[
+  out = P.check(mgr, [[
 import socket, sys, time
 s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=10)
 s.sendall(b'HEAD\nabc')
@@ -238,7 +234,6 @@ time.sleep(0.05)
 s.sendall(b'def')
 print(s.makefile('rb').readline().decode(), end='')
 ]], tostring(without:port()))
-  T.eq(rc, 0, "python exit: " .. err)
   T.eq(out, "abcdef\n", "the server's reply")
   T.eq(later, "abcdef", "the later read got the bytes kept for it")
   mgr:close()
