@@ -86,12 +86,6 @@ for i in range(80):
 time.sleep(1.5)
 ]]
 
--- Starts a Python script (code) in the background with port as argv[1];
--- returns its job.
-local function py_job(code, port)
-  return T.spawn(T.q(T.python) .. " " .. T.q(P.file(code)) .. " " .. port)
-end
-
 -- The CPU clock ticks process pid uses in 2 s, from settle seconds on.
 local function cpu_in_2s(pid, settle)
   os.execute("sleep " .. settle)
@@ -116,7 +110,7 @@ T.test("C: the TCP echo example, a client sending 10 MB and never reading: no bu
   T.ok(T.poll_until(mgr, function() return T.read_file(pid_file) ~= nil end, 5000), "started")
   local pid = tonumber(T.read_file(pid_file))
   os.execute("sleep 0.5")
-  local job = py_job([[
+  local job = P.spawn([[
 import socket, sys, time
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
@@ -223,7 +217,7 @@ local mgr = assert(mongoose.new_manager({ raise_fd_limit = false, log_level = "e
 local l = assert(mgr:http_listen("http://127.0.0.1:0", function() return 200, "hello\n" end,
                                  { max_connections = 1000 }))
 ]], "ulimit -n 48")
-  local job = py_job(P.HTTP .. [[
+  local job = P.spawn(P.HTTP .. [[
 held = [conn(timeout=1) for i in range(80)]
 time.sleep(4)
 ]], port)
@@ -252,7 +246,7 @@ T.test("F: an unfinished chunked reply to a client that stopped reading is close
       end
     end)
   end, { send_timeout = 500, max_send_queue = 512 * 1024 }))
-  local job = py_job(P.HTTP .. [[
+  local job = P.spawn(P.HTTP .. [[
 s = conn()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
 s.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -177,7 +177,7 @@ T.test("a flooder that never reads: its echoes stop at max_send_queue, reading s
     on_message = function(ws, data) ws:send(data, "binary") end,
   })
   local before = rss_kib()
-  local job = T.spawn(T.q(T.python) .. " " .. T.q(P.file(P.HTTP .. P.WS .. WORST_GOOD .. [[
+  local job = P.spawn(P.HTTP .. P.WS .. WORST_GOOD .. [[
 s = ws_open()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
 msg = frame(b"f" * 16000, op=2)
@@ -192,7 +192,7 @@ while time.time() < end_at and sent < 4000:
         break
 out("worst", worst_good())
 time.sleep(0.3)
-]])) .. " " .. l:port())
+]], l:port())
   local peak = 0
   while not T.read_file(job.base .. ".rc") do
     mgr:poll(5)
@@ -218,7 +218,7 @@ T.test("ws:pause() holds a flooding peer without spinning; resume() lets it thro
     end,
     on_message = function() count = count + 1 end,
   })
-  local job = T.spawn(T.q(T.python) .. " " .. T.q(P.file(P.HTTP .. P.WS .. [[
+  local job = P.spawn(P.HTTP .. P.WS .. [[
 s = ws_open()
 s.settimeout(0.5)
 msg = frame(b"m" * 1000)
@@ -228,7 +228,7 @@ try:
 except socket.timeout:
     pass
 time.sleep(4)
-]])) .. " " .. l:port())
+]], l:port())
   T.ok(T.poll_until(mgr, function() return server_ws ~= nil end, 5000), "upgraded")
   T.sleep_polling(mgr, 300)
   local t0 = T.cpu_ticks()
@@ -246,7 +246,7 @@ T.test("broadcast skips (or closes) a consumer whose queue is full; the others g
   local cap = 64 * 1024
   local conns = {}
   local l = serve({ max_send_queue = cap, on_open = function(ws) conns[#conns + 1] = ws end })
-  local job = T.spawn(T.q(T.python) .. " " .. T.q(P.file(P.HTTP .. P.WS .. [[
+  local job = P.spawn(P.HTTP .. P.WS .. [[
 slow = ws_open()   # never reads
 fast = ws_open()
 fast.sendall(frame(b"fast"))
@@ -262,7 +262,7 @@ except socket.timeout:
     pass
 out("fast", n)
 slow.close()
-]])) .. " " .. l:port())
+]], l:port())
   T.ok(T.poll_until(mgr, function() return #conns == 2 end, 5000), "both connected")
   -- The fast one says so (its first message); the other never reads.
   local fast

@@ -134,7 +134,7 @@ end)
 
 T.test("our client with deflate = true against python's websockets server", function()
   local port = T.free_port()
-  local job = T.spawn(T.q(T.python) .. " " .. T.q(P.file([[
+  local job = P.spawn([[
 import asyncio, sys, websockets
 async def echo(ws, path=None):
     async for m in ws:
@@ -143,7 +143,7 @@ async def main():
     async with websockets.serve(echo, "127.0.0.1", int(sys.argv[1])):
         await asyncio.sleep(6)
 asyncio.run(main())
-]])) .. " " .. port)
+]], port)
   os.execute("sleep 0.5")
   local got, ext = {}, nil
   local ws = assert(mgr:ws_connect("ws://127.0.0.1:" .. port .. "/", {

@@ -212,6 +212,12 @@ function _M.file(code)
   return path
 end
 
+-- Starts code (a whole script) with args (already quoted) in the
+-- background; returns its job (T.wait).
+function _M.spawn(code, args)
+  return T.spawn(T.q(T.python) .. " " .. T.q(_M.file(code)) .. " " .. tostring(args or ""))
+end
+
 -- Runs code (a whole script) with args (already quoted) while mgr polls,
 -- bounded by `timeout 60`. Returns stdout, exit status, stderr.
 function _M.run(mgr, code, args, timeout_ms)
