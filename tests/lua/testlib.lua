@@ -445,6 +445,13 @@ function _M.cpu_ticks(pid)
   return tonumber(fields[12]) + tonumber(fields[13])
 end
 
+-- The resident set size of process pid (this process by default), in
+-- KiB; nil when there is no such process.
+function _M.rss_kib(pid)
+  local status = read_file("/proc/" .. (pid or "self") .. "/status")
+  return status and tonumber(status:match("VmRSS:%s+(%d+)"))
+end
+
 -- Polls mgr for ms milliseconds (timers and connections keep running).
 function _M.sleep_polling(mgr, ms)
   local millis = require("mongoose.core").millis

@@ -95,6 +95,25 @@ def out(*a):
     print(*a, flush=True)
 ]]
 
+-- After HTTP: worst_good(n=5, port=None), the slowest of n good() clients
+-- one after another, in seconds (99 when one failed).
+_M.WORST_GOOD = [[
+def worst_good(n=5, port=None):
+    worst = 0
+    for _ in range(n):
+        ok, secs = good(port)
+        if not ok:
+            return 99
+        worst = max(worst, secs)
+    return worst
+]]
+
+-- Checks worst (what worst_good() printed) for good clients answered
+-- within 100 ms.
+function _M.check_worst(worst)
+  T.ok(tonumber(worst) < 0.1, "good clients answered within 100 ms (worst " .. worst .. " s)")
+end
+
 -- Raw WebSocket frames, after HTTP: ws_open(path) does the handshake on a
 -- fresh connection; frame() builds a masked frame (any announced length);
 -- read_frame(s) returns (opcode, payload), read_raw_frame(s) (first byte,
