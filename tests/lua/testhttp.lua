@@ -75,4 +75,19 @@ function _M.server(opts)
   return H
 end
 
+-- Starts app (mongoose.web) on mgr at 127.0.0.1:0 with listen options
+-- opts; returns the listener, its base URL and get(path, args): curl -i
+-- of base .. path (args: more curl arguments), its exit status checked,
+-- parsed (T.parse_response).
+function _M.web_app(mgr, app, opts)
+  local listener = assert(app:listen(mgr, "http://127.0.0.1:0", opts))
+  local base = "http://127.0.0.1:" .. listener:port()
+  local function get(path, args)
+    local out, rc, err = T.curl(mgr, "-i " .. (args or "") .. " " .. T.q(base .. path))
+    T.eq(rc, 0, "curl exit status (" .. err .. ")")
+    return T.parse_response(out)
+  end
+  return listener, base, get
+end
+
 return _M
