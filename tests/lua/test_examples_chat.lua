@@ -3,6 +3,7 @@
 -- import websockets.
 local T = require("testlib")
 T.need_python_module("websockets", "python3-websockets")
+local P = require("testpy")
 local E = require("testexamples")
 T.test("demo server: WebSocket chat echoes to the sender, broadcasts to the others", function()
   local job, pidfile, port, base = E.serve("demo_server.lua")
@@ -16,44 +17,28 @@ T.test("demo server: WebSocket chat echoes to the sender, broadcasts to the othe
   T.match(page, "'/ws'", "to /ws")
   T.match(page, "autosend", "autosend support")
 
-  local script = T.tmpdir() .. "/chat_clients.py"
-  T.write_file(script, [[
-import asyncio, json, sys, urllib.request
-import websockets
-URL = sys.argv[1]
-
-async def recv(ws):
-    return await asyncio.wait_for(ws.recv(), 5)
+  local out, rc, err = P.run(nil, P.WEBSOCKETS .. [[
+import json, urllib.request
 
 async def main():
-    async with websockets.connect(URL, open_timeout=5, close_timeout=5) as a, \
-               websockets.connect(URL, open_timeout=5, close_timeout=5) as b:
+    async with connect() as a, connect() as b:
         status = json.load(urllib.request.urlopen(sys.argv[2], timeout=5))
-        print("chat_clients", status["chat_clients"])
+        out("chat_clients", status["chat_clients"])
         await a.send("hello from a")
-        print("a got:", await recv(a))
-        print("b got:", await recv(b))
+        out("a got:", await recv(a))
+        out("b got:", await recv(b))
         await b.send("and b answers")
-        print("b got:", await recv(b))
-        print("a got:", await recv(a))
-        try:
-            m = await asyncio.wait_for(a.recv(), 0.3)
-            print("a unexpected:", m)
-        except asyncio.TimeoutError:
-            print("a: nothing more")
+        out("b got:", await recv(b))
+        out("a got:", await recv(a))
+        await nothing_more(a, "a unexpected:", "a: nothing more")
         # Binary is refused with close code 1003.
         await b.send(b"\x00\x01")
         try:
             await recv(b)
         except websockets.ConnectionClosed:
             pass
-        print("b closed:", b.close_code, b.close_reason)
-
-asyncio.run(asyncio.wait_for(main(), 20))
-]])
-  local out, rc, err = T.run_client(nil, string.format("%s %s %s %s", T.python, T.q(script),
-                                                       T.q("ws://127.0.0.1:" .. port .. "/ws"),
-                                                       T.q(base .. "/api/status")), 30000)
+        out("b closed:", b.close_code, b.close_reason)
+]] .. P.MAIN, T.q("ws://127.0.0.1:" .. port .. "/ws") .. " " .. T.q(base .. "/api/status"), 30000)
   T.eq(rc, 0, "python client exit (" .. err .. ")")
   T.eq(out, table.concat({
     "chat_clients 2",

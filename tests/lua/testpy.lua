@@ -180,7 +180,8 @@ def echo_ok(s, text=b"ping"):
 
 -- Python's websockets package (asyncio): URL is argv[1]; recv() and
 -- connect() have timeouts; closed_code(ws) waits for the server's close
--- and returns its (code, reason). A script defines async main() and ends
+-- and returns its (code, reason); nothing_more(ws, got, nothing) prints
+-- what comes within 0.3 s, or nothing. A script defines async main() and ends
 -- with MAIN, which bounds the whole run.
 _M.WEBSOCKETS = [[
 import asyncio, sys
@@ -197,6 +198,13 @@ def connect(url=None, **kw):
     kw.setdefault("open_timeout", 5)
     kw.setdefault("close_timeout", 5)
     return websockets.connect(url or URL, **kw)
+
+async def nothing_more(ws, got, nothing, timeout=0.3):
+    # Prints got and what ws receives within timeout, or else nothing.
+    try:
+        out(got, await asyncio.wait_for(ws.recv(), timeout))
+    except asyncio.TimeoutError:
+        out(nothing)
 
 async def closed_code(ws, timeout=5):
     # Waits until the server closes; returns (code, reason) it sent.
