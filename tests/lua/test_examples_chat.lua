@@ -56,32 +56,18 @@ end)
 
 T.test("demo server stops on SIGTERM with a chat client connected", function()
   local job, pidfile, port = E.serve("demo_server.lua")
-  local script = T.tmpdir() .. "/chat_idle.py"
-  T.write_file(script, [[
-import asyncio, sys
-import websockets
-
+  local client = P.spawn(P.WEBSOCKETS .. [[
 async def main():
-    async with websockets.connect(sys.argv[1], open_timeout=5, close_timeout=2) as ws:
+    async with connect(close_timeout=2) as ws:
         await ws.send("hi")
-        print(await asyncio.wait_for(ws.recv(), 5), flush=True)
+        out(await recv(ws))
         try:
-            await asyncio.wait_for(ws.recv(), 15)
+            await recv(ws, 15)
         except websockets.ConnectionClosed:
-            print("closed by the server")
-
-asyncio.run(asyncio.wait_for(main(), 20))
-]])
-  local client = T.spawn(string.format("%s %s %s", T.python, T.q(script),
-                                       T.q("ws://127.0.0.1:" .. port .. "/ws")))
+            out("closed by the server")
+]] .. P.MAIN, T.q("ws://127.0.0.1:" .. port .. "/ws"))
   -- Wait until the client got its echo, then stop the server.
-  for _ = 1, 200 do
-    if (T.read_file(client.base .. ".out") or ""):find("you: hi") then
-      break
-    end
-    os.execute("sleep 0.025")
-  end
-  T.match(T.read_file(client.base .. ".out") or "", "you: hi", "client connected")
+  T.match(E.wait_for_line(client, "you: hi"), "you: hi", "client connected")
   E.stopped_ok(job, pidfile, "TERM", "demo: stopped")
   local cout, crc = T.wait(client, nil, 20000)
   T.eq(crc, 0, "client exit")
