@@ -265,16 +265,24 @@ test("the HTTP client (mgr:http_request) works in the luv loop", function()
   T.eq(resp.body, "hello /client\n")
 end)
 
-test("a Mongoose TCP client (tcp_connect from a luv callback) talks to a luv TCP server", function()
-  local mgr = new_manager()
-  assert(mgr:attach_luv(uv))
+-- A luv TCP server on HOST (tracked) running on_client(c) for each
+-- connection it accepts; returns its port.
+local function luv_server(on_client)
   local server = track(uv.new_tcp())
   assert(server:bind(HOST, 0))
-  local port = server:getsockname().port
   server:listen(16, function(err)
     assert(not err, err)
     local c = track(uv.new_tcp())
     server:accept(c)
+    on_client(c)
+  end)
+  return server:getsockname().port
+end
+
+test("a Mongoose TCP client (tcp_connect from a luv callback) talks to a luv TCP server", function()
+  local mgr = new_manager()
+  assert(mgr:attach_luv(uv))
+  local port = luv_server(function(c)
     c:read_start(function(rerr, chunk)
       if chunk then
         c:write("luv says: " .. chunk)
@@ -309,19 +317,15 @@ end)
 test("set_timeout called from a luv I/O callback fires on time", function()
   local mgr = new_manager()
   assert(mgr:attach_luv(uv))
-  local server = track(uv.new_tcp())
-  assert(server:bind(HOST, 0))
   local armed_at, fired_at
-  server:listen(16, function()
-    local c = track(uv.new_tcp())
-    server:accept(c)
+  local port = luv_server(function()
     armed_at = ms_now()
     mgr:set_timeout(100, function()
       fired_at = ms_now()
     end)
   end)
   local client = track(uv.new_tcp())
-  client:connect(HOST, server:getsockname().port, function() end)
+  client:connect(HOST, port, function() end)
   loop_until(function() return fired_at ~= nil end, 5000, "timer")
   local late = fired_at - armed_at - 100
   T.ok(late > -2 and late < 50, "set_timeout(100) from a luv callback fired " .. late .. " ms late")
