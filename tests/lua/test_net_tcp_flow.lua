@@ -10,9 +10,7 @@ local mongoose = require("mongoose")
 local millis = mongoose.core.millis
 local run_py = P.run
 
-local function new_mgr()
-  return assert(mongoose.new_manager({ log_level = "warn" }))
-end
+local new_mgr, mgr_test = T.managers({ log_level = "warn" })
 local py, pyfile = T.python, P.file
 local core = mongoose.core
 
@@ -20,8 +18,7 @@ local core = mongoose.core
 -- Framing: read, read_until, max_buffer
 ---------------------------------------------------------------------------
 
-T.test("framing: read exactly N bytes of a length-prefixed protocol", function()
-  local mgr = new_mgr()
+mgr_test("framing: read exactly N bytes of a length-prefixed protocol", function(mgr)
   local frames = {}
   local l = assert(mgr:tcp_listen("tcp://127.0.0.1:0", {
     on_accept = function(conn)
@@ -65,11 +62,9 @@ print('ok')
   T.eq(#frames[2], 3000)
   T.eq(frames[3], "a")
   T.eq(frames[4], "frame with spaces")
-  mgr:close()
 end)
 
-T.test("framing: read_until for a line protocol (with and without keep)", function()
-  local mgr = new_mgr()
+mgr_test("framing: read_until for a line protocol (with and without keep)", function(mgr)
   local lines = {}
   local l = assert(mgr:tcp_listen("tcp://127.0.0.1:0", {
     on_accept = function(conn)
@@ -107,11 +102,9 @@ print(repr(data))
   T.eq(lines[3], "three")
   T.eq(lines[4], "QUIT\r\n")
   T.eq(#lines, 4)
-  mgr:close()
 end)
 
-T.test("framing: exceeding max_buffer closes the connection", function()
-  local mgr = new_mgr()
+mgr_test("framing: exceeding max_buffer closes the connection", function(mgr)
   local close_err, line_seen = false, nil
   local l = assert(mgr:tcp_listen("tcp://127.0.0.1:0", {
     max_buffer = 1024,
@@ -133,7 +126,6 @@ except ConnectionError as e:
   T.ok(T.poll_until(mgr, function() return close_err ~= false end), "on_close ran")
   T.eq(close_err, "max_buffer exceeded")
   T.eq(line_seen, nil, "no line delivered")
-  mgr:close()
 end)
 
 T.test("framing: max_buffer counts what the readers leave, not the whole read", function()
@@ -172,8 +164,7 @@ print(s.makefile('rb').readline().decode(), end='')
   mgr:close()
 end)
 
-T.test("framing: bytes no reader claims go to on_data, or wait for the next read", function()
-  local mgr = new_mgr()
+mgr_test("framing: bytes no reader claims go to on_data, or wait for the next read", function(mgr)
   -- With on_data: a header line is read, then everything else is on_data's
   -- (more than max_buffer in all: nothing piles up).
   local header, data, via_ptr, close_err = nil, {}, {}, false
@@ -236,15 +227,13 @@ print(s.makefile('rb').readline().decode(), end='')
 ]], tostring(without:port()))
   T.eq(out, "abcdef\n", "the server's reply")
   T.eq(later, "abcdef", "the later read got the bytes kept for it")
-  mgr:close()
 end)
 
 ---------------------------------------------------------------------------
 -- Backpressure
 ---------------------------------------------------------------------------
 
-T.test("backpressure: send_queued grows while the peer does not read", function()
-  local mgr = new_mgr()
+mgr_test("backpressure: send_queued grows while the peer does not read", function(mgr)
   local conn
   local l = assert(mgr:tcp_listen("tcp://127.0.0.1:0", {
     on_accept = function(c) conn = c end,
@@ -281,11 +270,9 @@ print(n)
   local out, rc, err = T.wait(job, mgr, 30000)
   T.eq(rc, 0, "python exit: " .. err)
   T.eq(tonumber(out), 16 * 1024 * 1024, "peer got everything")
-  mgr:close()
 end)
 
-T.test("backpressure: pause() stops on_data without spinning, resume() restarts it", function()
-  local mgr = new_mgr()
+mgr_test("backpressure: pause() stops on_data without spinning, resume() restarts it", function(mgr)
   local total, conn, paused = 0, nil, false
   local size = 16 * 1024 * 1024
   local l = assert(mgr:tcp_listen("tcp://127.0.0.1:0", {
@@ -329,7 +316,6 @@ print('sent')
   local out, rc, err = T.wait(job, mgr, 30000)
   T.eq(rc, 0, "python exit: " .. err)
   T.eq(out, "sent\n")
-  mgr:close()
 end)
 
 ---------------------------------------------------------------------------

@@ -19,20 +19,14 @@ local sleep_polling = T.sleep_polling
 -- set_timeout
 ---------------------------------------------------------------------------
 
--- A test running fn(mgr) with a new manager, closed after it.
-local function manager_test(name, fn)
-  T.test(name, function()
-    local mgr = new_manager()
-    fn(mgr)
-    mgr:close()
-  end)
-end
+-- mgr_test(name, fn): a test running fn(mgr) with a new manager.
+local _, mgr_test = T.managers(new_manager)
 
 -- A test: one set_timeout per delay of delays (in that order), each
 -- recording its label (its delay, or its index with by_index); they must
 -- all fire, in the order want.
 local function order_test(name, delays, by_index, want)
-  manager_test(name, function(mgr)
+  mgr_test(name, function(mgr)
     local order = {}
     for i, d in ipairs(delays) do
       mgr:set_timeout(d, function()
@@ -48,7 +42,7 @@ order_test("set_timeout: timers fire in order of their delays", { 30, 10, 20, 0,
 order_test("set_timeout: equal delays fire in the order they were set", { 20, 20, 20, 20, 20, 20, 20, 20, 20, 20 },
            true, "1,2,3,4,5,6,7,8,9,10")
 
-manager_test("set_timeout: fires once, not before its delay", function(mgr)
+mgr_test("set_timeout: fires once, not before its delay", function(mgr)
   local t0 = millis()
   local fired_at, count = nil, 0
   mgr:set_timeout(100, function()
@@ -63,7 +57,7 @@ manager_test("set_timeout: fires once, not before its delay", function(mgr)
   T.eq(count, 1, "fired once")
 end)
 
-manager_test("poll(timeout) wakes up for a due timer", function(mgr)
+mgr_test("poll(timeout) wakes up for a due timer", function(mgr)
   local fired = false
   mgr:set_timeout(50, function() fired = true end)
   local t0 = millis()
@@ -76,7 +70,7 @@ manager_test("poll(timeout) wakes up for a due timer", function(mgr)
   T.ok(elapsed < 1000, "poll returned for the timer (" .. elapsed .. " ms)")
 end)
 
-manager_test("the callback receives the timer, which set_timeout returned", function(mgr)
+mgr_test("the callback receives the timer, which set_timeout returned", function(mgr)
   local got
   local t = mgr:set_timeout(0, function(arg) got = arg end)
   T.ok(poll_until(mgr, function() return got ~= nil end), "fired")
@@ -87,7 +81,7 @@ end)
 -- set_interval and cancel
 ---------------------------------------------------------------------------
 
-manager_test("set_interval: repeats with roughly its interval until cancelled", function(mgr)
+mgr_test("set_interval: repeats with roughly its interval until cancelled", function(mgr)
   local times = {}
   local t0 = millis()
   local t = mgr:set_interval(20, function()
@@ -105,7 +99,7 @@ manager_test("set_interval: repeats with roughly its interval until cancelled", 
   T.eq(#times, n, "no firing after cancel")
 end)
 
-manager_test("set_interval: cancel from inside its own callback", function(mgr)
+mgr_test("set_interval: cancel from inside its own callback", function(mgr)
   local count = 0
   mgr:set_interval(5, function(t)
     count = count + 1
@@ -117,7 +111,7 @@ manager_test("set_interval: cancel from inside its own callback", function(mgr)
   T.eq(count, 3, "fired exactly 3 times")
 end)
 
-manager_test("cancel() before the timer is due: it never fires; cancel twice is safe", function(mgr)
+mgr_test("cancel() before the timer is due: it never fires; cancel twice is safe", function(mgr)
   local fired = {}
   local a = mgr:set_timeout(20, function() fired.a = true end)
   mgr:set_timeout(40, function() fired.b = true end)
@@ -131,7 +125,7 @@ manager_test("cancel() before the timer is due: it never fires; cancel twice is 
   T.eq(fired.c, nil, "interval cancelled")
 end)
 
-manager_test("a timer can cancel another one due in the same poll", function(mgr)
+mgr_test("a timer can cancel another one due in the same poll", function(mgr)
   local fired = {}
   local second
   mgr:set_timeout(10, function()
@@ -144,7 +138,7 @@ manager_test("a timer can cancel another one due in the same poll", function(mgr
   T.eq(table.concat(fired, ","), "first,third", "fired")
 end)
 
-manager_test("a timer set from a timer with delay 0 fires in a later poll", function(mgr)
+mgr_test("a timer set from a timer with delay 0 fires in a later poll", function(mgr)
   local inner_fired, outer_poll, inner_poll = false, nil, nil
   mgr:set_timeout(0, function()
     outer_poll = mgr.poll_seq
@@ -157,7 +151,7 @@ manager_test("a timer set from a timer with delay 0 fires in a later poll", func
   T.ok(inner_poll > outer_poll, "in a later poll (" .. outer_poll .. " -> " .. inner_poll .. ")")
 end)
 
-manager_test("a repeating timer that re-arms itself with 0 ms does not starve poll", function(mgr)
+mgr_test("a repeating timer that re-arms itself with 0 ms does not starve poll", function(mgr)
   local count = 0
   local function again()
     count = count + 1
@@ -172,7 +166,7 @@ manager_test("a repeating timer that re-arms itself with 0 ms does not starve po
   T.ok(count >= 1 and count <= 10, "at most one firing per poll (" .. count .. ")")
 end)
 
-manager_test("many timers with random delays fire in order of their due times", function(mgr)
+mgr_test("many timers with random delays fire in order of their due times", function(mgr)
   math.randomseed(42)
   local fired = {}
   local created_at = millis()
@@ -224,7 +218,7 @@ T.test("a failing timer is logged and the other timers keep running", function()
   mgr:close()
 end)
 
-manager_test("poll from inside a timer raises", function(mgr)
+mgr_test("poll from inside a timer raises", function(mgr)
   local ok, err
   mgr:set_timeout(0, function()
     ok, err = pcall(mgr.poll, mgr, 0)
@@ -234,7 +228,7 @@ manager_test("poll from inside a timer raises", function(mgr)
   T.match(err, "cannot be called from inside an event handler", "error")
 end)
 
-manager_test("set_timeout / set_interval argument errors raise", function(mgr)
+mgr_test("set_timeout / set_interval argument errors raise", function(mgr)
   local fn = function() end
   T.raises("delay_ms must be a non%-negative number", mgr.set_timeout, mgr, -1, fn)
   T.raises("delay_ms must be a non%-negative number", mgr.set_timeout, mgr, "10", fn)
@@ -271,7 +265,7 @@ T.test("NaN delays and intervals raise", function()
   mgr:close()
 end)
 
-manager_test("an infinite delay never fires and does not block poll", function(mgr)
+mgr_test("an infinite delay never fires and does not block poll", function(mgr)
   local fired = false
   local t = mgr:set_timeout(math.huge, function() fired = true end)
   local t0 = millis()

@@ -369,8 +369,27 @@ end
 -- Managers, bytes, CPU time
 ---------------------------------------------------------------------------
 
--- A manager (mongoose.new_manager(opts)) whose log messages are collected
--- into the returned list as { level = ..., msg = ... }.
+-- For files whose tests each use a manager of their own: returns
+-- new_mgr() (a new manager: make(), or mongoose.new_manager(make) when
+-- make is a table of options) and mgr_test(name, fn), a test running
+-- fn(mgr) with a new manager, closed after fn returns.
+function _M.managers(make)
+  local function new_mgr()
+    if type(make) == "function" then
+      return (make())
+    end
+    return assert(require("mongoose").new_manager(make))
+  end
+  local function mgr_test(name, fn)
+    _M.test(name, function()
+      local mgr = new_mgr()
+      fn(mgr)
+      mgr:close()
+    end)
+  end
+  return new_mgr, mgr_test
+end
+
 function _M.logging_manager(opts)
   local logs = {}
   local o = {}
