@@ -173,15 +173,22 @@ end)
 -- Volume
 ---------------------------------------------------------------------------
 
-mgr_test("10 MB from python, echoed, checksums match end to end", function(mgr)
-  local a, b, total = 1, 0, 0
+-- A TCP echo server on mgr keeping the Adler-32 (st.a, st.b) and the
+-- count (st.n) of the bytes it got; returns it and st.
+local function adler_echo_server(mgr)
+  local st = { a = 1, b = 0, n = 0 }
   local l = assert(mgr:tcp_listen("tcp://127.0.0.1:0", {
     on_data = function(conn, view)
-      a, b = adler_update(a, b, view.ptr, view.len)
-      total = total + view.len
+      st.a, st.b = adler_update(st.a, st.b, view.ptr, view.len)
+      st.n = st.n + view.len
       conn:send(view:string())
     end,
   }))
+  return l, st
+end
+
+mgr_test("10 MB from python, echoed, checksums match end to end", function(mgr)
+  local l, srv = adler_echo_server(mgr)
   local out = P.check(mgr, [[
 import hashlib, random, socket, sys, threading, zlib
 size = 10 * 1024 * 1024
@@ -206,22 +213,15 @@ print(n, hashlib.sha256(data).hexdigest() == h.hexdigest(), zlib.adler32(data), 
   local n, same, sent_adler, recv_adler = out:match("^(%d+) (%a+) (%d+) (%d+)")
   T.eq(tonumber(n), 10 * 1024 * 1024, "bytes echoed back")
   T.eq(same, "True", "sha256 of sent == sha256 of received")
-  T.eq(total, 10 * 1024 * 1024, "bytes the server saw")
-  local server_adler = b * 65536 + a
+  T.eq(srv.n, 10 * 1024 * 1024, "bytes the server saw")
+  local server_adler = srv.b * 65536 + srv.a
   T.eq(server_adler, tonumber(sent_adler), "adler32 at the server == adler32 of what python sent")
   T.eq(tonumber(recv_adler), tonumber(sent_adler), "adler32 of the echo")
 end)
 
 mgr_test("10 MB between own client and own server, send_queued pacing", function(mgr)
   local size, chunk = 10 * 1024 * 1024, 64 * 1024
-  local srv_a, srv_b, srv_n = 1, 0, 0
-  local l = assert(mgr:tcp_listen("tcp://127.0.0.1:0", {
-    on_data = function(conn, view)
-      srv_a, srv_b = adler_update(srv_a, srv_b, view.ptr, view.len)
-      srv_n = srv_n + view.len
-      conn:send(view:string())
-    end,
-  }))
+  local l, srv = adler_echo_server(mgr)
   local cli_a, cli_b, cli_n = 1, 0, 0
   local connected = false
   local conn = assert(mgr:tcp_connect("tcp://127.0.0.1:" .. l:port(), {
@@ -245,8 +245,8 @@ mgr_test("10 MB between own client and own server, send_queued pacing", function
     mgr:poll(5)
   end
   T.eq(cli_n, size, "bytes back at the client")
-  T.eq(srv_n, size, "bytes at the server")
-  T.eq(srv_b * 65536 + srv_a, snt_b * 65536 + snt_a, "server checksum")
+  T.eq(srv.n, size, "bytes at the server")
+  T.eq(srv.b * 65536 + srv.a, snt_b * 65536 + snt_a, "server checksum")
   T.eq(cli_b * 65536 + cli_a, snt_b * 65536 + snt_a, "client checksum")
   conn:close()
 end)
@@ -409,18 +409,18 @@ end)
 
 T.test("a URL of the wrong scheme is nil, err naming the schemes", function()
   local mgr = assert(mongoose.new_manager())
-  local l, err = mgr:tcp_listen("udp://127.0.0.1:0")
-  T.eq(l, nil, "tcp_listen on udp://")
-  T.match(err, "tcp_listen takes .*tcp://.* URLs, not udp://127%.0%.0%.1:0")
-  local c, err2 = mgr:tcp_connect("http://127.0.0.1:80")
-  T.eq(c, nil, "tcp_connect to http://")
-  T.match(err2, "tcp_connect takes")
-  local u, err3 = mgr:udp_listen("tcp://127.0.0.1:0")
-  T.eq(u, nil, "udp_listen on tcp://")
-  T.match(err3, "udp_listen takes udp:// URLs")
-  local w, err4 = mgr:ws_connect("http://127.0.0.1:80/")
-  T.eq(w, nil, "ws_connect to http://")
-  T.match(err4, "ws:// or wss://")
+  for _, case in ipairs({
+    { "tcp_listen", "udp://127.0.0.1:0", "tcp_listen on udp://",
+      "tcp_listen takes .*tcp://.* URLs, not udp://127%.0%.0%.1:0" },
+    { "tcp_connect", "http://127.0.0.1:80", "tcp_connect to http://", "tcp_connect takes" },
+    { "udp_listen", "tcp://127.0.0.1:0", "udp_listen on tcp://", "udp_listen takes udp:// URLs" },
+    { "ws_connect", "http://127.0.0.1:80/", "ws_connect to http://", "ws:// or wss://" },
+  }) do
+    local method, url, what, pattern = unpack(case)
+    local got, err = mgr[method](mgr, url)
+    T.eq(got, nil, what)
+    T.match(err, pattern)
+  end
   T.eq(mgr:connection_count(), 0, "nothing left open")
   mgr:close()
 end)
