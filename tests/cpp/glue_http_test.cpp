@@ -18,13 +18,9 @@ using mgtest::Str;
 
 namespace {
 
-class HttpTest : public ::testing::Test {
+class HttpTest : public mgtest::ListenerTest {
  protected:
-  void SetUp() override {
-    ASSERT_NE(m.get(), nullptr);
-    listener = m.Listen("http://127.0.0.1:0", MGFFI_PROTO_HTTP, &port);
-    ASSERT_NE(listener, 0u);
-  }
+  HttpTest() : ListenerTest("http://127.0.0.1:0", MGFFI_PROTO_HTTP) {}
 
   // Polls until a request arrives; returns its event (valid until the next
   // poll), failing the test on timeout.
@@ -70,10 +66,6 @@ class HttpTest : public ::testing::Test {
     EXPECT_EQ(r.status, 200);
     EXPECT_EQ(r.body, "body of " + target);
   }
-
-  Manager m;
-  uint64_t listener = 0;
-  uint16_t port = 0;
 };
 
 std::string HeaderValue(const mgffi_http_message *hm, const char *name) {
