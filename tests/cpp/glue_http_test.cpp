@@ -46,6 +46,17 @@ class HttpTest : public mgtest::ListenerTest {
     return WaitRequest(conn);
   }
 
+  // Answers conn with status and body; the response c reads back must
+  // carry that body.
+  ::testing::AssertionResult Served(Client &c, uint64_t conn, int status, const std::string &body) {
+    HttpResponse r;
+    ::testing::AssertionResult ok = Answer(c, conn, status, body, &r);
+    if (!ok) return ok;
+    if (r.body != body)
+      return ::testing::AssertionFailure() << "body \"" << r.body << "\", not \"" << body << "\"";
+    return ::testing::AssertionSuccess();
+  }
+
   // Answers conn with status and body, then reads the response on c into *r.
   ::testing::AssertionResult Answer(Client &c, uint64_t conn, int status, const std::string &body,
                                     HttpResponse *r) {
@@ -307,9 +318,7 @@ TEST_F(HttpTest, Http10WithoutKeepAliveCloses) {
   const mgffi_event *ev = Ask(c, "GET /old HTTP/1.0\r\n\r\n");
   ASSERT_NE(ev, nullptr);
   EXPECT_EQ(Str(ev->http->proto), "HTTP/1.0");
-  HttpResponse r;
-  ASSERT_TRUE(Answer(c, ev->conn_id, 200, "old", &r));
-  EXPECT_EQ(r.body, "old");
+  ASSERT_TRUE(Served(c, ev->conn_id, 200, "old"));
   EXPECT_TRUE(c.WaitEof(m));
 }
 
@@ -326,8 +335,7 @@ TEST_F(HttpTest, Http10WithKeepAliveStaysOpen) {
   EXPECT_FALSE(c.eof());
   ev = Ask(c, "GET /b HTTP/1.0\r\n\r\n", conn);
   ASSERT_NE(ev, nullptr);
-  ASSERT_TRUE(Answer(c, conn, 200, "b", &r));
-  EXPECT_EQ(r.body, "b");
+  ASSERT_TRUE(Served(c, conn, 200, "b"));
   EXPECT_TRUE(c.WaitEof(m));
 }
 
@@ -522,9 +530,7 @@ TEST_F(HttpTest, SmallBodyBelowThresholdIsNotStreamed) {
   ASSERT_NE(ev, nullptr);
   EXPECT_EQ(Str(ev->http->body), "0123456789");
   EXPECT_EQ(m.Seen(MGFFI_EV_HTTP_HDRS), 0u);
-  HttpResponse r;
-  ASSERT_TRUE(Answer(c, ev->conn_id, 200, "k", &r));
-  EXPECT_EQ(r.body, "k");
+  ASSERT_TRUE(Served(c, ev->conn_id, 200, "k"));
 }
 
 TEST_F(HttpTest, CloseEventWhenClientDisconnects) {
