@@ -126,15 +126,9 @@ end)
 
 T.test("204 and 304 go out without Content-Length or body; keep-alive goes on", function()
   local out = py([[
-s = conn()
-s.sendall(b"GET /204 HTTP/1.1\r\nHost: x\r\n\r\nGET /304 HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
-data = b""
-s.settimeout(2)
-while data.count(b"HTTP/1.1 ") < 3 or not data.endswith(b"hello\n"):
-    d = s.recv(4096)
-    if not d:
-        break
-    data += d
+data = send_read(b"GET /204 HTTP/1.1\r\nHost: x\r\n\r\nGET /304 HTTP/1.1\r\nHost: x\r\n\r\n"
+                 b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n",
+                 lambda r: r.count(b"HTTP/1.1 ") >= 3 and r.endswith(b"hello\n"), 2)
 parts = data.split(b"HTTP/1.1 ")[1:]
 for p in parts:
     head = p.split(b"\r\n\r\n")[0].lower()
@@ -145,24 +139,9 @@ end)
 
 T.test("a handler's 204 with a body gets 500, and res:send(103) raises: no reply is lost", function()
   local out = py([[
-s = conn()
-s.sendall(b"GET /204-with-body HTTP/1.1\r\nHost: x\r\n\r\n")
-data = b""
-s.settimeout(2)
-while b"\r\n\r\n" not in data:
-    d = s.recv(4096)
-    if not d:
-        break
-    data += d
+data = send_read(b"GET /204-with-body HTTP/1.1\r\nHost: x\r\n\r\n", lambda r: b"\r\n\r\n" in r, 2)
 out(data.split(b"\r\n")[0].decode())
-s = conn()
-s.sendall(b"GET /103-final HTTP/1.1\r\nHost: x\r\n\r\n")
-data = b""
-while not data.endswith(b"after\n"):
-    d = s.recv(4096)
-    if not d:
-        break
-    data += d
+data = send_read(b"GET /103-final HTTP/1.1\r\nHost: x\r\n\r\n", lambda r: r.endswith(b"after\n"))
 out(data.split(b"\r\n")[0].decode())
 ]])
   T.eq(out, "HTTP/1.1 500 Internal Server Error\nHTTP/1.1 200 OK\n")

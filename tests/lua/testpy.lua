@@ -13,7 +13,8 @@ local _M = {}
 -- well-behaved GET /hello on its own connection, returning (ok, seconds);
 -- status(r) names what raw() got ("200", "timeout", "closed", ...);
 -- read_reply(s, done) reads until the peer closes or resets or
--- done(reply) holds; status_line(reply) is its first line; out() prints
+-- done(reply) holds; send_read(req, done, timeout) sends req on a fresh
+-- connection and read_reply()s it; status_line(reply) is its first line; out() prints
 -- and flushes.
 _M.HTTP = [[
 import socket, sys, time, select, struct, os, base64, threading, http.client, zlib
@@ -89,6 +90,10 @@ def read_reply(s, done=lambda reply: False):
             break
         reply += chunk
     return reply
+def send_read(req, done=lambda reply: False, timeout=5):
+    s = conn(timeout=timeout)
+    s.sendall(req)
+    return read_reply(s, done)
 def status_line(reply):
     return reply.split(b"\r\n")[0].decode()
 def out(*a):
