@@ -35,13 +35,20 @@ print(status_line(reply), reply.endswith(b"got 5"))
   T.eq(out, "b'HTTP/1.1 100 Continue\\r\\n\\r\\n'\nHTTP/1.1 200 OK True\n")
 end)
 
-mgr_test("curl's 2 MB upload (which sends Expect: 100-continue) sees 100 Continue", function(mgr)
-  local l = assert(mgr:http_listen("http://127.0.0.1:0", echo_length))
-  local body = T.tmpdir() .. "/two_mb"
-  T.write_file(body, string.rep("x", 2 * 1024 * 1024))
+-- Uploads data (kept in the file T.tmpdir()/<name>) to listener l with
+-- curl -v; checks curl's exit; returns its stdout and stderr (the trace).
+local function curl_upload(mgr, l, name, data)
+  local body = T.tmpdir() .. "/" .. name
+  T.write_file(body, data)
   local out, rc, err = T.run_client(mgr, "curl -sS -v -m 10 --data-binary @" .. T.q(body)
                                     .. " http://127.0.0.1:" .. l:port() .. "/", 15000)
   T.eq(rc, 0, "curl exit")
+  return out, err
+end
+
+mgr_test("curl's 2 MB upload (which sends Expect: 100-continue) sees 100 Continue", function(mgr)
+  local l = assert(mgr:http_listen("http://127.0.0.1:0", echo_length))
+  local out, err = curl_upload(mgr, l, "two_mb", ("x"):rep(2 * 1024 * 1024))
   T.eq(out, "got " .. 2 * 1024 * 1024)
   T.ok(err:find("Expect: 100-continue", 1, true), "curl asked")
   T.ok(err:find("HTTP/1.1 100 Continue", 1, true), "and was answered")
@@ -52,11 +59,7 @@ mgr_test("a streamed upload with Expect: 100-continue is asked for its body", fu
     local n = 0
     req:on_body(function(chunk) n = n + #chunk end, function() res:send(200, "streamed " .. n) end)
   end, { stream_threshold = 1000 }))
-  local body = T.tmpdir() .. "/three_mb"
-  T.write_file(body, string.rep("y", 3 * 1024 * 1024))
-  local out, rc, err = T.run_client(mgr, "curl -sS -v -m 10 --data-binary @" .. T.q(body)
-                                    .. " http://127.0.0.1:" .. l:port() .. "/", 15000)
-  T.eq(rc, 0, "curl exit")
+  local out, err = curl_upload(mgr, l, "three_mb", ("y"):rep(3 * 1024 * 1024))
   T.eq(out, "streamed " .. 3 * 1024 * 1024)
   T.ok(err:find("HTTP/1.1 100 Continue", 1, true), "100 Continue sent")
 end)

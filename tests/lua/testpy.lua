@@ -94,6 +94,14 @@ def send_read(req, done=lambda reply: False, timeout=5):
     s = conn(timeout=timeout)
     s.sendall(req)
     return read_reply(s, done)
+def post_file(c, path, name):
+    # POSTs the file name to path on http.client connection c; prints the
+    # status and body of the reply, then the file's length and Adler-32.
+    data = open(name, "rb").read()
+    c.request("POST", path, body=data)
+    r = c.getresponse()
+    print(r.status, r.read().decode())
+    print(len(data), zlib.adler32(data))
 def status_line(reply):
     return reply.split(b"\r\n")[0].decode()
 def out(*a):
