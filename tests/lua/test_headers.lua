@@ -64,12 +64,17 @@ T.test("response headers set by the handler are visible to curl -i", function()
   local r = T.ok(parse_response(out), "a parsable response")
   T.eq(r.status, 200, "status")
   T.eq(r.body, "body", "body")
-  T.match(r.head, "\r\nX%-Reply: yes\r\n", "X-Reply")
-  T.match(r.head, "\r\nX%-Number: 42\r\n", "numeric header value")
-  T.match(r.head, "\r\nX%-List: one\r\n", "first value of a list")
-  T.match(r.head, "\r\nX%-List: two\r\n", "second value of a list")
-  T.match(r.head, "\r\nX%-Default: from%-set%-header\r\n", "set_header")
-  T.match(r.head, "\r\nX%-Overridden: new\r\n", "returned header wins over set_header")
+  -- Each of these header lines is in the head.
+  for _, line in ipairs({
+    { "X%-Reply: yes", "X-Reply" },
+    { "X%-Number: 42", "numeric header value" },
+    { "X%-List: one", "first value of a list" },
+    { "X%-List: two", "second value of a list" },
+    { "X%-Default: from%-set%-header", "set_header" },
+    { "X%-Overridden: new", "returned header wins over set_header" },
+  }) do
+    T.match(r.head, "\r\n" .. line[1] .. "\r\n", line[2])
+  end
   T.ok(not r.head:find("X-Overridden: old", 1, true), "the set_header value is not sent too")
   T.eq(r.headers["content-type"], "text/x-test", "Content-Type")
   T.eq(r.headers["content-length"], "4", "Content-Length")
@@ -170,15 +175,15 @@ T.test("Connection: close set by a handler: one Connection header, then the serv
   closing_file = T.tmpdir() .. "/closing.txt"
   T.write_file(closing_file, "closing")
   local out = pyc([[
-reqs = [
-    ("keepalive", b"GET /conn-close HTTP/1.1\r\nHost: x\r\n\r\n"),
-    ("set", b"GET /conn-close?how=set HTTP/1.1\r\nHost: x\r\n\r\n"),
-    ("chunked", b"GET /conn-close?how=chunked HTTP/1.1\r\nHost: x\r\n\r\n"),
-    ("client_close", b"GET /conn-close HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
-    ("http10", b"GET /conn-close HTTP/1.0\r\n\r\n"),
-    ("http10_keepalive", b"GET /conn-close HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
-]
-for name, data in reqs:
+reqs = {
+    "keepalive": b"GET /conn-close HTTP/1.1\r\nHost: x\r\n\r\n",
+    "set": b"GET /conn-close?how=set HTTP/1.1\r\nHost: x\r\n\r\n",
+    "chunked": b"GET /conn-close?how=chunked HTTP/1.1\r\nHost: x\r\n\r\n",
+    "client_close": b"GET /conn-close HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    "http10": b"GET /conn-close HTTP/1.0\r\n\r\n",
+    "http10_keepalive": b"GET /conn-close HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+}
+for name, data in reqs.items():
     r = raw(data, timeout=2)
     head = r.split(b"\r\n\r\n")[0].lower()
     print(name, r[:12].decode(), head.count(b"\r\nconnection:"),
