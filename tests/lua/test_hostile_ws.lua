@@ -34,6 +34,17 @@ local echo = serve({
   end,
 })
 
+-- Checks what an attack script printed (P.kv): the attacker closed with
+-- code (what), good clients served meanwhile (worst), and another
+-- WebSocket still echoing (echo); returns the parsed lines.
+local function check_attack(out, code, what)
+  local r = P.kv(out)
+  T.eq(r.code, code, what)
+  P.check_worst(r.worst)
+  T.eq(r.echo, "True", "other WebSockets still work")
+  return r
+end
+
 T.test("A: a fragment, a close, then a 70000-byte ping: closed cleanly, the server goes on", function()
   local out = py(P.WORST_GOOD .. [[
 s = ws_open()
@@ -48,11 +59,8 @@ out("code2", close_code(s))
 other = ws_open()
 out("echo", echo_ok(other))
 ]], echo:port())
-  local r = P.kv(out)
-  T.eq(r.code, "1000", "the close is answered with its own code; what follows it is ignored")
-  P.check_worst(r.worst)
+  local r = check_attack(out, "1000", "the close is answered with its own code; what follows it is ignored")
   T.eq(r.code2, "1002", "a 70000-byte ping is a protocol error")
-  T.eq(r.echo, "True", "other WebSockets still work")
 end)
 
 T.test("B: after the client's close the server sends one close frame and nothing else", function()
@@ -84,10 +92,7 @@ out("worst", worst_good())
 out("code", close_code(s))
 out("echo", echo_ok(other))
 ]], echo:port())
-  local r = P.kv(out)
-  T.eq(r.code, "1008", "a flood of control frames closes with 1008")
-  P.check_worst(r.worst)
-  T.eq(r.echo, "True", "other WebSockets still work")
+  check_attack(out, "1008", "a flood of control frames closes with 1008")
   T.ok(T.find_log(logs, "too many control frames"), "the reason is logged")
 end)
 

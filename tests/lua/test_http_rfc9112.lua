@@ -46,13 +46,14 @@ for name, req in [
     r = raw(req)
     out(name, status(r), b"Connection: close" in r)
 ]])
-  local r = P.kv(out)
-  T.eq(r.method, "400 True", "G@T")
-  T.eq(r.no_host, "400 True", "HTTP/1.1 without Host")
-  T.eq(r.two_hosts, "400 True", "two Host headers")
-  T.eq(r.version, "505 True", "HTTP/1.7")
-  T.eq(r.http10_no_host, "200 True", "HTTP/1.0 needs no Host")
-  T.eq(r.http10_te, "400 True", "Transfer-Encoding in HTTP/1.0")
+  P.expect_kv(out, {
+    { "method", "400 True", "G@T" },
+    { "no_host", "400 True", "HTTP/1.1 without Host" },
+    { "two_hosts", "400 True", "two Host headers" },
+    { "version", "505 True", "HTTP/1.7" },
+    { "http10_no_host", "200 True", "HTTP/1.0 needs no Host" },
+    { "http10_te", "400 True", "Transfer-Encoding in HTTP/1.0" },
+  })
 end)
 
 T.test("chunk extensions are ignored; trailer fields are kept and readable", function()

@@ -285,4 +285,14 @@ function _M.kv(out, key_pattern)
   return t
 end
 
+-- Checks the "key value" lines of out (P.kv): r[key] == value (what) for
+-- each { key, value, what } of checks; returns the parsed lines.
+function _M.expect_kv(out, checks)
+  local r = _M.kv(out)
+  for _, c in ipairs(checks) do
+    T.eq(r[c[1]], c[2], c[3])
+  end
+  return r
+end
+
 return _M
