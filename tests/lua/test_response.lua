@@ -23,6 +23,12 @@ local function check_raised(errs)
   end
 end
 
+-- The parsed reply to a GET of path from base (BASE by default): curl -i,
+-- with the extra curl arguments args.
+local function get(path, args, base)
+  return parse_response(curl("-i " .. (args and args .. " " or "") .. T.q((base or BASE) .. path)))
+end
+
 local function file_sha256(path)
   local out = H.sh("sha256sum " .. T.q(path))
   return out:match("^(%x+)")
@@ -53,7 +59,7 @@ T.test("a handler returning (status, body, headers) is sent", function()
   routes["/tuple"] = function()
     return 202, "accepted body", { ["X-Tuple"] = "1" }
   end
-  local r = parse_response(curl("-i " .. T.q(BASE .. "/tuple")))
+  local r = get("/tuple")
   T.eq(r.status, 202, "status")
   T.eq(r.body, "accepted body", "body")
   T.eq(r.headers["x-tuple"], "1", "header")
@@ -63,7 +69,7 @@ T.test("a handler returning only a status sends an empty body", function()
   routes["/status-only"] = function()
     return 200
   end
-  local r = parse_response(curl("-i " .. T.q(BASE .. "/status-only")))
+  local r = get("/status-only")
   T.eq(r.status, 200, "status")
   T.eq(r.headers["content-length"], "0", "Content-Length")
   T.eq(r.body, "", "body")
@@ -159,14 +165,14 @@ T.test("chunked responses (begin/write/finish) are decoded by curl", function()
   local out, rc = curl(T.q(BASE .. "/chunked"))
   T.eq(rc, 0, "curl exit status")
   T.eq(out, "hello, chunked world", "decoded body")
-  local r = parse_response(curl("-i " .. T.q(BASE .. "/chunked")))
+  local r = get("/chunked")
   T.eq(r.headers["transfer-encoding"], "chunked", "Transfer-Encoding")
   T.eq(r.headers["content-length"], nil, "no Content-Length")
   T.eq(r.headers["content-type"], "text/plain", "Content-Type")
 end)
 
 T.test("chunks written from a timer reach curl", function()
-  local r = parse_response(curl("-i " .. T.q(BASE .. "/chunked-timer")))
+  local r = get("/chunked-timer")
   T.eq(r.status, 200, "status")
   T.eq(r.headers["x-stream"], "1", "header from set_header")
   T.eq(r.body, "0;1;2;3;4;", "body")
@@ -244,6 +250,11 @@ local static = assert(mgr:http_listen("http://127.0.0.1:0", function(req, res)
 end))
 local SBASE = "http://127.0.0.1:" .. static:port()
 
+-- get() from the static listener.
+local function sget(path, args)
+  return get(path, args, SBASE)
+end
+
 T.test("serve_dir: files with Content-Type by extension", function()
   local cases = {
     { "/a.txt", "^text/plain", "0123456789abcdef" },
@@ -253,7 +264,7 @@ T.test("serve_dir: files with Content-Type by extension", function()
     { "/", "^text/html", "<h1>index</h1>\n" },
   }
   for _, c in ipairs(cases) do
-    local r = T.ok(parse_response(curl("-i " .. T.q(SBASE .. c[1]))), "response for " .. c[1])
+    local r = T.ok(sget(c[1]), "response for " .. c[1])
     T.eq(r.status, 200, "status of " .. c[1])
     T.match(r.headers["content-type"], c[2], "Content-Type of " .. c[1])
     T.eq(r.body, c[3], "body of " .. c[1])
@@ -261,24 +272,24 @@ T.test("serve_dir: files with Content-Type by extension", function()
 end)
 
 T.test("serve_dir: Range bytes=2-5 gives 206 with Content-Range", function()
-  local r = parse_response(curl("-i -H 'Range: bytes=2-5' " .. T.q(SBASE .. "/a.txt")))
+  local r = sget("/a.txt", "-H 'Range: bytes=2-5'")
   T.eq(r.status, 206, "status")
   T.eq(r.body, "2345", "bytes 2..5")
   T.eq(r.headers["content-range"], "bytes 2-5/16", "Content-Range")
   T.eq(r.headers["content-length"], "4", "Content-Length")
-  local r2 = parse_response(curl("-i -H 'Range: bytes=10-' " .. T.q(SBASE .. "/a.txt")))
+  local r2 = sget("/a.txt", "-H 'Range: bytes=10-'")
   T.eq(r2.status, 206, "open-ended range status")
   T.eq(r2.body, "abcdef", "open-ended range body")
 end)
 
 T.test("serve_dir: ETag and If-None-Match -> 304", function()
-  local r = parse_response(curl("-i " .. T.q(SBASE .. "/a.txt")))
+  local r = sget("/a.txt")
   local etag = r.headers["etag"]
   T.ok(etag and #etag > 0, "ETag present")
   local r2 = parse_response(curl("-i -H " .. T.q("If-None-Match: " .. etag) .. " " .. T.q(SBASE .. "/a.txt")))
   T.eq(r2.status, 304, "status with a matching ETag")
   T.eq(r2.body, "", "no body with 304")
-  local r3 = parse_response(curl("-i -H 'If-None-Match: \"other\"' " .. T.q(SBASE .. "/a.txt")))
+  local r3 = sget("/a.txt", "-H 'If-None-Match: \"other\"'")
   T.eq(r3.status, 200, "status with another ETag")
   T.eq(r3.body, "0123456789abcdef", "body with another ETag")
 end)
@@ -289,7 +300,7 @@ T.test("serve_dir: a missing file is 404", function()
 end)
 
 T.test("serve_dir: a directory without a slash redirects", function()
-  local r = parse_response(curl("-i " .. T.q(SBASE .. "/sub")))
+  local r = sget("/sub")
   T.eq(r.status, 301, "status")
   T.eq(r.headers["location"], "/sub/", "Location")
 end)
@@ -333,16 +344,16 @@ for path in [b"/a.txt", b"/missing.txt", b"/file"]:
 end)
 
 T.test("serve_file: a file with extra headers, 404 when missing, mime_types", function()
-  local r = parse_response(curl("-i " .. T.q(SBASE .. "/file")))
+  local r = sget("/file")
   T.eq(r.status, 200, "status")
   T.eq(r.body, "0123456789abcdef", "body")
   T.eq(r.headers["x-served"], "file", "extra header")
   T.match(r.headers["content-type"], "^text/plain", "Content-Type")
-  local r2 = parse_response(curl("-i -H 'Range: bytes=0-1' " .. T.q(SBASE .. "/file")))
+  local r2 = sget("/file", "-H 'Range: bytes=0-1'")
   T.eq(r2.status, 206, "range status")
   T.eq(r2.body, "01", "range body")
   T.eq(curl("-o /dev/null -w '%{http_code}' " .. T.q(SBASE .. "/file-missing")), "404", "missing file")
-  local r3 = parse_response(curl("-i " .. T.q(SBASE .. "/file-mime")))
+  local r3 = sget("/file-mime")
   T.eq(r3.headers["content-type"], "application/x-test", "custom MIME type")
   T.eq(r3.body, "custom type", "body")
 end)
