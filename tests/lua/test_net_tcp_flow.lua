@@ -11,6 +11,7 @@ local millis = mongoose.core.millis
 local run_py = P.run
 
 local new_mgr, mgr_test = T.managers({ log_level = "warn" })
+local _, quiet_test = T.managers({ log_level = "error" })
 local py, pyfile = T.python, P.file
 local core = mongoose.core
 
@@ -322,8 +323,7 @@ end)
 -- idle_timeout
 ---------------------------------------------------------------------------
 
-T.test("raw TCP idle_timeout: a connection the server keeps writing to is not idle", function()
-  local mgr = assert(mongoose.new_manager({ log_level = "error" }))
+quiet_test("raw TCP idle_timeout: a connection the server keeps writing to is not idle", function(mgr)
   local conns = {}
   local l = assert(mgr:tcp_listen("tcp://127.0.0.1:0", {
     idle_timeout = 400,
@@ -349,11 +349,9 @@ print("open", got.count(b"tick") >= 8)
 ]], l:port())
   ticker:cancel()
   T.eq(out, "open True\n")
-  mgr:close()
 end)
 
-T.test("raw TCP idle_timeout: a peer that stops reading what we send is closed", function()
-  local mgr = assert(mongoose.new_manager({ log_level = "error" }))
+quiet_test("raw TCP idle_timeout: a peer that stops reading what we send is closed", function(mgr)
   local closed_at, accepted_at
   local l = assert(mgr:tcp_listen("tcp://127.0.0.1:0", {
     idle_timeout = 300,
@@ -375,7 +373,6 @@ time.sleep(4)
   T.ok(T.poll_until(mgr, function() return closed_at ~= nil end, 5000), "closed while the peer sleeps")
   T.ok(closed_at - accepted_at < 3000, "closed after about idle_timeout: " .. (closed_at - accepted_at) .. " ms")
   T.wait(job, mgr, 10000)
-  mgr:close()
 end)
 
 T.run()

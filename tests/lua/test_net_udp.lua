@@ -10,6 +10,7 @@ local mongoose = require("mongoose")
 local run_py = P.run
 
 local new_mgr, mgr_test = T.managers({ log_level = "warn" })
+local _, quiet_test = T.managers({ log_level = "error" })
 local py, pyfile = T.python, P.file
 -- An echo server; records every datagram and sender.
 local function echo_server(mgr, url)
@@ -286,8 +287,7 @@ T.test("mongoose.address and send_to errors", function()
   mgr:close()
 end)
 
-T.test("UDP datagrams larger than Mongoose's I/O buffer arrive whole", function()
-  local mgr = assert(mongoose.new_manager({ log_level = "error" }))
+quiet_test("UDP datagrams larger than Mongoose's I/O buffer arrive whole", function(mgr)
   local sizes = {}
   local sock = assert(mgr:udp_listen("udp://127.0.0.1:0", {
     on_datagram = function(s, view)
@@ -306,13 +306,11 @@ for n in (20000, 60000, 65507, 100):
 ]], sock:port())
   T.eq(out, "20000 20000 True\n60000 60000 True\n65507 65507 True\n100 100 True\n")
   T.eq(table.concat(sizes, " "), "20000 60000 65507 100", "sizes seen by on_datagram")
-  mgr:close()
 end)
 
-T.test("a datagram the kernel refuses (over 65507 bytes) is nil, err; the socket goes on", function()
+quiet_test("a datagram the kernel refuses (over 65507 bytes) is nil, err; the socket goes on", function(mgr)
   -- Mongoose's own send path closes the whole connection on such an error:
   -- for a udp:// listener that would end the service for every peer.
-  local mgr = assert(mongoose.new_manager({ log_level = "error" }))
   local got = {}
   local server = assert(mgr:udp_listen("udp://127.0.0.1:0", {
     on_datagram = function(s, view)
@@ -340,7 +338,6 @@ T.test("a datagram the kernel refuses (over 65507 bytes) is nil, err; the socket
   T.eq(replies[1], "reply to fits")
   T.eq(client:send("again"), true)
   T.ok(T.poll_until(mgr, function() return #replies == 2 end, 3000), "and answers again")
-  mgr:close()
 end)
 
 T.run()
