@@ -94,6 +94,17 @@ def send_read(req, done=lambda reply: False, timeout=5):
     s = conn(timeout=timeout)
     s.sendall(req)
     return read_reply(s, done)
+def head_then_hello(path, *headers):
+    # HEAD path, then GET /hello on the same http.client connection (in
+    # sync only if the HEAD reply had no body): prints the status (and the
+    # headers named) and the body of each.
+    c = http.client.HTTPConnection("127.0.0.1", PORT, timeout=5)
+    c.request("HEAD", path)
+    r = c.getresponse()
+    print(r.status, *[r.getheader(h) for h in headers], repr(r.read()))
+    c.request("GET", "/hello")
+    r = c.getresponse()
+    print(r.status, repr(r.read()))
 def post_file(c, path, name):
     # POSTs the file name to path on http.client connection c; prints the
     # status and body of the reply, then the file's length and Adler-32.
