@@ -80,11 +80,16 @@ local pki = arg[1]
 T.test("the library was built with the builtin TLS", function()
   T.eq(require("mongoose.tls").backend, "builtin")
 end)
-T.test("builtin HTTPS server answers curl --cacert (TLS 1.3)", function()
+-- A manager with an HTTPS listener (the test certificate) answering
+-- "builtin <path>".
+local function https_server()
   local mgr = assert(mongoose.new_manager())
-  local l = assert(mgr:http_listen("https://127.0.0.1:0", function(req)
+  return mgr, assert(mgr:http_listen("https://127.0.0.1:0", function(req)
     return 200, "builtin " .. req.path
   end, { tls = { cert = pki .. "/srv.pem", key = pki .. "/srv.key" } }))
+end
+T.test("builtin HTTPS server answers curl --cacert (TLS 1.3)", function()
+  local mgr, l = https_server()
   local out, rc, err = T.run_client(mgr, "curl -sS --max-time 10 --tlsv1.3 --cacert " .. T.q(pki .. "/ca.pem")
                                     .. " https://localhost:" .. l:port() .. "/curl", 15000)
   T.eq(rc, 0, "curl exit (" .. err .. ")")
@@ -92,10 +97,7 @@ T.test("builtin HTTPS server answers curl --cacert (TLS 1.3)", function()
   mgr:close()
 end)
 T.test("builtin HTTPS server and the library's own https client (tls.insecure)", function()
-  local mgr = assert(mongoose.new_manager())
-  local l = assert(mgr:http_listen("https://127.0.0.1:0", function(req)
-    return 200, "builtin " .. req.path
-  end, { tls = { cert = pki .. "/srv.pem", key = pki .. "/srv.key" } }))
+  local mgr, l = https_server()
   local r, err = mgr:fetch("https://localhost:" .. l:port() .. "/own", { tls = { insecure = true }, timeout = 5000 })
   T.ok(r, "own client: " .. tostring(err))
   T.eq(r.body, "builtin /own")

@@ -424,36 +424,37 @@ class Peer:
         for _, fn in sorted(due, key=lambda t: t[0]):
             fn()
 
-    def wait(self, secs, until=None):
-        """Runs timers for secs, or until until() holds (checked under the
-        lock) or the connection is closed. True if until() held."""
+    def _run_until(self, secs, verdict):
+        """Runs timers for secs, or until verdict() (checked under the lock)
+        is True or False; returns that, False when secs run out."""
         end = time.time() + secs
         while True:
             self.run_timers()
             with self.cond:
-                if until is not None and until():
-                    return True
-                if self.state == CLOSED:
-                    return False
+                v = verdict()
+                if v is not None:
+                    return v
                 now = time.time()
                 if now >= end:
                     return False
                 nxt = min([end] + [t[0] for t in self.timers])
                 self.cond.wait(max(0.0, min(nxt - now, 0.5)))
 
+    def wait(self, secs, until=None):
+        """Runs timers for secs, or until until() holds (checked under the
+        lock) or the connection is closed. True if until() held."""
+
+        def verdict():
+            if until is not None and until():
+                return True
+            return False if self.state == CLOSED else None
+
+        return self._run_until(secs, verdict)
+
     def wait_closed(self, secs):
         """Until the TCP connection is gone (timers keep running)."""
-        end = time.time() + secs
-        while True:
-            self.run_timers()
-            with self.cond:
-                if self.state == CLOSED and (self.tcp_closed or self.dropped_by_me):
-                    return True
-                now = time.time()
-                if now >= end:
-                    return False
-                nxt = min([end] + [t[0] for t in self.timers])
-                self.cond.wait(max(0.0, min(nxt - now, 0.5)))
+        return self._run_until(secs, lambda: True if self.state == CLOSED and (self.tcp_closed or self.dropped_by_me)
+                               else None)
 
     # -- receiving -------------------------------------------------------
 

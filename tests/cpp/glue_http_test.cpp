@@ -1,63 +1,22 @@
 // HTTP server tests: a listener on the manager, POSIX sockets as clients.
 #include <gtest/gtest.h>
-#include <malloc.h>
 
 #include <cstring>
-#include <memory>
 #include <string>
 #include <vector>
 
+#include "http_fixture.hpp"
 #include "mongoose_ffi.h"
 #include "test_support.hpp"
 
 using mgtest::Client;
 using mgtest::HttpResponse;
+using mgtest::HttpTest;
 using mgtest::Manager;
 using mgtest::Request;
 using mgtest::Str;
 
 namespace {
-
-class HttpTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    ASSERT_NE(m.get(), nullptr);
-    listener = m.Listen("http://127.0.0.1:0", MGFFI_PROTO_HTTP, &port);
-    ASSERT_NE(listener, 0u);
-  }
-
-  // Polls until a request arrives; returns its event (valid until the next
-  // poll), failing the test on timeout.
-  const mgffi_event *WaitRequest(uint64_t conn = 0) {
-    const mgffi_event *ev = m.PollFor(MGFFI_EV_HTTP_MSG, conn);
-    EXPECT_NE(ev, nullptr) << "no HTTP_MSG";
-    if (ev != nullptr) EXPECT_NE(ev->http, nullptr);
-    return ev;
-  }
-
-  int Reply(uint64_t conn, int status, const std::string &body, const std::string &headers = "") {
-    return mgffi_http_reply(m, conn, status, headers.data(), headers.size(), body.data(),
-                            body.size());
-  }
-
-  // Sends a GET, answers it with body and checks the client reads it back.
-  void RoundTrip(Client &c, const std::string &target, uint64_t *conn_out) {
-    ASSERT_TRUE(c.Send(m, Request("GET", target)));
-    const mgffi_event *ev = WaitRequest();
-    ASSERT_NE(ev, nullptr);
-    ASSERT_EQ(Str(ev->http->uri), target);
-    if (conn_out != nullptr) *conn_out = ev->conn_id;
-    ASSERT_EQ(Reply(ev->conn_id, 200, "body of " + target), MGFFI_OK);
-    HttpResponse r;
-    ASSERT_TRUE(c.ReadResponse(m, &r));
-    EXPECT_EQ(r.status, 200);
-    EXPECT_EQ(r.body, "body of " + target);
-  }
-
-  Manager m;
-  uint64_t listener = 0;
-  uint16_t port = 0;
-};
 
 std::string HeaderValue(const mgffi_http_message *hm, const char *name) {
   for (uint32_t i = 0; i < hm->header_count; i++) {
@@ -77,8 +36,7 @@ TEST_F(HttpTest, GetWithQueryAndHeadersYieldsOneMessage) {
       "X-Custom: hello world\r\n"
       "Accept: */*\r\n"
       "\r\n";
-  ASSERT_TRUE(c.Send(m, req));
-  const mgffi_event *ev = WaitRequest();
+  const mgffi_event *ev = Ask(c, req);
   ASSERT_NE(ev, nullptr);
   const uint64_t conn = ev->conn_id;
   EXPECT_NE(conn, listener);
@@ -139,15 +97,14 @@ TEST_F(HttpTest, GetWithQueryAndHeadersYieldsOneMessage) {
 TEST_F(HttpTest, PostBodyAndStatusText) {
   Client c(port);
   ASSERT_TRUE(c.ok());
-  ASSERT_TRUE(c.Send(m, Request("POST", "/submit", "Content-Length: 11\r\n") + "hello=world"));
-  const mgffi_event *ev = WaitRequest();
+  const mgffi_event *ev =
+      Ask(c, Request("POST", "/submit", "Content-Length: 11\r\n") + "hello=world");
   ASSERT_NE(ev, nullptr);
   EXPECT_EQ(Str(ev->http->method), "POST");
   EXPECT_EQ(Str(ev->http->body), "hello=world");
   EXPECT_EQ(ev->http->content_length, 11u);
-  ASSERT_EQ(Reply(ev->conn_id, 404, "nope"), MGFFI_OK);
   HttpResponse r;
-  ASSERT_TRUE(c.ReadResponse(m, &r));
+  ASSERT_TRUE(Answer(c, ev->conn_id, 404, "nope", &r));
   EXPECT_EQ(r.status_line, "HTTP/1.1 404 Not Found");
   EXPECT_EQ(r.body, "nope");
   EXPECT_EQ(r.content_length, 4u);
@@ -155,8 +112,7 @@ TEST_F(HttpTest, PostBodyAndStatusText) {
 
 TEST_F(HttpTest, EmptyBodyReplyHasContentLengthZero) {
   Client c(port);
-  ASSERT_TRUE(c.Send(m, Request("GET", "/empty")));
-  const mgffi_event *ev = WaitRequest();
+  const mgffi_event *ev = Ask(c, Request("GET", "/empty"));
   ASSERT_NE(ev, nullptr);
   ASSERT_EQ(mgffi_http_reply(m, ev->conn_id, 200, nullptr, 0, nullptr, 0), MGFFI_OK);
   HttpResponse r;
@@ -169,8 +125,7 @@ TEST_F(HttpTest, EmptyBodyReplyHasContentLengthZero) {
 TEST_F(HttpTest, NoContentRepliesHaveNoContentLength) {
   Client c(port);
   for (int status : {204, 304}) {
-    ASSERT_TRUE(c.Send(m, Request("GET", "/empty")));
-    const mgffi_event *ev = WaitRequest();
+    const mgffi_event *ev = Ask(c, Request("GET", "/empty"));
     ASSERT_NE(ev, nullptr);
     EXPECT_EQ(mgffi_http_reply(m, ev->conn_id, status, nullptr, 0, "x", 1), MGFFI_ERR_ARG);
     EXPECT_EQ(mgffi_http_begin_chunked(m, ev->conn_id, status, nullptr, 0), MGFFI_ERR_ARG);
@@ -183,8 +138,7 @@ TEST_F(HttpTest, NoContentRepliesHaveNoContentLength) {
     c.buffer().erase(0, head.size());
   }
   // A 1xx cannot end a request.
-  ASSERT_TRUE(c.Send(m, Request("GET", "/empty")));
-  const mgffi_event *ev = WaitRequest();
+  const mgffi_event *ev = Ask(c, Request("GET", "/empty"));
   ASSERT_NE(ev, nullptr);
   EXPECT_EQ(mgffi_http_reply(m, ev->conn_id, 101, nullptr, 0, nullptr, 0), MGFFI_ERR_ARG);
 }
@@ -228,8 +182,7 @@ TEST_F(HttpTest, DeferredReplyKeepsRequestViews) {
 TEST_F(HttpTest, PipelinedRequestsDeliveredOneAtATime) {
   Client c(port);
   ASSERT_TRUE(c.ok());
-  ASSERT_TRUE(c.Send(m, Request("GET", "/first") + Request("GET", "/second")));
-  const mgffi_event *ev = WaitRequest();
+  const mgffi_event *ev = Ask(c, Request("GET", "/first") + Request("GET", "/second"));
   ASSERT_NE(ev, nullptr);
   const uint64_t conn = ev->conn_id;
   EXPECT_EQ(Str(ev->http->uri), "/first");
@@ -287,13 +240,11 @@ TEST_F(HttpTest, KeepAliveThenConnectionClose) {
   EXPECT_EQ(conns[0], conns[1]);
   EXPECT_EQ(conns[1], conns[2]);
 
-  ASSERT_TRUE(c.Send(m, Request("GET", "/bye", "Connection: close\r\n")));
-  const mgffi_event *ev = WaitRequest();
+  const mgffi_event *ev = Ask(c, Request("GET", "/bye", "Connection: close\r\n"));
   ASSERT_NE(ev, nullptr);
   EXPECT_EQ(ev->conn_id, conns[0]);
-  ASSERT_EQ(Reply(ev->conn_id, 200, "bye"), MGFFI_OK);
   HttpResponse r;
-  ASSERT_TRUE(c.ReadResponse(m, &r));
+  ASSERT_TRUE(Answer(c, ev->conn_id, 200, "bye", &r));
   EXPECT_EQ(r.body, "bye");
   EXPECT_EQ(mgtest::Lower(r.Header("Connection")), "close");
   EXPECT_TRUE(c.WaitEof(m));
@@ -303,43 +254,33 @@ TEST_F(HttpTest, KeepAliveThenConnectionClose) {
 
 TEST_F(HttpTest, Http10WithoutKeepAliveCloses) {
   Client c(port);
-  ASSERT_TRUE(c.Send(m, "GET /old HTTP/1.0\r\n\r\n"));
-  const mgffi_event *ev = WaitRequest();
+  const mgffi_event *ev = Ask(c, "GET /old HTTP/1.0\r\n\r\n");
   ASSERT_NE(ev, nullptr);
   EXPECT_EQ(Str(ev->http->proto), "HTTP/1.0");
-  ASSERT_EQ(Reply(ev->conn_id, 200, "old"), MGFFI_OK);
-  HttpResponse r;
-  ASSERT_TRUE(c.ReadResponse(m, &r));
-  EXPECT_EQ(r.body, "old");
+  ASSERT_TRUE(Served(c, ev->conn_id, 200, "old"));
   EXPECT_TRUE(c.WaitEof(m));
 }
 
 TEST_F(HttpTest, Http10WithKeepAliveStaysOpen) {
   Client c(port);
-  ASSERT_TRUE(c.Send(m, "GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
-  const mgffi_event *ev = WaitRequest();
+  const mgffi_event *ev = Ask(c, "GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
   ASSERT_NE(ev, nullptr);
   const uint64_t conn = ev->conn_id;
-  ASSERT_EQ(Reply(conn, 200, "a"), MGFFI_OK);
   HttpResponse r;
-  ASSERT_TRUE(c.ReadResponse(m, &r));
+  ASSERT_TRUE(Answer(c, conn, 200, "a", &r));
   EXPECT_EQ(r.body, "a");
   m.PollTimes(5);
   c.Pump();
   EXPECT_FALSE(c.eof());
-  ASSERT_TRUE(c.Send(m, "GET /b HTTP/1.0\r\n\r\n"));
-  ev = WaitRequest(conn);
+  ev = Ask(c, "GET /b HTTP/1.0\r\n\r\n", conn);
   ASSERT_NE(ev, nullptr);
-  ASSERT_EQ(Reply(conn, 200, "b"), MGFFI_OK);
-  ASSERT_TRUE(c.ReadResponse(m, &r));
-  EXPECT_EQ(r.body, "b");
+  ASSERT_TRUE(Served(c, conn, 200, "b"));
   EXPECT_TRUE(c.WaitEof(m));
 }
 
 TEST_F(HttpTest, HeadGetsHeadersWithoutBody) {
   Client c(port);
-  ASSERT_TRUE(c.Send(m, Request("HEAD", "/thing")));
-  const mgffi_event *ev = WaitRequest();
+  const mgffi_event *ev = Ask(c, Request("HEAD", "/thing"));
   ASSERT_NE(ev, nullptr);
   const uint64_t conn = ev->conn_id;
   EXPECT_EQ(Str(ev->http->method), "HEAD");
@@ -358,20 +299,17 @@ TEST_F(HttpTest, HeadGetsHeadersWithoutBody) {
   EXPECT_EQ(c.buffer().size(), static_cast<size_t>(n)) << "HEAD response carried a body";
   c.buffer().erase(0, static_cast<size_t>(n));
 
-  ASSERT_TRUE(c.Send(m, Request("GET", "/thing")));
-  ev = WaitRequest(conn);
+  ev = Ask(c, Request("GET", "/thing"), conn);
   ASSERT_NE(ev, nullptr);
-  ASSERT_EQ(Reply(conn, 200, "twelve bytes"), MGFFI_OK);
   HttpResponse r;
-  ASSERT_TRUE(c.ReadResponse(m, &r));
+  ASSERT_TRUE(Answer(c, conn, 200, "twelve bytes", &r));
   EXPECT_EQ(r.status_line, "HTTP/1.1 200 OK");
   EXPECT_EQ(r.body, "twelve bytes");
 }
 
 TEST_F(HttpTest, ChunkedResponse) {
   Client c(port);
-  ASSERT_TRUE(c.Send(m, Request("GET", "/stream")));
-  const mgffi_event *ev = WaitRequest();
+  const mgffi_event *ev = Ask(c, Request("GET", "/stream"));
   ASSERT_NE(ev, nullptr);
   const uint64_t conn = ev->conn_id;
   EXPECT_EQ(mgffi_http_write_chunk(m, conn, "x", 1), MGFFI_ERR_STATE);  // not begun
@@ -452,9 +390,8 @@ TEST_F(HttpTest, BodyOverLimitGets413) {
   const mgffi_event *ev = WaitRequest();
   ASSERT_NE(ev, nullptr);
   EXPECT_EQ(ev->http->body.len, 1000u);
-  ASSERT_EQ(Reply(ev->conn_id, 200, "fine"), MGFFI_OK);
   HttpResponse r;
-  ASSERT_TRUE(ok.ReadResponse(m, &r));
+  ASSERT_TRUE(Answer(ok, ev->conn_id, 200, "fine", &r));
   EXPECT_EQ(r.body, "fine");
 }
 
@@ -512,40 +449,32 @@ TEST_F(HttpTest, StreamingLargeBody) {
   // The head stays valid until the reply.
   EXPECT_EQ(Str(hm->uri), "/upload");
 
-  ASSERT_EQ(Reply(conn, 201, "stored " + std::to_string(got.size())), MGFFI_OK);
   HttpResponse r;
-  ASSERT_TRUE(c.ReadResponse(m, &r));
+  ASSERT_TRUE(Answer(c, conn, 201, "stored " + std::to_string(got.size()), &r));
   EXPECT_EQ(r.status, 201);
   EXPECT_EQ(r.body, "stored 100000");
 
   // The next request on the same connection is parsed normally.
-  ASSERT_TRUE(c.Send(m, Request("GET", "/next")));
-  const mgffi_event *ev = WaitRequest(conn);
+  const mgffi_event *ev = Ask(c, Request("GET", "/next"), conn);
   ASSERT_NE(ev, nullptr);
   EXPECT_EQ(Str(ev->http->uri), "/next");
-  ASSERT_EQ(Reply(conn, 200, "next"), MGFFI_OK);
-  ASSERT_TRUE(c.ReadResponse(m, &r));
+  ASSERT_TRUE(Answer(c, conn, 200, "next", &r));
   EXPECT_EQ(r.body, "next");
 }
 
 TEST_F(HttpTest, SmallBodyBelowThresholdIsNotStreamed) {
   ASSERT_EQ(mgffi_set_limit(m, listener, MGFFI_LIMIT_STREAM_THRESHOLD, 1000), MGFFI_OK);
   Client c(port);
-  ASSERT_TRUE(c.Send(m, Request("POST", "/s", "Content-Length: 10\r\n") + "0123456789"));
-  const mgffi_event *ev = WaitRequest();
+  const mgffi_event *ev = Ask(c, Request("POST", "/s", "Content-Length: 10\r\n") + "0123456789");
   ASSERT_NE(ev, nullptr);
   EXPECT_EQ(Str(ev->http->body), "0123456789");
   EXPECT_EQ(m.Seen(MGFFI_EV_HTTP_HDRS), 0u);
-  ASSERT_EQ(Reply(ev->conn_id, 200, "k"), MGFFI_OK);
-  HttpResponse r;
-  ASSERT_TRUE(c.ReadResponse(m, &r));
-  EXPECT_EQ(r.body, "k");
+  ASSERT_TRUE(Served(c, ev->conn_id, 200, "k"));
 }
 
 TEST_F(HttpTest, CloseEventWhenClientDisconnects) {
   Client c(port);
-  ASSERT_TRUE(c.Send(m, Request("GET", "/x")));
-  const mgffi_event *ev = WaitRequest();
+  const mgffi_event *ev = Ask(c, Request("GET", "/x"));
   ASSERT_NE(ev, nullptr);
   const uint64_t conn = ev->conn_id;
   const mgffi_http_message *hm = ev->http;
@@ -570,8 +499,7 @@ TEST_F(HttpTest, CloseEventWhenClientDisconnects) {
 
 TEST_F(HttpTest, ServerCloseWithPendingRequest) {
   Client c(port);
-  ASSERT_TRUE(c.Send(m, Request("GET", "/x")));
-  const mgffi_event *ev = WaitRequest();
+  const mgffi_event *ev = Ask(c, Request("GET", "/x"));
   ASSERT_NE(ev, nullptr);
   const uint64_t conn = ev->conn_id;
   ASSERT_EQ(mgffi_close(m, conn, 0), MGFFI_OK);
@@ -643,180 +571,3 @@ TEST_F(HttpTest, RequestEventsCanBeMaskedOff) {
 }
 
 }  // namespace
-
-namespace {
-
-TEST_F(HttpTest, StreamedBodyFollowedByPipelinedRequestInOneWrite) {
-  ASSERT_EQ(mgffi_set_limit(m, listener, MGFFI_LIMIT_STREAM_THRESHOLD, 1000), MGFFI_OK);
-  const std::string body(3000, 'x');
-  Client c(port);
-  ASSERT_TRUE(c.Send(
-      m, Request("POST", "/up", "Content-Length: 3000\r\n") + body + Request("GET", "/after")));
-  ASSERT_TRUE(m.PollUntil([&] { return m.Seen(MGFFI_EV_HTTP_BODY_END) == 1; }));
-  const uint64_t conn = m.log()[m.FirstSeen(MGFFI_EV_HTTP_BODY_END)].conn_id;
-  std::string got;
-  for (const auto &e : m.log())
-    if (e.type == MGFFI_EV_HTTP_BODY) got += e.data;
-  EXPECT_EQ(got, body);  // the pipelined request is not part of the body
-  m.PollTimes(5);
-  EXPECT_EQ(m.Seen(MGFFI_EV_HTTP_MSG), 0u);  // waits for the reply
-  ASSERT_EQ(Reply(conn, 200, "up"), MGFFI_OK);
-  const mgffi_event *ev = WaitRequest(conn);
-  ASSERT_NE(ev, nullptr);
-  EXPECT_EQ(Str(ev->http->uri), "/after");
-  ASSERT_EQ(Reply(conn, 200, "after"), MGFFI_OK);
-  HttpResponse r1, r2;
-  ASSERT_TRUE(c.ReadResponse(m, &r1));
-  ASSERT_TRUE(c.ReadResponse(m, &r2));
-  EXPECT_EQ(r1.body, "up");
-  EXPECT_EQ(r2.body, "after");
-}
-
-// Regression: answering a streamed request before its body has fully
-// arrived (e.g. refusing an upload early) must leave the connection able to
-// take the next request once the body is consumed.
-TEST_F(HttpTest, EarlyReplyToStreamedRequestThenNextRequest) {
-  ASSERT_EQ(mgffi_set_limit(m, listener, MGFFI_LIMIT_STREAM_THRESHOLD, 1000), MGFFI_OK);
-  Client c(port);
-  ASSERT_TRUE(
-      c.Send(m, Request("POST", "/up", "Content-Length: 5000\r\n") + std::string(100, 'x')));
-  const mgffi_event *hdrs = m.PollFor(MGFFI_EV_HTTP_HDRS);
-  ASSERT_NE(hdrs, nullptr);
-  const uint64_t conn = hdrs->conn_id;
-  ASSERT_EQ(Reply(conn, 403, "no"), MGFFI_OK);
-  HttpResponse r;
-  ASSERT_TRUE(c.ReadResponse(m, &r));
-  EXPECT_EQ(r.status, 403);
-  // The client sends the rest of the body anyway, then another request.
-  ASSERT_TRUE(c.Send(m, std::string(4900, 'x')));
-  ASSERT_TRUE(m.PollUntil([&] { return m.Seen(MGFFI_EV_HTTP_BODY_END, conn) == 1; }));
-  mgffi_conn_info info{};
-  ASSERT_EQ(mgffi_get_conn_info(m, conn, &info), MGFFI_OK);
-  EXPECT_EQ(info.response_pending, 0);
-  ASSERT_TRUE(c.Send(m, Request("GET", "/next")));
-  const mgffi_event *ev = m.PollFor(MGFFI_EV_HTTP_MSG, conn, 1000);
-  ASSERT_NE(ev, nullptr) << "request after an early-answered streamed upload never arrives";
-  EXPECT_EQ(Str(ev->http->uri), "/next");
-  ASSERT_EQ(Reply(conn, 200, "next"), MGFFI_OK);
-  ASSERT_TRUE(c.ReadResponse(m, &r));
-  EXPECT_EQ(r.body, "next");
-}
-
-TEST_F(HttpTest, ChunkedRequestBodyIsDecoded) {
-  Client c(port);
-  ASSERT_TRUE(c.Send(m, Request("POST", "/c", "Transfer-Encoding: chunked\r\n") +
-                            "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"));
-  const mgffi_event *ev = WaitRequest();
-  ASSERT_NE(ev, nullptr);
-  EXPECT_EQ(Str(ev->http->body), "hello world");
-  ASSERT_EQ(Reply(ev->conn_id, 200, Str(ev->http->body)), MGFFI_OK);
-  HttpResponse r;
-  ASSERT_TRUE(c.ReadResponse(m, &r));
-  EXPECT_EQ(r.body, "hello world");
-}
-
-TEST_F(HttpTest, MalformedRequestAfterPipelinedValidOne) {
-  Client c(port);
-  ASSERT_TRUE(c.Send(m, Request("GET", "/good") + "GARBAGE\r\n\r\n"));
-  const mgffi_event *ev = WaitRequest();
-  ASSERT_NE(ev, nullptr);
-  EXPECT_EQ(Str(ev->http->uri), "/good");
-  ASSERT_EQ(Reply(ev->conn_id, 200, "good"), MGFFI_OK);
-  HttpResponse r;
-  ASSERT_TRUE(c.ReadResponse(m, &r));
-  EXPECT_EQ(r.body, "good");
-  ASSERT_TRUE(c.ReadResponse(m, &r));
-  EXPECT_EQ(r.status, 400);
-  EXPECT_TRUE(c.WaitEof(m));
-  EXPECT_EQ(m.Seen(MGFFI_EV_HTTP_REJECTED), 1u);
-}
-
-// An HTTP/1.0 "Connection: keep-alive" request is kept open, and the reply
-// says so: otherwise the client must assume a close (RFC 7230 A.1.2).
-TEST_F(HttpTest, Http10KeepAliveReplyAnnouncesKeepAlive) {
-  Client c(port);
-  ASSERT_TRUE(c.Send(m, "GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
-  const mgffi_event *ev = WaitRequest();
-  ASSERT_NE(ev, nullptr);
-  ASSERT_EQ(Reply(ev->conn_id, 200, "a"), MGFFI_OK);
-  HttpResponse r;
-  ASSERT_TRUE(c.ReadResponse(m, &r));
-  EXPECT_EQ(mgtest::Lower(r.Header("Connection")), "keep-alive");
-}
-
-TEST_F(HttpTest, ChunkedReplyToHeadHasNoBody) {
-  Client c(port);
-  ASSERT_TRUE(c.Send(m, Request("HEAD", "/h")));
-  const mgffi_event *ev = WaitRequest();
-  ASSERT_NE(ev, nullptr);
-  const uint64_t conn = ev->conn_id;
-  ASSERT_EQ(mgffi_http_begin_chunked(m, conn, 200, "", 0), MGFFI_OK);
-  ASSERT_EQ(mgffi_http_write_chunk(m, conn, "abc", 3), MGFFI_OK);
-  ASSERT_EQ(mgffi_http_end_chunked(m, conn), MGFFI_OK);
-  ASSERT_TRUE(c.Send(m, Request("GET", "/g")));
-  ev = WaitRequest(conn);
-  ASSERT_NE(ev, nullptr);
-  ASSERT_EQ(Reply(conn, 200, "g"), MGFFI_OK);
-  HttpResponse r;
-  ASSERT_TRUE(c.ReadResponse(m, &r, true));
-  EXPECT_EQ(r.status, 200);
-  ASSERT_TRUE(c.ReadResponse(m, &r));
-  EXPECT_EQ(r.body, "g");
-}
-
-}  // namespace
-
-// An upgrade request with an empty Sec-WebSocket-Key: Mongoose would hash
-// the empty value and answer 101; the glue answers 400 and refuses.
-TEST_F(HttpTest, WsUpgradeWithEmptyKeyGets400) {
-  Client c(port);
-  ASSERT_TRUE(c.Send(m,
-                     "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key:\r\n\r\n"));
-  const mgffi_event *ev = WaitRequest();
-  ASSERT_NE(ev, nullptr);
-  EXPECT_EQ(mgffi_ws_upgrade(m, ev->conn_id, nullptr, 0), MGFFI_ERR_STATE);
-  EXPECT_NE(std::string(mgffi_last_error(m)).find("invalid Sec-WebSocket-Key"), std::string::npos);
-  ASSERT_TRUE(
-      c.ReadUntil(m, [](const std::string &b) { return b.find("\r\n\r\n") != std::string::npos; }));
-  HttpResponse resp;
-  ASSERT_GT(mgtest::ParseResponse(c.buffer(), false, &resp), 0);
-  EXPECT_EQ(resp.status, 400);
-}
-
-// Connection states are recycled with their request buffer; one that held
-// a large body must give it back, or memory stays at the peak of
-// (connections x body size) for the life of the manager.
-TEST_F(HttpTest, ClosedConnectionsGiveBackLargeRequestBuffers) {
-  constexpr int kClients = 16;  // open at once: each needs a state of its own
-  const std::string body(2 * 1024 * 1024, 'b');
-  const std::string head =
-      Request("POST", "/big", "Content-Length: " + std::to_string(body.size()) + "\r\n");
-  // Heap in use, large (mmap-ed) blocks included.
-  auto in_use = [] {
-    struct mallinfo2 mi = mallinfo2();
-    return mi.uordblks + mi.hblkhd;
-  };
-  m.PollTimes(3, 0);
-  const std::size_t before = in_use();
-  std::vector<std::unique_ptr<Client>> clients;
-  for (int i = 0; i < kClients; i++) {
-    clients.push_back(std::make_unique<Client>(port));
-    ASSERT_TRUE(clients.back()->ok());
-    ASSERT_TRUE(clients.back()->Send(m, head + body));
-    const mgffi_event *ev = WaitRequest();
-    ASSERT_NE(ev, nullptr);
-    ASSERT_EQ(ev->http->body.len, body.size());
-    ASSERT_EQ(Reply(ev->conn_id, 200, "ok"), MGFFI_OK);
-  }
-  for (auto &c : clients) {
-    HttpResponse r;
-    ASSERT_TRUE(c->ReadResponse(m, &r));
-    c->Close();
-  }
-  ASSERT_TRUE(m.PollUntil([&] { return mgffi_connection_count(m) == 1; }));
-  m.PollTimes(3, 0);  // closed states are recycled at the next poll
-  const std::size_t after = in_use();
-  // Without trimming: kClients x (a 4 MiB buffer) = 64 MiB more.
-  EXPECT_LT(after, before + 8u * 1024 * 1024) << "before " << before << ", after " << after;
-}

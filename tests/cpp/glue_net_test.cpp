@@ -14,13 +14,9 @@ using mgtest::Str;
 
 namespace {
 
-class RawTest : public ::testing::Test {
+class RawTest : public mgtest::ListenerTest {
  protected:
-  void SetUp() override {
-    ASSERT_NE(m.get(), nullptr);
-    listener = m.Listen("tcp://127.0.0.1:0", MGFFI_PROTO_RAW, &port);
-    ASSERT_NE(listener, 0u);
-  }
+  RawTest() : ListenerTest("tcp://127.0.0.1:0", MGFFI_PROTO_RAW) {}
 
   // Bytes the manager received on conn so far (from the event log).
   std::string Received(uint64_t conn) const {
@@ -30,10 +26,6 @@ class RawTest : public ::testing::Test {
     }
     return out;
   }
-
-  Manager m;
-  uint64_t listener = 0;
-  uint16_t port = 0;
 };
 
 TEST_F(RawTest, AcceptReadAndEcho) {

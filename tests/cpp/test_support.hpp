@@ -3,6 +3,8 @@
 // (server and client share one thread), and a small HTTP/1.1 response parser.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -130,5 +132,25 @@ std::uint16_t UnusedPort();
 // A simple request: "METHOD target HTTP/1.1\r\nHost: x\r\n<extra>\r\n".
 std::string Request(std::string_view method, std::string_view target,
                     std::string_view extra_headers = "");
+
+// A test whose manager m listens on url (protocol) before each test:
+// listener is its id, port its port.
+class ListenerTest : public ::testing::Test {
+ protected:
+  ListenerTest(const char *url, int protocol) : url_(url), protocol_(protocol) {}
+  void SetUp() override {
+    ASSERT_NE(m.get(), nullptr);
+    listener = m.Listen(url_, protocol_, &port);
+    ASSERT_NE(listener, 0u);
+  }
+
+  Manager m;
+  std::uint64_t listener = 0;
+  std::uint16_t port = 0;
+
+ private:
+  const char *url_;
+  int protocol_;
+};
 
 }  // namespace mgtest

@@ -108,44 +108,14 @@ int poll_once(Server &s, unsigned mode, std::vector<std::uint64_t> *deferred, in
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size) {
   if (size < 1) return 0;
   Server &s = server();
-  const unsigned variant = data[0];
-  const std::uint8_t *payload = data + 1;
-  const std::size_t len = size - 1;
-  const int which = variant & 1;
-  const unsigned mode = (variant >> 3) & 3;
+  const fuzz::Input in{data[0], data + 1, size - 1};
+  const unsigned mode = (in.variant >> 3) & 3;
   std::vector<std::uint64_t> deferred;
-
-  auto poll = [&] { poll_once(s, mode, &deferred, 0); };
-  int fd = fuzz::connect_client(s.ports[which], [&] { poll_once(s, mode, &deferred, 1); });
-
-  if ((variant & 2) && len > 1) {
-    std::size_t cut = len * ((variant >> 5) + 1) / 9;
-    fuzz::send_all(fd, payload, cut, poll);
-    for (int i = 0; i < 3; i++) poll_once(s, mode, &deferred, 0);
-    fuzz::send_all(fd, payload + cut, len - cut, poll);
-  } else {
-    fuzz::send_all(fd, payload, len, poll);
-  }
-  // Let the server work through it: a bounded number of polls.
-  int quiet = 0;
-  for (int i = 0; i < 64 && quiet < 3; i++) {
-    int n = poll_once(s, mode, &deferred, 0);
-    fuzz::drain_socket(fd);
-    quiet = n == 0 && mgffi_poll_hint(s.m) != 0 ? quiet + 1 : 0;
-  }
-  if (variant & 4) {
-    linger lg{1, 0};
-    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-  }
-  close(fd);
+  int fd = fuzz::connect_client(s.ports[in.variant & 1], [&] { poll_once(s, mode, &deferred, 1); });
   // The server must notice and drop the connection: back to the listeners.
-  for (int i = 0; i < 200 && mgffi_connection_count(s.m) > 2; i++) {
-    poll_once(s, mode, &deferred, 1);
-  }
-  if (mgffi_connection_count(s.m) > 2) {
-    std::fprintf(stderr, "fuzz: a connection outlived its client\n");
-    std::abort();
-  }
+  fuzz::run_connection(
+      s.m, fd, in, [&] { return poll_once(s, mode, &deferred, 0); },
+      [&] { poll_once(s, mode, &deferred, 1); }, 2, 200, "a connection outlived its client");
   return 0;
 }
 

@@ -100,6 +100,52 @@ inline void send_all(int fd, const std::uint8_t *p, std::size_t len,
   }
 }
 
+// One input: the variant byte (data[0]) and the payload after it.
+struct Input {
+  unsigned variant;
+  const std::uint8_t *payload;
+  std::size_t len;
+};
+
+// What both targets do with a connection fd of theirs: send the payload
+// (whole, or with the variant's bit 1 cut in two at a point bits 5-7
+// choose, three polls between), let the manager work through it (poll
+// returns the events of one poll; until three in a row brought nothing
+// and no timer is due, 64 at the most, reading what comes back), close fd
+// (with a reset when bit 2 is set); then the manager must drop the
+// connection: final_poll (at most polls times) until it is back to count
+// connections, an abort with what when it is not.
+inline void run_connection(mgffi_manager *m, int fd, const Input &in,
+                           const std::function<int()> &poll,
+                           const std::function<void()> &final_poll, std::size_t count, int polls,
+                           const char *what) {
+  const std::function<void()> poll_void = [&] { poll(); };
+  if ((in.variant & 2) && in.len > 1) {
+    const std::size_t cut = in.len * ((in.variant >> 5) + 1) / 9;
+    send_all(fd, in.payload, cut, poll_void);
+    for (int i = 0; i < 3; i++) poll();
+    send_all(fd, in.payload + cut, in.len - cut, poll_void);
+  } else {
+    send_all(fd, in.payload, in.len, poll_void);
+  }
+  int quiet = 0;
+  for (int i = 0; i < 64 && quiet < 3; i++) {
+    const int n = poll();
+    drain_socket(fd);
+    quiet = n == 0 && mgffi_poll_hint(m) != 0 ? quiet + 1 : 0;
+  }
+  if (in.variant & 4) {
+    linger lg{1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+  }
+  close(fd);
+  for (int i = 0; i < polls && mgffi_connection_count(m) > count; i++) final_poll();
+  if (mgffi_connection_count(m) > count) {
+    std::fprintf(stderr, "fuzz: %s\n", what);
+    std::abort();
+  }
+}
+
 // A client socket connected to 127.0.0.1:port. Two harness conditions, not
 // findings, can make a connect() fail: libFuzzer's timeout timer interrupts
 // it now and then (EINTR), and at some 5000 runs a second the TIME_WAIT

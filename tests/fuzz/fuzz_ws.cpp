@@ -247,40 +247,16 @@ int open_client_side(Harness &h, unsigned variant, std::vector<std::uint64_t> *p
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size) {
   if (size < 1) return 0;
   Harness &h = harness();
-  const unsigned variant = data[0];
-  const std::uint8_t *payload = data + 1;
-  const std::size_t len = size - 1;
+  const fuzz::Input in{data[0], data + 1, size - 1};
   std::vector<std::uint64_t> paused;
   const std::size_t before = mgffi_connection_count(h.m);
   std::uint64_t client = 0;
-  const int fd = (variant & 1) ? open_client_side(h, variant, &paused, &client)
-                               : open_server_side(h, variant, &paused);
-  auto poll = [&] { poll_once(h, variant, &paused, 0); };
-  if ((variant & 2) && len > 1) {
-    const std::size_t cut = len * ((variant >> 5) + 1) / 9;
-    fuzz::send_all(fd, payload, cut, poll);
-    for (int i = 0; i < 3; i++) poll();
-    fuzz::send_all(fd, payload + cut, len - cut, poll);
-  } else {
-    fuzz::send_all(fd, payload, len, poll);
-  }
-  int quiet = 0;
-  for (int i = 0; i < 64 && quiet < 3; i++) {
-    const int n = poll_once(h, variant, &paused, 0);
-    fuzz::drain_socket(fd);
-    quiet = n == 0 && mgffi_poll_hint(h.m) != 0 ? quiet + 1 : 0;
-  }
-  if (variant & 4) {
-    linger lg{1, 0};
-    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-  }
-  close(fd);
+  const int fd = (in.variant & 1) ? open_client_side(h, in.variant, &paused, &client)
+                                  : open_server_side(h, in.variant, &paused);
   // The glue must notice and drop the connection.
-  for (int i = 0; i < 300 && mgffi_connection_count(h.m) > before; i++) poll_once(h, 0, &paused, 1);
-  if (mgffi_connection_count(h.m) > before) {
-    std::fprintf(stderr, "fuzz: a connection outlived its peer\n");
-    std::abort();
-  }
+  fuzz::run_connection(
+      h.m, fd, in, [&] { return poll_once(h, in.variant, &paused, 0); },
+      [&] { poll_once(h, 0, &paused, 1); }, before, 300, "a connection outlived its peer");
   return 0;
 }
 

@@ -11,7 +11,6 @@
 -- Autobahn's 1000 to fit CI's time (AUTOBAHN_COUNT=1000: the full run).
 local T = require("testlib")
 local A = require("testautobahn")
-local P = require("testpy")
 local W = require("testws")
 
 local COUNT = tonumber(os.getenv("AUTOBAHN_COUNT") or "") or 50
@@ -45,12 +44,8 @@ T.test("deflate = false: the offer is declined, the cases are UNIMPLEMENTED, gro
 end)
 
 T.test("a python websockets client (offering permessage-deflate) gets compressed echoes", function()
-  local out = W.py(mgr, url, W.python_client("'deflate'"))
-  local r = P.kv(out)
-  T.match(r.header, "^permessage%-deflate", "the 101 agrees on permessage-deflate")
-  T.eq(r.extensions, "permessage-deflate", "websockets agreed on it")
-  T.eq(r.echoes, "4", "every message echoed unchanged")
-  T.ok(tonumber(r.rsv1) >= 2, "the server compressed its echoes (" .. r.rsv1 .. " frames with RSV1)")
+  local r = W.python_client_kv(mgr, url, "'deflate'")
+  W.check_compressed(r, "the server (its echoes)")
   print("python client: " .. r.header .. ", " .. r.rsv1 .. " compressed frames from the server")
 end)
 

@@ -11,29 +11,11 @@
 local T = require("testlib")
 local A = require("testautobahn")
 
-local COUNT = tonumber(os.getenv("AUTOBAHN_COUNT") or "") or 1000
-
 local mgr, logs = A.manager()
 local _, url = A.echo_server(mgr)
 
-local function run(patterns, timeout_ms)
-  local r = A.fuzzingclient(mgr, url, "--cases " .. patterns .. " --count " .. COUNT, timeout_ms)
-  local groups = A.check(r, "server", patterns)
-  T.eq(#logs, 0, "no errors logged by the echo server (" .. (logs[1] and logs[1].msg or "") .. ")")
-  return r, groups
-end
-
-T.test("groups 1-7 and 10 (framing, pings, reserved bits and opcodes, fragments, UTF-8, close)", function()
-  local r = run("1,2,3,4,5,6,7,10", 120000)
-  -- The receiver fails the connection at the first invalid UTF-8 byte
-  -- (6.4.x OK, where NON-STRICT would mean at the message's end).
-  for _, id in ipairs({ "6.4.1", "6.4.2", "6.4.3", "6.4.4" }) do
-    T.eq(r.by_id[id] and r.by_id[id].status, "OK", id .. " (fail-fast on invalid UTF-8)")
-  end
-end)
-
-T.test("group 9 (messages up to 16 MiB, fragments, chops, round trips)", function()
-  run("9", 150000)
+A.suite("server", "the echo server", logs, function(args, timeout_ms)
+  return A.fuzzingclient(mgr, url, args, timeout_ms)
 end)
 
 T.run()

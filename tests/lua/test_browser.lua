@@ -9,6 +9,7 @@
 -- (exit 77). The screenshot is copied to the build folder
 -- (test_browser_screenshot.png) for a person to look at.
 local T = require("testlib")
+local P = require("testpy")
 local E = require("testexamples")
 
 local chromium
@@ -54,31 +55,19 @@ T.test("headless Chromium chats with the demo server over a WebSocket", function
     E.wait_until_serving(base .. "/")
 
     -- A Python peer in the chat: it must receive the browser's message.
-    local peer_script = T.tmpdir() .. "/peer.py"
-    T.write_file(peer_script, [[
-import asyncio, sys
-import websockets
-
+    local peer = P.spawn(P.WEBSOCKETS .. [[
 async def main():
-    async with websockets.connect(sys.argv[1], open_timeout=5, close_timeout=2) as ws:
-        print("peer connected", flush=True)
+    async with connect(close_timeout=2) as ws:
+        out("peer connected")
         while True:
             m = await ws.recv()
-            print("peer got:", m, flush=True)
+            out("peer got:", m)
             if "hello-from-chromium" in m:
                 break
 
 asyncio.run(asyncio.wait_for(main(), 60))
-]])
-    local peer = T.spawn(string.format("%s %s %s", T.python, T.q(peer_script),
-                                       T.q("ws://127.0.0.1:" .. port .. "/ws")))
-    for _ = 1, 200 do
-      if (T.read_file(peer.base .. ".out") or ""):find("peer connected") then
-        break
-      end
-      os.execute("sleep 0.025")
-    end
-    T.match(T.read_file(peer.base .. ".out") or "", "peer connected", "python peer")
+]], T.q("ws://127.0.0.1:" .. port .. "/ws"))
+    T.match(E.wait_for_line(peer, "peer connected"), "peer connected", "python peer")
 
     local url = base .. "/?autosend=hello-from-chromium"
     local dom, rc, stderr = run_chromium("--virtual-time-budget=5000 --dump-dom " .. T.q(url))

@@ -3,14 +3,10 @@
 -- import websockets.
 local T = require("testlib")
 T.need_python_module("websockets", "python3-websockets")
+local P = require("testpy")
 local E = require("testexamples")
-local free_port, start_example, stop = T.free_port, E.start, E.stop
-local wait_until_serving = E.wait_until_serving
 T.test("demo server: WebSocket chat echoes to the sender, broadcasts to the others", function()
-  local port = free_port()
-  local job, pidfile = start_example("demo_server.lua", "PORT=" .. port)
-  local base = "http://127.0.0.1:" .. port
-  wait_until_serving(base .. "/")
+  local job, pidfile, port, base = E.serve("demo_server.lua")
 
   -- The page carries the chat UI.
   local page = T.run_client(nil, "curl -s --max-time 5 " .. base .. "/")
@@ -21,44 +17,28 @@ T.test("demo server: WebSocket chat echoes to the sender, broadcasts to the othe
   T.match(page, "'/ws'", "to /ws")
   T.match(page, "autosend", "autosend support")
 
-  local script = T.tmpdir() .. "/chat_clients.py"
-  T.write_file(script, [[
-import asyncio, json, sys, urllib.request
-import websockets
-URL = sys.argv[1]
-
-async def recv(ws):
-    return await asyncio.wait_for(ws.recv(), 5)
+  local out, rc, err = P.run(nil, P.WEBSOCKETS .. [[
+import json, urllib.request
 
 async def main():
-    async with websockets.connect(URL, open_timeout=5, close_timeout=5) as a, \
-               websockets.connect(URL, open_timeout=5, close_timeout=5) as b:
+    async with connect() as a, connect() as b:
         status = json.load(urllib.request.urlopen(sys.argv[2], timeout=5))
-        print("chat_clients", status["chat_clients"])
+        out("chat_clients", status["chat_clients"])
         await a.send("hello from a")
-        print("a got:", await recv(a))
-        print("b got:", await recv(b))
+        out("a got:", await recv(a))
+        out("b got:", await recv(b))
         await b.send("and b answers")
-        print("b got:", await recv(b))
-        print("a got:", await recv(a))
-        try:
-            m = await asyncio.wait_for(a.recv(), 0.3)
-            print("a unexpected:", m)
-        except asyncio.TimeoutError:
-            print("a: nothing more")
+        out("b got:", await recv(b))
+        out("a got:", await recv(a))
+        await nothing_more(a, "a unexpected:", "a: nothing more")
         # Binary is refused with close code 1003.
         await b.send(b"\x00\x01")
         try:
             await recv(b)
         except websockets.ConnectionClosed:
             pass
-        print("b closed:", b.close_code, b.close_reason)
-
-asyncio.run(asyncio.wait_for(main(), 20))
-]])
-  local out, rc, err = T.run_client(nil, string.format("%s %s %s %s", T.python, T.q(script),
-                                                       T.q("ws://127.0.0.1:" .. port .. "/ws"),
-                                                       T.q(base .. "/api/status")), 30000)
+        out("b closed:", b.close_code, b.close_reason)
+]] .. P.MAIN, T.q("ws://127.0.0.1:" .. port .. "/ws") .. " " .. T.q(base .. "/api/status"), 30000)
   T.eq(rc, 0, "python client exit (" .. err .. ")")
   T.eq(out, table.concat({
     "chat_clients 2",
@@ -71,46 +51,24 @@ asyncio.run(asyncio.wait_for(main(), 20))
     "",
   }, "\n"), "chat transcript")
 
-  stop(pidfile, "TERM")
-  local stdout, exit_code = T.wait(job, nil, 10000)
-  T.eq(exit_code, 0, "exit code after SIGTERM")
-  T.match(stdout, "demo: stopped")
+  E.stopped_ok(job, pidfile, "TERM", "demo: stopped")
 end)
 
 T.test("demo server stops on SIGTERM with a chat client connected", function()
-  local port = free_port()
-  local job, pidfile = start_example("demo_server.lua", "PORT=" .. port)
-  wait_until_serving("http://127.0.0.1:" .. port .. "/")
-  local script = T.tmpdir() .. "/chat_idle.py"
-  T.write_file(script, [[
-import asyncio, sys
-import websockets
-
+  local job, pidfile, port = E.serve("demo_server.lua")
+  local client = P.spawn(P.WEBSOCKETS .. [[
 async def main():
-    async with websockets.connect(sys.argv[1], open_timeout=5, close_timeout=2) as ws:
+    async with connect(close_timeout=2) as ws:
         await ws.send("hi")
-        print(await asyncio.wait_for(ws.recv(), 5), flush=True)
+        out(await recv(ws))
         try:
-            await asyncio.wait_for(ws.recv(), 15)
+            await recv(ws, 15)
         except websockets.ConnectionClosed:
-            print("closed by the server")
-
-asyncio.run(asyncio.wait_for(main(), 20))
-]])
-  local client = T.spawn(string.format("%s %s %s", T.python, T.q(script),
-                                       T.q("ws://127.0.0.1:" .. port .. "/ws")))
+            out("closed by the server")
+]] .. P.MAIN, T.q("ws://127.0.0.1:" .. port .. "/ws"))
   -- Wait until the client got its echo, then stop the server.
-  for _ = 1, 200 do
-    if (T.read_file(client.base .. ".out") or ""):find("you: hi") then
-      break
-    end
-    os.execute("sleep 0.025")
-  end
-  T.match(T.read_file(client.base .. ".out") or "", "you: hi", "client connected")
-  stop(pidfile, "TERM")
-  local stdout, exit_code = T.wait(job, nil, 10000)
-  T.eq(exit_code, 0, "exit code after SIGTERM")
-  T.match(stdout, "demo: stopped")
+  T.match(E.wait_for_line(client, "you: hi"), "you: hi", "client connected")
+  E.stopped_ok(job, pidfile, "TERM", "demo: stopped")
   local cout, crc = T.wait(client, nil, 20000)
   T.eq(crc, 0, "client exit")
   T.match(cout, "closed by the server")

@@ -40,10 +40,7 @@ T.test("demo server without PORT listens on 127.0.0.1:8000", function()
     -- Bound to 127.0.0.1, not to every address: 127.0.0.2 (loopback too) is refused.
     local _, other_rc = T.run_client(nil, "curl -s -o /dev/null --max-time 2 http://127.0.0.2:8000/")
     T.ok(other_rc ~= 0, "nothing on 127.0.0.2:8000")
-    stop(pidfile, "TERM")
-    local stdout, exit_code = T.wait(job, nil, 10000)
-    T.eq(exit_code, 0, "exit code after SIGTERM")
-    T.match(stdout, "demo: stopped")
+    E.stopped_ok(job, pidfile, "TERM", "demo: stopped")
   end)
   if not T.read_file(job.base .. ".rc") then -- a failed check: stop the demo anyway
     stop(pidfile, "KILL")

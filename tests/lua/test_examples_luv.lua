@@ -3,8 +3,6 @@
 -- require("luv") fails.
 local T = require("testlib")
 local E = require("testexamples")
-local start_example, stop = E.start, E.stop
-local wait_until_serving = E.wait_until_serving
 
 if not pcall(require, "luv") then
   T.skip('require("luv") failed under this LuaJIT (apt-get install lua-luv)')
@@ -25,9 +23,9 @@ except OSError:
     if port and port > 0 and port < 65535 then break end
   end
   assert(port and port > 0, "no two free ports in a row")
-  local job, pidfile = start_example("luv_server.lua", "PORT=" .. port)
+  local job, pidfile = E.start("luv_server.lua", "PORT=" .. port)
   local base = "http://127.0.0.1:" .. port
-  wait_until_serving(base .. "/")
+  E.wait_until_serving(base .. "/")
 
   local page, rc = T.run_client(nil, "curl -s -i " .. base .. "/")
   T.eq(rc, 0, "curl exit")
@@ -55,12 +53,9 @@ print(repr(f.read()))"]])
   T.match(lines, '"line_clients":1')
   T.match(lines, "\nbye\nb''\n$")
 
-  stop(pidfile, "TERM")
-  local out, exit_code, err = T.wait(job, nil, 10000)
-  T.eq(exit_code, 0, "exit code after SIGTERM; stderr: " .. err)
-  T.match(out, "luv_server: HTTP on http://127%.0%.0%.1:" .. port
-               .. ", line server on 127%.0%.0%.1:" .. (port + 1))
-  T.match(out, "luv_server: sigterm received, stopping\nluv_server: stopped\n$")
+  E.stopped_ok(job, pidfile, "TERM", "luv_server: HTTP on http://127%.0%.0%.1:" .. port
+               .. ", line server on 127%.0%.0%.1:" .. (port + 1),
+               "luv_server: sigterm received, stopping\nluv_server: stopped\n$")
 end)
 
 T.run()

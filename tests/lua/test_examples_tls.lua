@@ -5,14 +5,13 @@ local T = require("testlib")
 T.need_python_module("websockets", "python3-websockets")
 local X = require("testtls")
 local E = require("testexamples")
-local free_port, start_example, stop = T.free_port, E.start, E.stop
 
 T.test("demo server with TLS_CERT and TLS_KEY: https (curl --cacert) and wss chat", function()
   -- The throwaway CA and server certificate of testtls.lua.
-  local port = free_port()
+  local port = T.free_port()
   local env = string.format("PORT=%d TLS_CERT=%s TLS_KEY=%s", port, T.q(X.SRV_CERT),
                             T.q(X.SRV_KEY))
-  local job, pidfile = start_example("demo_server.lua", env)
+  local job, pidfile = E.start("demo_server.lua", env)
   local cacert = "--cacert " .. T.q(X.CA) .. " "
   local base = "https://localhost:" .. port
   E.wait_until_serving(base .. "/", cacert)
@@ -33,11 +32,7 @@ async def main():
 asyncio.run(asyncio.wait_for(main(), 20))
 ]]) .. " " .. T.q("wss://localhost:" .. port .. "/ws") .. " " .. T.q(X.CA), 30000)
   T.eq(chat, "you: over wss\n", "wss chat")
-  stop(pidfile, "TERM")
-  local out, exit_code = T.wait(job, nil, 10000)
-  T.eq(exit_code, 0, "exit code after SIGTERM")
-  T.match(out, "demo: serving on https://127%.0%.0%.1:" .. port)
-  T.match(out, "demo: stopped")
+  E.stopped_ok(job, pidfile, "TERM", "demo: serving on https://127%.0%.0%.1:" .. port, "demo: stopped")
 end)
 
 T.run()

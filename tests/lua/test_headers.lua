@@ -6,7 +6,7 @@
 local T = require("testlib")
 local H = require("testhttp").server()
 local routes, PORT, BASE = H.routes, H.PORT, H.BASE
-local curl, py, parse_response = H.curl, H.py, T.parse_response
+local curl, pyc, parse_response = H.curl, H.pyc, T.parse_response
 local logs = H.logs
 
 ---------------------------------------------------------------------------
@@ -64,16 +64,29 @@ T.test("response headers set by the handler are visible to curl -i", function()
   local r = T.ok(parse_response(out), "a parsable response")
   T.eq(r.status, 200, "status")
   T.eq(r.body, "body", "body")
-  T.match(r.head, "\r\nX%-Reply: yes\r\n", "X-Reply")
-  T.match(r.head, "\r\nX%-Number: 42\r\n", "numeric header value")
-  T.match(r.head, "\r\nX%-List: one\r\n", "first value of a list")
-  T.match(r.head, "\r\nX%-List: two\r\n", "second value of a list")
-  T.match(r.head, "\r\nX%-Default: from%-set%-header\r\n", "set_header")
-  T.match(r.head, "\r\nX%-Overridden: new\r\n", "returned header wins over set_header")
+  -- Each of these header lines is in the head.
+  for _, line in ipairs({
+    { "X%-Reply: yes", "X-Reply" },
+    { "X%-Number: 42", "numeric header value" },
+    { "X%-List: one", "first value of a list" },
+    { "X%-List: two", "second value of a list" },
+    { "X%-Default: from%-set%-header", "set_header" },
+    { "X%-Overridden: new", "returned header wins over set_header" },
+  }) do
+    T.match(r.head, "\r\n" .. line[1] .. "\r\n", line[2])
+  end
   T.ok(not r.head:find("X-Overridden: old", 1, true), "the set_header value is not sent too")
   T.eq(r.headers["content-type"], "text/x-test", "Content-Type")
   T.eq(r.headers["content-length"], "4", "Content-Length")
 end)
+
+-- curl -i of path: a 500, with no "Injected" header in it.
+local function refused_500(path)
+  local out = curl("-i " .. T.q(BASE .. path))
+  local r = T.ok(parse_response(out), "a response")
+  T.eq(r.status, 500, "status")
+  T.ok(not out:find("Injected", 1, true), "no injected header")
+end
 
 T.test("header values with CR/LF raise in the handler, which becomes a 500", function()
   local results = {}
@@ -96,8 +109,7 @@ T.test("header values with CR/LF raise in the handler, which becomes a 500", fun
     -- Unprotected: the error escapes the handler.
     res:send(200, "x", { ["X-Bad"] = "v\r\nInjected: yes" })
   end
-  local out = curl("-i " .. T.q(BASE .. "/crlf"))
-  local r = T.ok(parse_response(out), "a response")
+  refused_500("/crlf")
   T.eq(results.raises, true, "CRLF in a value raises")
   T.eq(results.raises_lf, true, "LF in a value raises")
   T.eq(results.raises_nul, true, "NUL in a value raises")
@@ -105,17 +117,13 @@ T.test("header values with CR/LF raise in the handler, which becomes a 500", fun
   T.eq(results.raises_set, true, "CRLF through set_header raises at send")
   T.eq(results.raises_begin, true, "CRLF in begin() headers raises")
   T.eq(results.sent, false, "nothing was sent by the failed calls")
-  T.eq(r.status, 500, "status")
-  T.ok(not out:find("Injected", 1, true), "no injected header")
 end)
 
 T.test("CR/LF in headers returned by the handler gives 500", function()
   routes["/crlf-return"] = function()
     return 200, "x", { ["X-Bad"] = "v\r\nInjected: yes" }
   end
-  local out = curl("-i " .. T.q(BASE .. "/crlf-return"))
-  T.eq(parse_response(out).status, 500, "status")
-  T.ok(not out:find("Injected", 1, true), "no injected header")
+  refused_500("/crlf-return")
 end)
 
 T.test("Content-Length / Transfer-Encoding / Connection other than close set by a handler give 500", function()
@@ -169,23 +177,22 @@ T.test("Connection: close set by a handler: one Connection header, then the serv
   end
   closing_file = T.tmpdir() .. "/closing.txt"
   T.write_file(closing_file, "closing")
-  local out, rc = py([[
-reqs = [
-    ("keepalive", b"GET /conn-close HTTP/1.1\r\nHost: x\r\n\r\n"),
-    ("set", b"GET /conn-close?how=set HTTP/1.1\r\nHost: x\r\n\r\n"),
-    ("chunked", b"GET /conn-close?how=chunked HTTP/1.1\r\nHost: x\r\n\r\n"),
-    ("client_close", b"GET /conn-close HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
-    ("http10", b"GET /conn-close HTTP/1.0\r\n\r\n"),
-    ("http10_keepalive", b"GET /conn-close HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
-]
-for name, data in reqs:
+  local out = pyc([[
+reqs = {
+    "keepalive": b"GET /conn-close HTTP/1.1\r\nHost: x\r\n\r\n",
+    "set": b"GET /conn-close?how=set HTTP/1.1\r\nHost: x\r\n\r\n",
+    "chunked": b"GET /conn-close?how=chunked HTTP/1.1\r\nHost: x\r\n\r\n",
+    "client_close": b"GET /conn-close HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    "http10": b"GET /conn-close HTTP/1.0\r\n\r\n",
+    "http10_keepalive": b"GET /conn-close HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+}
+for name, data in reqs.items():
     r = raw(data, timeout=2)
     head = r.split(b"\r\n\r\n")[0].lower()
     print(name, r[:12].decode(), head.count(b"\r\nconnection:"),
           "timeout" if r.endswith(b"<TIMEOUT>") else "closed",
           r.endswith(b"closing") or r.endswith(b"0\r\n\r\n"))
 ]], PORT, 20000)
-  T.eq(rc, 0, "python exit status")
   local seen = 0
   for name, status, count, closed, body_ok in out:gmatch("(%S+) (HTTP/1%.1 %d+) (%d+) (%S+) (%S+)\n") do
     seen = seen + 1
@@ -199,7 +206,7 @@ for name, data in reqs:
 
   -- serve_file: the header is sent once; closing is left to the client
   -- unless the request asked for it (then the C layer closes).
-  out, rc = py([[
+  out = pyc([[
 s = socket.create_connection(("127.0.0.1", PORT))
 s.sendall(b"GET /conn-close?how=serve HTTP/1.1\r\nHost: x\r\n\r\n")
 r = b""
@@ -210,7 +217,6 @@ print("serve", r.lower().count(b"\r\nconnection: close\r\n"))
 r = raw(b"GET /conn-close?how=serve HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout=2)
 print("serve_client_close", r.lower().count(b"\r\nconnection:"), r.endswith(b"closing"))
 ]], PORT, 20000)
-  T.eq(rc, 0, "python exit status")
   T.eq(out, "serve 1\nserve_client_close 1 True\n", "serve_file with Connection: close")
 end)
 

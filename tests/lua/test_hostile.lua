@@ -40,8 +40,7 @@ local wsl = H.ws_echo(1000)
 T.test("a malformed request line gets 400, and the server keeps serving", function()
   local bad = { "GARBAGE\\r\\n\\r\\n", "GET / FOO/1.1\\r\\n\\r\\n", "GET / HTTP/1.1 extra\\r\\n\\r\\n" }
   for _, line in ipairs(bad) do
-    local out, rc = H.py('data = raw(b"' .. line .. '")\nsys.stdout.write(data.decode("latin-1"))\n', PORT)
-    T.eq(rc, 0, "python exit status")
+    local out = H.raw('b"' .. line .. '"')
     T.match(out, "^HTTP/1%.1 400", "response to " .. line)
     T.eq(curl(T.q(BASE .. "/hello")), "hello\n", "a good request right after " .. line)
   end

@@ -379,36 +379,35 @@ local function python_server()
   return url
 end
 
-T.test("python http.server: a file with its headers", function()
-  local url = python_server()
-  local resp, err = mgr:fetch(url .. "/hello.txt", { timeout = 3000 })
-  T.ok(resp, "response (" .. tostring(err) .. ")")
-  T.eq(resp.status, 200, "status")
+-- A test fetching path from python's http.server on mgr (within
+-- timeout_ms, 3 s by default): a response with status, and fn(resp)
+-- checks the rest.
+local function py_test(name, path, status, fn, timeout_ms)
+  T.test(name, function()
+    local resp, err = mgr:fetch(python_server() .. path, { timeout = timeout_ms or 3000 })
+    T.ok(resp, "response (" .. tostring(err) .. ")")
+    T.eq(resp.status, status, "status")
+    fn(resp)
+  end)
+end
+
+py_test("python http.server: a file with its headers", "/hello.txt", 200, function(resp)
   T.eq(resp.body, "hello from python\n", "body")
   T.eq(resp:header("Content-Length"), "18", "Content-Length")
   T.match(resp:header("content-type"), "^text/plain", "Content-Type")
   T.match(resp:header("SERVER"), "SimpleHTTP", "Server")
 end)
 
-T.test("python http.server: 404 for a missing file", function()
-  local url = python_server()
-  local resp = assert(mgr:fetch(url .. "/missing.txt", { timeout = 3000 }))
-  T.eq(resp.status, 404, "status")
+py_test("python http.server: 404 for a missing file", "/missing.txt", 404, function(resp)
   T.eq(resp.reason, "File not found", "reason")
 end)
 
-T.test("python http.server: a 1 MB file arrives intact", function()
-  local url = python_server()
-  local resp = assert(mgr:fetch(url .. "/big.bin", { timeout = 5000 }))
-  T.eq(resp.status, 200, "status")
+py_test("python http.server: a 1 MB file arrives intact", "/big.bin", 200, function(resp)
   T.eq(#resp.body, #big, "length")
   T.ok(resp.body == big, "bytes")
-end)
+end, 5000)
 
-T.test("python http.server: directory listing", function()
-  local url = python_server()
-  local resp = assert(mgr:fetch(url .. "/", { timeout = 3000 }))
-  T.eq(resp.status, 200, "status")
+py_test("python http.server: directory listing", "/", 200, function(resp)
   T.match(resp.body, "hello%.txt", "the listing names the file")
 end)
 

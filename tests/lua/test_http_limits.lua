@@ -87,58 +87,59 @@ end)
 local small = assert(mgr:http_listen("http://127.0.0.1:0", handler,
                                      { max_header_size = 1024, max_headers = 10, max_body = 1000 }))
 
+-- Sends each request of cases (Python: a list of (name, bytes), after
+-- defs) to port on a connection of its own, a well-behaved client after
+-- each; checks what show (a Python expression of the reply r) printed for
+-- each name against want ({ name, result, what }), and that the good
+-- client was served after each.
+local function each_head(port, defs, cases, show, want)
+  local r = kv(py(defs .. "\nfor name, data in [" .. cases .. [[]:
+    r = raw(data)
+    out(name, ]] .. show .. [[)
+    out(name + "_good", good()[0])
+]], port))
+  for _, w in ipairs(want) do
+    T.eq(r[w[1]], w[2], w[3])
+    T.eq(r[w[1] .. "_good"], "True", "good client after " .. w[1])
+  end
+end
+
 T.test("limits: header size and count over the listener's limit get 431 and a close", function()
-  local out = py([[
+  -- HTTP/1.0: the connection closes after the response.
+  each_head(small:port(), [[
 def hdrs(n, size=10):
-    return b"".join(b"X-H%d: %s\r\n" % (i, b"v" * size) for i in range(n))
-# HTTP/1.0: the connection closes after the response.
-for name, data in [
+    return b"".join(b"X-H%d: %s\r\n" % (i, b"v" * size) for i in range(n))]], [[
         ("ten", b"GET /hello HTTP/1.0\r\n" + hdrs(10) + b"\r\n"),
         ("eleven", b"GET /hello HTTP/1.0\r\n" + hdrs(11) + b"\r\n"),
         ("big_header", b"GET /hello HTTP/1.0\r\nX-Big: " + b"b" * 1100 + b"\r\n\r\n"),
         ("big_uri", b"GET /" + b"u" * 1100 + b" HTTP/1.0\r\n\r\n"),
         ("endless_head", b"GET /hello HTTP/1.0\r\n" + hdrs(200, 50)),
-        ]:
-    r = raw(data)
-    out(name, status(r), b"Connection: close" in r, r.endswith(b"<TIMEOUT>"))
-    ok, _ = good()
-    out(name + "_good", ok)
-]], small:port())
-  local r = kv(out)
-  T.eq(r.ten, "200 True False", "10 headers: at the limit")
-  T.eq(r.eleven, "431 True False", "11 headers")
-  T.eq(r.big_header, "431 True False", "a 1100-byte header")
-  T.eq(r.big_uri, "431 True False", "a 1100-byte request line")
-  T.eq(r.endless_head, "431 True False", "an unfinished head past the limit")
-  for _, k in ipairs({ "ten", "eleven", "big_header", "big_uri", "endless_head" }) do
-    T.eq(r[k .. "_good"], "True", "good client after " .. k)
-  end
+        ]], [[status(r), b"Connection: close" in r, r.endswith(b"<TIMEOUT>")]], {
+    { "ten", "200 True False", "10 headers: at the limit" },
+    { "eleven", "431 True False", "11 headers" },
+    { "big_header", "431 True False", "a 1100-byte header" },
+    { "big_uri", "431 True False", "a 1100-byte request line" },
+    { "endless_head", "431 True False", "an unfinished head past the limit" },
+  })
   T.ok(find_log("request rejected with 431"), "rejection logged")
 end)
 
 T.test("limits: default header limits (16384 bytes, 64 headers)", function()
-  local out = py([[
+  each_head(PORT, [[
 def hdrs(n):
-    return b"".join(b"X-H%d: v\r\n" % i for i in range(n))
-for name, data in [
+    return b"".join(b"X-H%d: v\r\n" % i for i in range(n))]], [[
         ("h64", b"GET /hello HTTP/1.1\r\nHost: x\r\n" + hdrs(63) + b"\r\n"),
         ("h65", b"GET /hello HTTP/1.1\r\nHost: x\r\n" + hdrs(64) + b"\r\n"),
         ("s16000", b"GET /hello HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 16000 + b"\r\n\r\n"),
         ("s17000", b"GET /hello HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 17000 + b"\r\n\r\n"),
         ("endless", b"GET /hello HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 100000),
-        ]:
-    out(name, status(raw(data)))
-    out(name + "_good", good()[0])
-]], PORT)
-  local r = kv(out)
-  T.eq(r.h64, "200", "64 headers")
-  T.eq(r.h65, "431", "65 headers")
-  T.eq(r.s16000, "200", "a 16000-byte header")
-  T.eq(r.s17000, "431", "a 17000-byte header")
-  T.eq(r.endless, "431", "100 kB of head without an end")
-  for _, k in ipairs({ "h64", "h65", "s16000", "s17000", "endless" }) do
-    T.eq(r[k .. "_good"], "True", "good client after " .. k)
-  end
+        ]], "status(r)", {
+    { "h64", "200", "64 headers" },
+    { "h65", "431", "65 headers" },
+    { "s16000", "200", "a 16000-byte header" },
+    { "s17000", "431", "a 17000-byte header" },
+    { "endless", "431", "100 kB of head without an end" },
+  })
 end)
 
 ---------------------------------------------------------------------------
@@ -163,10 +164,7 @@ T.test("a body over opts.max_body gets 413", function()
   local r2 = post_file("b1000")
   T.eq(r2.status, 200, "status at the limit")
   T.eq(r2.body, "got 1000", "body at the limit")
-  local out = H.py([[
-data = raw(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 999999\r\n\r\n" + b"z" * 100)
-sys.stdout.write(data.decode("latin-1"))
-]], limited:port())
+  local out = H.raw([[b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 999999\r\n\r\n" + b"z" * 100]], limited:port())
   T.match(out, "^HTTP/1%.1 413", "announced size over the limit, body not sent")
 end)
 

@@ -15,13 +15,7 @@ test("attach_luv returns an attachment; curl gets an answer through uv.run", fun
   local att = assert(mgr:attach_luv(uv))
   T.eq(att.mode, "epoll", "default mode")
   T.eq(mgr.luv, att, "mgr.luv")
-  local code, body
-  curl({ base .. "/one" }, function(c, out)
-    code, body = c, out
-  end)
-  loop_until(function() return code ~= nil end, 10000, "curl")
-  T.eq(code, 0, "curl exit")
-  T.eq(body, "hello /one\n")
+  L.expect_hello(base, "/one")
 end)
 
 test("HTTP requests are served while a 10 ms luv timer keeps firing on time", function()
@@ -83,61 +77,45 @@ test("a luv TCP client talks HTTP to the Mongoose server in the same process", f
   T.match(st.data, "\r\n\r\nhello /luv\n$")
 end)
 
-test("keep-alive: requests on one luv connection, each answered at once", function()
-  local mgr = new_manager()
-  local server = hello_server(mgr)
-  assert(mgr:attach_luv(uv))
-  local n, answers, sent_at, worst = 0, 0, 0, 0
-  local function send_next(st)
-    n = n + 1
-    sent_at = ms_now()
-    st.tcp:write("GET /k" .. n .. " HTTP/1.1\r\nHost: x\r\n\r\n")
-  end
-  local st
-  st = luv_client(server:port(), nil, function(s, _)
-    local _, count = s.data:gsub("hello /k%d+\n", "")
-    if count > answers then
-      answers = count
-      worst = math.max(worst, ms_now() - sent_at)
-      if answers < 20 then
-        send_next(s)
-      end
+-- A test: count requests (GET /<prefix>N) one after another on one luv
+-- connection to hello_server, each sent pause_ms after the answer to the
+-- one before (at once when 0); every answer within 100 ms, the connection
+-- kept open.
+local function keepalive_test(name, prefix, count, pause_ms)
+  test(name, function()
+    local mgr = new_manager()
+    local server = hello_server(mgr)
+    assert(mgr:attach_luv(uv))
+    local answers, sent_at, worst = 0, 0, 0
+    local pause = pause_ms > 0 and track(uv.new_timer())
+    local function send_next(st)
+      sent_at = ms_now()
+      st.tcp:write("GET /" .. prefix .. answers + 1 .. " HTTP/1.1\r\nHost: x\r\n\r\n")
     end
+    local st
+    st = luv_client(server:port(), nil, function(s, _)
+      local _, n = s.data:gsub("hello /" .. prefix .. "%d+\n", "")
+      if n > answers then
+        answers = n
+        worst = math.max(worst, ms_now() - sent_at)
+        if answers < count and pause then
+          pause:start(pause_ms, 0, function() send_next(s) end)
+        elseif answers < count then
+          send_next(s)
+        end
+      end
+    end)
+    loop_until(function() return st.connected ~= nil end, 5000, "connected")
+    send_next(st)
+    loop_until(function() return answers == count end, 10000, count .. " answers")
+    T.ok(worst < 100, "slowest answer: " .. worst .. " ms")
+    T.eq(st.eof, false, "connection still open")
   end)
-  loop_until(function() return st.connected ~= nil end, 5000, "connected")
-  send_next(st)
-  loop_until(function() return answers == 20 end, 10000, "20 answers")
-  T.ok(worst < 100, "slowest answer: " .. worst .. " ms")
-  T.eq(st.eof, false, "connection still open")
-end)
+end
 
-test("keep-alive: a luv connection idle past parking (400 ms between requests) is answered at once", function()
-  local mgr = new_manager()
-  local server = hello_server(mgr)
-  assert(mgr:attach_luv(uv))
-  local answers, sent_at, worst = 0, 0, 0
-  local pause = track(uv.new_timer())
-  local st
-  st = luv_client(server:port(), nil, function(s, _)
-    local _, count = s.data:gsub("hello /p%d+\n", "")
-    if count > answers then
-      answers = count
-      worst = math.max(worst, ms_now() - sent_at)
-      if answers < 3 then
-        pause:start(400, 0, function()
-          sent_at = ms_now()
-          s.tcp:write("GET /p" .. answers + 1 .. " HTTP/1.1\r\nHost: x\r\n\r\n")
-        end)
-      end
-    end
-  end)
-  loop_until(function() return st.connected ~= nil end, 5000, "connected")
-  sent_at = ms_now()
-  st.tcp:write("GET /p1 HTTP/1.1\r\nHost: x\r\n\r\n")
-  loop_until(function() return answers == 3 end, 10000, "3 answers")
-  T.ok(worst < 100, "slowest answer: " .. worst .. " ms")
-  T.eq(st.eof, false, "connection still open")
-end)
+keepalive_test("keep-alive: requests on one luv connection, each answered at once", "k", 20, 0)
+keepalive_test("keep-alive: a luv connection idle past parking (400 ms between requests) is answered at once",
+               "p", 3, 400)
 
 test("large response (2 MiB) and large request body (1 MiB) through the luv loop", function()
   local mgr = new_manager()
@@ -287,16 +265,24 @@ test("the HTTP client (mgr:http_request) works in the luv loop", function()
   T.eq(resp.body, "hello /client\n")
 end)
 
-test("a Mongoose TCP client (tcp_connect from a luv callback) talks to a luv TCP server", function()
-  local mgr = new_manager()
-  assert(mgr:attach_luv(uv))
+-- A luv TCP server on HOST (tracked) running on_client(c) for each
+-- connection it accepts; returns its port.
+local function luv_server(on_client)
   local server = track(uv.new_tcp())
   assert(server:bind(HOST, 0))
-  local port = server:getsockname().port
   server:listen(16, function(err)
     assert(not err, err)
     local c = track(uv.new_tcp())
     server:accept(c)
+    on_client(c)
+  end)
+  return server:getsockname().port
+end
+
+test("a Mongoose TCP client (tcp_connect from a luv callback) talks to a luv TCP server", function()
+  local mgr = new_manager()
+  assert(mgr:attach_luv(uv))
+  local port = luv_server(function(c)
     c:read_start(function(rerr, chunk)
       if chunk then
         c:write("luv says: " .. chunk)
@@ -331,19 +317,15 @@ end)
 test("set_timeout called from a luv I/O callback fires on time", function()
   local mgr = new_manager()
   assert(mgr:attach_luv(uv))
-  local server = track(uv.new_tcp())
-  assert(server:bind(HOST, 0))
   local armed_at, fired_at
-  server:listen(16, function()
-    local c = track(uv.new_tcp())
-    server:accept(c)
+  local port = luv_server(function()
     armed_at = ms_now()
     mgr:set_timeout(100, function()
       fired_at = ms_now()
     end)
   end)
   local client = track(uv.new_tcp())
-  client:connect(HOST, server:getsockname().port, function() end)
+  client:connect(HOST, port, function() end)
   loop_until(function() return fired_at ~= nil end, 5000, "timer")
   local late = fired_at - armed_at - 100
   T.ok(late > -2 and late < 50, "set_timeout(100) from a luv callback fired " .. late .. " ms late")

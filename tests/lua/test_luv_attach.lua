@@ -21,12 +21,7 @@ test("detach stops serving and closes the luv handles", function()
     T.ok(set[h], "uv.walk shows " .. tostring(h) .. " while attached")
   end
 
-  local code
-  curl({ base .. "/before" }, function(c)
-    code = c
-  end)
-  loop_until(function() return code ~= nil end, 10000, "curl before detach")
-  T.eq(code, 0, "served while attached")
+  T.eq((L.curl_wait({ base .. "/before" }, "curl before detach")), 0, "served while attached")
 
   T.eq(mgr:detach_luv(), true, "detach_luv")
   T.eq(mgr.luv, nil, "mgr.luv after detach")
@@ -39,12 +34,7 @@ test("detach stops serving and closes the luv handles", function()
 
   -- The listening socket still exists, so the kernel accepts, but nothing
   -- answers: only uv.run runs.
-  local out
-  code = nil
-  curl({ "--max-time", "1", base .. "/after" }, function(c, o)
-    code, out = c, o
-  end)
-  loop_until(function() return code ~= nil end, 10000, "curl after detach")
+  local code, out = L.curl_wait({ "--max-time", "1", base .. "/after" }, "curl after detach")
   T.eq(code, 28, "curl exit (28: timed out) after detach; output " .. tostring(out))
 
   -- With its own handles gone, the loop has nothing left to wait for.
@@ -59,13 +49,7 @@ test("attach again after detach serves again", function()
   assert(mgr:attach_luv(uv))
   mgr:detach_luv()
   assert(mgr:attach_luv(uv))
-  local code, body
-  curl({ base .. "/again" }, function(c, o)
-    code, body = c, o
-  end)
-  loop_until(function() return code ~= nil end, 10000, "curl")
-  T.eq(code, 0, "curl exit")
-  T.eq(body, "hello /again\n")
+  L.expect_hello(base, "/again")
 end)
 
 test("mgr:close() while attached detaches", function()

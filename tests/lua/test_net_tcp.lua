@@ -12,9 +12,7 @@ local mongoose = require("mongoose")
 local millis = mongoose.core.millis
 local run_py = P.run
 
-local function new_mgr()
-  return assert(mongoose.new_manager({ log_level = "warn" }))
-end
+local _, mgr_test = T.managers({ log_level = "warn" })
 -- An echo server: every byte received goes back. Counts accepts/closes.
 local function echo_server(mgr, url)
   local stats = { accepted = 0, closed = 0, max_open = 0, errors = {}, remotes = {} }
@@ -77,30 +75,25 @@ s.close()
 -- Echo over IPv4 and IPv6
 ---------------------------------------------------------------------------
 
-T.test("python client, IPv4 echo", function()
-  local mgr = new_mgr()
+mgr_test("python client, IPv4 echo", function(mgr)
   local l, stats = echo_server(mgr)
   local port = l:port()
   T.ok(port > 0, "bound port")
   T.match(l:local_addr(), "^127%.0%.0%.1:%d+$")
-  local out, rc, err = run_py(mgr, ECHO_CLIENT, "127.0.0.1 " .. port .. " hello-tcp")
-  T.eq(rc, 0, "python exit: " .. err)
+  local out = P.check(mgr, ECHO_CLIENT, "127.0.0.1 " .. port .. " hello-tcp")
   local text, client_port = out:match("^(%S+) (%d+)")
   T.eq(text, "hello-tcp", "echo")
   T.ok(T.poll_until(mgr, function() return stats.closed == 1 end), "on_close after the peer left")
   T.eq(stats.accepted, 1, "accepts")
   T.eq(stats.remotes[1], "127.0.0.1:" .. client_port, "remote_addr is the peer")
   T.eq(l:connection_count(), 0, "no connection left")
-  mgr:close()
 end)
 
-T.test("python client, IPv6 echo alongside IPv4", function()
-  local mgr = new_mgr()
+mgr_test("python client, IPv6 echo alongside IPv4", function(mgr)
   local l4 = echo_server(mgr, "tcp://127.0.0.1:0")
   local l6, stats6 = echo_server(mgr, "tcp://[::1]:0")
   T.match(l6:local_addr(), "^%[::1%]:%d+$")
-  local out, rc, err = run_py(mgr, ECHO_CLIENT, "::1 " .. l6:port() .. " over-v6")
-  T.eq(rc, 0, "python exit: " .. err)
+  local out = P.check(mgr, ECHO_CLIENT, "::1 " .. l6:port() .. " over-v6")
   T.match(out, "^over%-v6 %d+")
   out = run_py(mgr, ECHO_CLIENT, "127.0.0.1 " .. l4:port() .. " over-v4")
   T.match(out, "^over%-v4 %d+")
@@ -117,11 +110,9 @@ T.test("python client, IPv6 echo alongside IPv4", function()
     end,
   }))
   T.ok(T.poll_until(mgr, function() return table.concat(got) == "own-v6" end), "own client over IPv6")
-  mgr:close()
 end)
 
-T.test("nc and socat clients", function()
-  local mgr = new_mgr()
+mgr_test("nc and socat clients", function(mgr)
   local l, stats = echo_server(mgr)
   local port = l:port()
   -- nc -N: shut the socket down after stdin's EOF; -q 2: then wait at most 2 s.
@@ -136,11 +127,9 @@ T.test("nc and socat clients", function()
   local _, rc6 = T.run_client(mgr, "printf 'v6 socat' | timeout 10 socat -t 2 - TCP6:[::1]:" .. port)
   T.ok(rc6 ~= 0, "the IPv4 listener does not answer on ::1")
   T.ok(T.poll_until(mgr, function() return stats.closed == 2 end), "both closed")
-  mgr:close()
 end)
 
-T.test("own client against own server", function()
-  local mgr = new_mgr()
+mgr_test("own client against own server", function(mgr)
   local server_closed, client_closed = false, false
   local connected = false
   local l = assert(mgr:tcp_listen("tcp://127.0.0.1:0", {
@@ -178,24 +167,29 @@ T.test("own client against own server", function()
   local ok, err = conn:send("late")
   T.eq(ok, nil, "send after close")
   T.eq(err, "closed")
-  mgr:close()
 end)
 
 ---------------------------------------------------------------------------
 -- Volume
 ---------------------------------------------------------------------------
 
-T.test("10 MB from python, echoed, checksums match end to end", function()
-  local mgr = new_mgr()
-  local a, b, total = 1, 0, 0
+-- A TCP echo server on mgr keeping the Adler-32 (st.a, st.b) and the
+-- count (st.n) of the bytes it got; returns it and st.
+local function adler_echo_server(mgr)
+  local st = { a = 1, b = 0, n = 0 }
   local l = assert(mgr:tcp_listen("tcp://127.0.0.1:0", {
     on_data = function(conn, view)
-      a, b = adler_update(a, b, view.ptr, view.len)
-      total = total + view.len
+      st.a, st.b = adler_update(st.a, st.b, view.ptr, view.len)
+      st.n = st.n + view.len
       conn:send(view:string())
     end,
   }))
-  local out, rc, err = run_py(mgr, [[
+  return l, st
+end
+
+mgr_test("10 MB from python, echoed, checksums match end to end", function(mgr)
+  local l, srv = adler_echo_server(mgr)
+  local out = P.check(mgr, [[
 import hashlib, random, socket, sys, threading, zlib
 size = 10 * 1024 * 1024
 data = random.Random(7).randbytes(size)
@@ -216,28 +210,18 @@ t.join()
 s.close()
 print(n, hashlib.sha256(data).hexdigest() == h.hexdigest(), zlib.adler32(data), a)
 ]], tostring(l:port()), 60000)
-  T.eq(rc, 0, "python exit: " .. err)
   local n, same, sent_adler, recv_adler = out:match("^(%d+) (%a+) (%d+) (%d+)")
   T.eq(tonumber(n), 10 * 1024 * 1024, "bytes echoed back")
   T.eq(same, "True", "sha256 of sent == sha256 of received")
-  T.eq(total, 10 * 1024 * 1024, "bytes the server saw")
-  local server_adler = b * 65536 + a
+  T.eq(srv.n, 10 * 1024 * 1024, "bytes the server saw")
+  local server_adler = srv.b * 65536 + srv.a
   T.eq(server_adler, tonumber(sent_adler), "adler32 at the server == adler32 of what python sent")
   T.eq(tonumber(recv_adler), tonumber(sent_adler), "adler32 of the echo")
-  mgr:close()
 end)
 
-T.test("10 MB between own client and own server, send_queued pacing", function()
-  local mgr = new_mgr()
+mgr_test("10 MB between own client and own server, send_queued pacing", function(mgr)
   local size, chunk = 10 * 1024 * 1024, 64 * 1024
-  local srv_a, srv_b, srv_n = 1, 0, 0
-  local l = assert(mgr:tcp_listen("tcp://127.0.0.1:0", {
-    on_data = function(conn, view)
-      srv_a, srv_b = adler_update(srv_a, srv_b, view.ptr, view.len)
-      srv_n = srv_n + view.len
-      conn:send(view:string())
-    end,
-  }))
+  local l, srv = adler_echo_server(mgr)
   local cli_a, cli_b, cli_n = 1, 0, 0
   local connected = false
   local conn = assert(mgr:tcp_connect("tcp://127.0.0.1:" .. l:port(), {
@@ -261,17 +245,15 @@ T.test("10 MB between own client and own server, send_queued pacing", function()
     mgr:poll(5)
   end
   T.eq(cli_n, size, "bytes back at the client")
-  T.eq(srv_n, size, "bytes at the server")
-  T.eq(srv_b * 65536 + srv_a, snt_b * 65536 + snt_a, "server checksum")
+  T.eq(srv.n, size, "bytes at the server")
+  T.eq(srv.b * 65536 + srv.a, snt_b * 65536 + snt_a, "server checksum")
   T.eq(cli_b * 65536 + cli_a, snt_b * 65536 + snt_a, "client checksum")
   conn:close()
-  mgr:close()
 end)
 
-T.test("500 concurrent python clients", function()
-  local mgr = new_mgr()
+mgr_test("500 concurrent python clients", function(mgr)
   local l, stats = echo_server(mgr)
-  local out, rc, err = run_py(mgr, [[
+  local out = P.check(mgr, [[
 import asyncio, sys
 port, n = int(sys.argv[1]), int(sys.argv[2])
 async def main():
@@ -289,17 +271,14 @@ async def main():
         w.close()
 asyncio.run(main())
 ]], l:port() .. " 500", 60000)
-  T.eq(rc, 0, "python exit: " .. err)
   T.eq(tonumber(out), 500, "echoes received")
   T.eq(stats.accepted, 500, "accepted")
   T.ok(stats.max_open >= 500, "500 open at once (max " .. stats.max_open .. ")")
   T.ok(T.poll_until(mgr, function() return stats.closed == 500 end, 10000), "all closed: " .. stats.closed)
   T.eq(l:connection_count(), 0, "none left")
-  mgr:close()
 end)
 
-T.test("a peer that disconnects mid-transfer does not hurt the others", function()
-  local mgr = new_mgr()
+mgr_test("a peer that disconnects mid-transfer does not hurt the others", function(mgr)
   local closes, big = {}, string.rep("z", 8 * 1024 * 1024)
   local uploads_done = 0
   local l = assert(mgr:tcp_listen("tcp://127.0.0.1:0", {
@@ -350,15 +329,13 @@ print(s.makefile('rb').readline().decode(), end='')
 ]], port)
   T.eq(rc, 0, "python exit: " .. err)
   T.eq(out, "still here\n")
-  mgr:close()
 end)
 
 ---------------------------------------------------------------------------
 -- Closing, refusing, argument errors
 ---------------------------------------------------------------------------
 
-T.test("half-close: shutdown() sends EOF, the peer can still send", function()
-  local mgr = new_mgr()
+mgr_test("half-close: shutdown() sends EOF, the peer can still send", function(mgr)
   local received, closed = "", false
   local shut_ok
   local l = assert(mgr:tcp_listen("tcp://127.0.0.1:0", {
@@ -384,11 +361,9 @@ print(repr(data), repr(rest))
   T.eq(out, "b'last words\\n' b''\n", "peer read the data, then EOF")
   T.ok(T.poll_until(mgr, function() return received == "reply after EOF\n" end), "server got: " .. received)
   T.ok(T.poll_until(mgr, function() return closed end), "closed once both sides are done")
-  mgr:close()
 end)
 
-T.test("refused connection: on_error mentions refused, then on_close", function()
-  local mgr = new_mgr()
+mgr_test("refused connection: on_error mentions refused, then on_close", function(mgr)
   -- A port that was just free: bind, learn it, close.
   local l = assert(mgr:tcp_listen("tcp://127.0.0.1:0", {}))
   local port = l:port()
@@ -409,11 +384,9 @@ T.test("refused connection: on_error mentions refused, then on_close", function(
   local l2 = echo_server(mgr)
   local out = run_py(mgr, ECHO_CLIENT, "127.0.0.1 " .. l2:port() .. " after-refused")
   T.match(out, "^after%-refused ")
-  mgr:close()
 end)
 
-T.test("argument errors", function()
-  local mgr = new_mgr()
+mgr_test("argument errors", function(mgr)
   T.raises("url must be a string", function() mgr:tcp_listen(nil) end)
   T.raises("on_data must be a function", function() mgr:tcp_listen("tcp://127.0.0.1:0", { on_data = 1 }) end)
   local l = assert(mgr:tcp_listen("tcp://127.0.0.1:0", {}))
@@ -432,23 +405,22 @@ T.test("argument errors", function()
       mgr:tcp_connect("tcp://127.0.0.1:" .. l:port(), { max_buffer = bad })
     end)
   end
-  mgr:close()
 end)
 
 T.test("a URL of the wrong scheme is nil, err naming the schemes", function()
   local mgr = assert(mongoose.new_manager())
-  local l, err = mgr:tcp_listen("udp://127.0.0.1:0")
-  T.eq(l, nil, "tcp_listen on udp://")
-  T.match(err, "tcp_listen takes .*tcp://.* URLs, not udp://127%.0%.0%.1:0")
-  local c, err2 = mgr:tcp_connect("http://127.0.0.1:80")
-  T.eq(c, nil, "tcp_connect to http://")
-  T.match(err2, "tcp_connect takes")
-  local u, err3 = mgr:udp_listen("tcp://127.0.0.1:0")
-  T.eq(u, nil, "udp_listen on tcp://")
-  T.match(err3, "udp_listen takes udp:// URLs")
-  local w, err4 = mgr:ws_connect("http://127.0.0.1:80/")
-  T.eq(w, nil, "ws_connect to http://")
-  T.match(err4, "ws:// or wss://")
+  for _, case in ipairs({
+    { "tcp_listen", "udp://127.0.0.1:0", "tcp_listen on udp://",
+      "tcp_listen takes .*tcp://.* URLs, not udp://127%.0%.0%.1:0" },
+    { "tcp_connect", "http://127.0.0.1:80", "tcp_connect to http://", "tcp_connect takes" },
+    { "udp_listen", "tcp://127.0.0.1:0", "udp_listen on tcp://", "udp_listen takes udp:// URLs" },
+    { "ws_connect", "http://127.0.0.1:80/", "ws_connect to http://", "ws:// or wss://" },
+  }) do
+    local method, url, what, pattern = unpack(case)
+    local got, err = mgr[method](mgr, url)
+    T.eq(got, nil, what)
+    T.match(err, pattern)
+  end
   T.eq(mgr:connection_count(), 0, "nothing left open")
   mgr:close()
 end)

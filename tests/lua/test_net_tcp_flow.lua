@@ -10,9 +10,8 @@ local mongoose = require("mongoose")
 local millis = mongoose.core.millis
 local run_py = P.run
 
-local function new_mgr()
-  return assert(mongoose.new_manager({ log_level = "warn" }))
-end
+local new_mgr, mgr_test = T.managers({ log_level = "warn" })
+local _, quiet_test = T.managers({ log_level = "error" })
 local py, pyfile = T.python, P.file
 local core = mongoose.core
 
@@ -20,8 +19,7 @@ local core = mongoose.core
 -- Framing: read, read_until, max_buffer
 ---------------------------------------------------------------------------
 
-T.test("framing: read exactly N bytes of a length-prefixed protocol", function()
-  local mgr = new_mgr()
+mgr_test("framing: read exactly N bytes of a length-prefixed protocol", function(mgr)
   local frames = {}
   local l = assert(mgr:tcp_listen("tcp://127.0.0.1:0", {
     on_accept = function(conn)
@@ -42,7 +40,7 @@ T.test("framing: read exactly N bytes of a length-prefixed protocol", function()
       next_frame()
     end,
   }))
-  local out, rc, err = run_py(mgr, [[
+  local out = P.check(mgr, [[
 import socket, sys, time
 s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=10)
 msgs = [b'hello', b'x' * 3000, b'a', b'frame with spaces']
@@ -59,18 +57,15 @@ for m in msgs:
 assert f.read() == b''
 print('ok')
 ]], tostring(l:port()))
-  T.eq(rc, 0, "python exit: " .. err)
   T.eq(out, "ok\n")
   T.eq(#frames, 4, "frames")
   T.eq(frames[1], "hello")
   T.eq(#frames[2], 3000)
   T.eq(frames[3], "a")
   T.eq(frames[4], "frame with spaces")
-  mgr:close()
 end)
 
-T.test("framing: read_until for a line protocol (with and without keep)", function()
-  local mgr = new_mgr()
+mgr_test("framing: read_until for a line protocol (with and without keep)", function(mgr)
   local lines = {}
   local l = assert(mgr:tcp_listen("tcp://127.0.0.1:0", {
     on_accept = function(conn)
@@ -108,11 +103,9 @@ print(repr(data))
   T.eq(lines[3], "three")
   T.eq(lines[4], "QUIT\r\n")
   T.eq(#lines, 4)
-  mgr:close()
 end)
 
-T.test("framing: exceeding max_buffer closes the connection", function()
-  local mgr = new_mgr()
+mgr_test("framing: exceeding max_buffer closes the connection", function(mgr)
   local close_err, line_seen = false, nil
   local l = assert(mgr:tcp_listen("tcp://127.0.0.1:0", {
     max_buffer = 1024,
@@ -121,7 +114,7 @@ T.test("framing: exceeding max_buffer closes the connection", function()
     end,
     on_close = function(_, err) close_err = err end,
   }))
-  local out, rc, err = run_py(mgr, [[
+  local out = P.check(mgr, [[
 import socket, sys
 s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=10)
 try:
@@ -130,12 +123,10 @@ try:
 except ConnectionError as e:
     print('reset')
 ]], tostring(l:port()))
-  T.eq(rc, 0, "python exit: " .. err)
   T.ok(out == "eof\n" or out == "reset\n", "peer saw the close: " .. out)
   T.ok(T.poll_until(mgr, function() return close_err ~= false end), "on_close ran")
   T.eq(close_err, "max_buffer exceeded")
   T.eq(line_seen, nil, "no line delivered")
-  mgr:close()
 end)
 
 T.test("framing: max_buffer counts what the readers leave, not the whole read", function()
@@ -159,13 +150,12 @@ T.test("framing: max_buffer counts what the readers leave, not the whole read", 
     end,
     on_close = function(_, err) close_err = err end,
   }))
-  local out, rc, err = run_py(mgr, [[
+  local out = P.check(mgr, [[
 import socket, sys
 s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=10)
 s.sendall(b''.join(b'%04d' % i for i in range(1000)))
 print(s.makefile('rb').readline().decode(), end='')
 ]], tostring(l:port()))
-  T.eq(rc, 0, "python exit: " .. err)
   T.eq(out, "got 1000\n", "the server's reply")
   T.eq(#frames, 1000, "frames delivered")
   T.eq(frames[1], "0000")
@@ -175,8 +165,7 @@ print(s.makefile('rb').readline().decode(), end='')
   mgr:close()
 end)
 
-T.test("framing: bytes no reader claims go to on_data, or wait for the next read", function()
-  local mgr = new_mgr()
+mgr_test("framing: bytes no reader claims go to on_data, or wait for the next read", function(mgr)
   -- With on_data: a header line is read, then everything else is on_data's
   -- (more than max_buffer in all: nothing piles up).
   local header, data, via_ptr, close_err = nil, {}, {}, false
@@ -194,7 +183,7 @@ T.test("framing: bytes no reader claims go to on_data, or wait for the next read
     end,
     on_close = function(_, err) close_err = err end,
   }))
-  local out, rc, err = run_py(mgr, [[
+  local out = P.check(mgr, [[
 import socket, sys, time
 s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=10)
 s.sendall(b'HELLO\nrest')
@@ -203,7 +192,6 @@ for i in range(10):
     s.sendall(b'%d' % i * 200)
 print(s.makefile('rb').readline().decode(), end='')
 ]], tostring(with_on_data:port()))
-  T.eq(rc, 0, "python exit: " .. err)
   T.eq(out, "done\n", "the server's reply")
   T.eq(header, "HELLO", "the reader's line")
   T.eq(data[1], "rest", "what followed the line in the same read, in on_data")
@@ -230,7 +218,7 @@ print(s.makefile('rb').readline().decode(), end='')
       end)
     end,
   }))
-  out, rc, err = run_py(mgr, [[
+  out = P.check(mgr, [[
 import socket, sys, time
 s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=10)
 s.sendall(b'HEAD\nabc')
@@ -238,18 +226,15 @@ time.sleep(0.05)
 s.sendall(b'def')
 print(s.makefile('rb').readline().decode(), end='')
 ]], tostring(without:port()))
-  T.eq(rc, 0, "python exit: " .. err)
   T.eq(out, "abcdef\n", "the server's reply")
   T.eq(later, "abcdef", "the later read got the bytes kept for it")
-  mgr:close()
 end)
 
 ---------------------------------------------------------------------------
 -- Backpressure
 ---------------------------------------------------------------------------
 
-T.test("backpressure: send_queued grows while the peer does not read", function()
-  local mgr = new_mgr()
+mgr_test("backpressure: send_queued grows while the peer does not read", function(mgr)
   local conn
   local l = assert(mgr:tcp_listen("tcp://127.0.0.1:0", {
     on_accept = function(c) conn = c end,
@@ -286,11 +271,9 @@ print(n)
   local out, rc, err = T.wait(job, mgr, 30000)
   T.eq(rc, 0, "python exit: " .. err)
   T.eq(tonumber(out), 16 * 1024 * 1024, "peer got everything")
-  mgr:close()
 end)
 
-T.test("backpressure: pause() stops on_data without spinning, resume() restarts it", function()
-  local mgr = new_mgr()
+mgr_test("backpressure: pause() stops on_data without spinning, resume() restarts it", function(mgr)
   local total, conn, paused = 0, nil, false
   local size = 16 * 1024 * 1024
   local l = assert(mgr:tcp_listen("tcp://127.0.0.1:0", {
@@ -334,15 +317,13 @@ print('sent')
   local out, rc, err = T.wait(job, mgr, 30000)
   T.eq(rc, 0, "python exit: " .. err)
   T.eq(out, "sent\n")
-  mgr:close()
 end)
 
 ---------------------------------------------------------------------------
 -- idle_timeout
 ---------------------------------------------------------------------------
 
-T.test("raw TCP idle_timeout: a connection the server keeps writing to is not idle", function()
-  local mgr = assert(mongoose.new_manager({ log_level = "error" }))
+quiet_test("raw TCP idle_timeout: a connection the server keeps writing to is not idle", function(mgr)
   local conns = {}
   local l = assert(mgr:tcp_listen("tcp://127.0.0.1:0", {
     idle_timeout = 400,
@@ -368,11 +349,9 @@ print("open", got.count(b"tick") >= 8)
 ]], l:port())
   ticker:cancel()
   T.eq(out, "open True\n")
-  mgr:close()
 end)
 
-T.test("raw TCP idle_timeout: a peer that stops reading what we send is closed", function()
-  local mgr = assert(mongoose.new_manager({ log_level = "error" }))
+quiet_test("raw TCP idle_timeout: a peer that stops reading what we send is closed", function(mgr)
   local closed_at, accepted_at
   local l = assert(mgr:tcp_listen("tcp://127.0.0.1:0", {
     idle_timeout = 300,
@@ -394,7 +373,6 @@ time.sleep(4)
   T.ok(T.poll_until(mgr, function() return closed_at ~= nil end, 5000), "closed while the peer sleeps")
   T.ok(closed_at - accepted_at < 3000, "closed after about idle_timeout: " .. (closed_at - accepted_at) .. " ms")
   T.wait(job, mgr, 10000)
-  mgr:close()
 end)
 
 T.run()

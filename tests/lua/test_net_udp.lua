@@ -9,9 +9,8 @@ local mongoose = require("mongoose")
 
 local run_py = P.run
 
-local function new_mgr()
-  return assert(mongoose.new_manager({ log_level = "warn" }))
-end
+local new_mgr, mgr_test = T.managers({ log_level = "warn" })
+local _, quiet_test = T.managers({ log_level = "error" })
 local py, pyfile = T.python, P.file
 -- An echo server; records every datagram and sender.
 local function echo_server(mgr, url)
@@ -66,14 +65,12 @@ print(len(got))
 -- Echo and sender addresses
 ---------------------------------------------------------------------------
 
-T.test("python client, IPv4 echo and the sender's address", function()
-  local mgr = new_mgr()
+mgr_test("python client, IPv4 echo and the sender's address", function(mgr)
   local sock, seen = echo_server(mgr)
   local port = sock:port()
   T.ok(port > 0, "bound port")
   T.match(sock:local_addr(), "^127%.0%.0%.1:%d+$")
-  local out, rc, err = run_py(mgr, ECHO_CLIENT, "127.0.0.1 " .. port .. " hello-udp")
-  T.eq(rc, 0, "python exit: " .. err)
+  local out = P.check(mgr, ECHO_CLIENT, "127.0.0.1 " .. port .. " hello-udp")
   local text, client_port, server_port = out:match("^(%S+) (%d+) (%d+)")
   T.eq(text, "hello-udp", "echo")
   T.eq(tonumber(server_port), port, "reply came from the listening port")
@@ -82,30 +79,25 @@ T.test("python client, IPv4 echo and the sender's address", function()
   T.eq(seen.froms[1].ip, "127.0.0.1", "from:ip()")
   T.eq(seen.froms[1].port, tonumber(client_port), "from:port()")
   T.eq(seen.froms[1].str, "127.0.0.1:" .. client_port, "from:string()")
-  mgr:close()
 end)
 
-T.test("python client, IPv6 echo alongside IPv4", function()
-  local mgr = new_mgr()
+mgr_test("python client, IPv6 echo alongside IPv4", function(mgr)
   local s4 = echo_server(mgr, "udp://127.0.0.1:0")
   local s6, seen6 = echo_server(mgr, "udp://[::1]:0")
   T.match(s6:local_addr(), "^%[::1%]:%d+$")
-  local out, rc, err = run_py(mgr, ECHO_CLIENT, "::1 " .. s6:port() .. " over-v6")
-  T.eq(rc, 0, "python exit: " .. err)
+  local out = P.check(mgr, ECHO_CLIENT, "::1 " .. s6:port() .. " over-v6")
   local _, client_port = out:match("^(%S+) (%d+)")
   T.match(out, "^over%-v6 ")
   T.eq(seen6.froms[1].port, tonumber(client_port), "from:port() of an IPv6 sender")
   out = run_py(mgr, ECHO_CLIENT, "127.0.0.1 " .. s4:port() .. " over-v4")
   T.match(out, "^over%-v4 ")
-  mgr:close()
 end)
 
 -- Each python run below is a new socket whose first datagram is also the
 -- listener's first: the sender must read back as [::1], not [::].
-T.test("IPv6 sender address of a listener's first datagram", function()
-  local mgr = new_mgr()
+mgr_test("IPv6 sender address of a listener's first datagram", function(mgr)
   local s6, seen6 = echo_server(mgr, "udp://[::1]:0")
-  local out, rc, err = run_py(mgr, [[
+  local out = P.check(mgr, [[
 import socket, sys, time
 port = int(sys.argv[1])
 s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
@@ -115,16 +107,13 @@ for m in (b'first', b'second'):
     s.recvfrom(100)
 print(s.getsockname()[1])
 ]], tostring(s6:port()))
-  T.eq(rc, 0, "python exit: " .. err)
   local client = "[::1]:" .. tonumber(out)
   T.eq(seen6.froms[2].str, client, "second datagram's from")
   T.eq(seen6.froms[1].str, client, "first datagram's from")
   T.eq(seen6.froms[1].ip, "::1", "first datagram's from:ip()")
-  mgr:close()
 end)
 
-T.test("nc and socat clients", function()
-  local mgr = new_mgr()
+mgr_test("nc and socat clients", function(mgr)
   local sock, seen = echo_server(mgr)
   local port = sock:port()
   -- nc -u -w 1: quit 1 s after the last datagram came back.
@@ -140,15 +129,13 @@ T.test("nc and socat clients", function()
   T.eq(rc, 0, "socat exit: " .. err)
   T.eq(out, "v6 socat", "socat IPv6 echo")
   T.eq(seen.count, 2)
-  mgr:close()
 end)
 
 ---------------------------------------------------------------------------
 -- Volume
 ---------------------------------------------------------------------------
 
-T.test("1000 datagrams from python, windows of 50, none lost", function()
-  local mgr = new_mgr()
+mgr_test("1000 datagrams from python, windows of 50, none lost", function(mgr)
   local seqs, dup = {}, 0
   local sock = assert(mgr:udp_listen("udp://127.0.0.1:0", {
     on_datagram = function(s, view)
@@ -170,17 +157,13 @@ T.test("1000 datagrams from python, windows of 50, none lost", function()
   end
   T.eq(n, 1000, "distinct datagrams at the server")
   T.eq(dup, 0, "duplicates")
-  mgr:close()
 end)
 
-T.test("1000 datagrams over IPv6 from python", function()
-  local mgr = new_mgr()
+mgr_test("1000 datagrams over IPv6 from python", function(mgr)
   local sock, seen = echo_server(mgr, "udp://[::1]:0")
-  local out, rc, err = run_py(mgr, WINDOW_CLIENT, "::1 " .. sock:port() .. " 1000 50", 60000)
-  T.eq(rc, 0, "python exit: " .. err)
+  local out = P.check(mgr, WINDOW_CLIENT, "::1 " .. sock:port() .. " 1000 50", 60000)
   T.eq(tonumber(out), 1000)
   T.eq(seen.count, 1000)
-  mgr:close()
 end)
 
 -- The project's own client: windows of 50 datagrams, each window waits
@@ -208,8 +191,7 @@ local function own_client_run(mgr, url, n, window)
   return got, count
 end
 
-T.test("own client against own server: 1000 datagrams, IPv4 and IPv6", function()
-  local mgr = new_mgr()
+mgr_test("own client against own server: 1000 datagrams, IPv4 and IPv6", function(mgr)
   local s4, seen4 = echo_server(mgr, "udp://127.0.0.1:0")
   local s6, seen6 = echo_server(mgr, "udp://[::1]:0")
   local got4, n4 = own_client_run(mgr, "udp://127.0.0.1:" .. s4:port(), 1000, 50)
@@ -220,15 +202,13 @@ T.test("own client against own server: 1000 datagrams, IPv4 and IPv6", function(
   T.eq(n6, 1000, "IPv6 echoes")
   T.eq(seen6.count, 1000)
   T.eq(got6[999], "[::1]:" .. s6:port())
-  mgr:close()
 end)
 
 ---------------------------------------------------------------------------
 -- Addresses and sizes
 ---------------------------------------------------------------------------
 
-T.test("from:copy() outlives the callback; send_to with an address or a string", function()
-  local mgr = new_mgr()
+mgr_test("from:copy() outlives the callback; send_to with an address or a string", function(mgr)
   local saved
   local sock = assert(mgr:udp_listen("udp://127.0.0.1:0", {
     on_datagram = function(_, view, from)
@@ -262,13 +242,11 @@ print(a.decode(), b.decode())
   T.eq(sent_direct, true)
   T.eq(saved:ip(), "127.0.0.1")
   T.match(tostring(saved), "^127%.0%.0%.1:%d+$")
-  mgr:close()
 end)
 
-T.test("a large datagram is echoed intact", function()
-  local mgr = new_mgr()
+mgr_test("a large datagram is echoed intact", function(mgr)
   local sock = echo_server(mgr)
-  local out, rc, err = run_py(mgr, [[
+  local out = P.check(mgr, [[
 import hashlib, os, socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.settimeout(5)
@@ -277,9 +255,7 @@ s.sendto(data, ('127.0.0.1', int(sys.argv[1])))
 back, _ = s.recvfrom(65536)
 print(len(back), back == data)
 ]], tostring(sock:port()))
-  T.eq(rc, 0, "python exit: " .. err)
   T.eq(out, "8000 True\n")
-  mgr:close()
 end)
 
 T.test("mongoose.address and send_to errors", function()
@@ -311,8 +287,7 @@ T.test("mongoose.address and send_to errors", function()
   mgr:close()
 end)
 
-T.test("UDP datagrams larger than Mongoose's I/O buffer arrive whole", function()
-  local mgr = assert(mongoose.new_manager({ log_level = "error" }))
+quiet_test("UDP datagrams larger than Mongoose's I/O buffer arrive whole", function(mgr)
   local sizes = {}
   local sock = assert(mgr:udp_listen("udp://127.0.0.1:0", {
     on_datagram = function(s, view)
@@ -331,13 +306,11 @@ for n in (20000, 60000, 65507, 100):
 ]], sock:port())
   T.eq(out, "20000 20000 True\n60000 60000 True\n65507 65507 True\n100 100 True\n")
   T.eq(table.concat(sizes, " "), "20000 60000 65507 100", "sizes seen by on_datagram")
-  mgr:close()
 end)
 
-T.test("a datagram the kernel refuses (over 65507 bytes) is nil, err; the socket goes on", function()
+quiet_test("a datagram the kernel refuses (over 65507 bytes) is nil, err; the socket goes on", function(mgr)
   -- Mongoose's own send path closes the whole connection on such an error:
   -- for a udp:// listener that would end the service for every peer.
-  local mgr = assert(mongoose.new_manager({ log_level = "error" }))
   local got = {}
   local server = assert(mgr:udp_listen("udp://127.0.0.1:0", {
     on_datagram = function(s, view)
@@ -365,7 +338,6 @@ T.test("a datagram the kernel refuses (over 65507 bytes) is nil, err; the socket
   T.eq(replies[1], "reply to fits")
   T.eq(client:send("again"), true)
   T.ok(T.poll_until(mgr, function() return #replies == 2 end, 3000), "and answers again")
-  mgr:close()
 end)
 
 T.run()

@@ -9,16 +9,7 @@ local ngx = require("mongoose.ngx")
 local mgr, logs = T.logging_manager({ log_level = "debug" })
 
 local function in_task(fn)
-  local done, res = false, nil
-  mgr:spawn(function()
-    res = { pcall(fn) }
-    done = true
-  end)
-  T.ok(T.poll_until(mgr, function() return done end, 10000), "the task ended")
-  if not res[1] then
-    error(res[2], 0)
-  end
-  return unpack(res, 2)
+  return T.in_task(mgr, fn)
 end
 
 local function hex(s)

@@ -84,23 +84,7 @@ while True:
 ]==]
 
 local DNS_PORT = T.free_port()
-do
-  local script = T.tmpdir() .. "/dns_responder.py"
-  local pidfile = T.tmpdir() .. "/dns_responder.pid"
-  T.write_file(script, RESPONDER)
-  T.spawn(T.q(T.python) .. " " .. T.q(script) .. " " .. DNS_PORT .. " " .. T.q(pidfile))
-  T.on_exit(function()
-    local pid = tonumber(T.read_file(pidfile) or "")
-    if pid then
-      os.execute("kill " .. pid .. " 2>/dev/null")
-    end
-  end)
-  local deadline = os.time() + 10
-  while not T.read_file(pidfile) and os.time() < deadline do
-    os.execute("sleep 0.05")
-  end
-  os.execute("sleep 0.2")
-end
+T.python_daemon("dns_responder", RESPONDER, DNS_PORT)
 
 local function new_resolver(timeout)
   return assert(resolver:new({ nameservers = { { "127.0.0.1", DNS_PORT } }, retrans = 2,
@@ -108,16 +92,7 @@ local function new_resolver(timeout)
 end
 
 local function in_task(fn)
-  local done, res = false, nil
-  mgr:spawn(function()
-    res = { pcall(fn) }
-    done = true
-  end)
-  T.ok(T.poll_until(mgr, function() return done end, 10000), "the task ended")
-  if not res[1] then
-    error(res[2], 0)
-  end
-  return unpack(res, 2)
+  return T.in_task(mgr, fn)
 end
 
 T.test("A records", function()

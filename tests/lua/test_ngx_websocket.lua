@@ -18,15 +18,7 @@ local server = assert(mgr:ws_listen("http://127.0.0.1:0", {
 local URL = "ws://127.0.0.1:" .. server:port() .. "/ws"
 
 local function in_task(fn)
-  local done, res = false, nil
-  mgr:spawn(function()
-    res = { pcall(fn) }
-    done = true
-  end)
-  T.ok(T.poll_until(mgr, function() return done end, 10000), "the task ended")
-  if not res[1] then
-    error(res[2], 0)
-  end
+  return T.in_task(mgr, fn)
 end
 
 T.test("connect, text and binary frames, ping, close", function()

@@ -4,7 +4,6 @@
 -- place.
 local T = require("testlib")
 local P = require("testpy")
-local mongoose = require("mongoose")
 
 -- Runs python code (after testpy's HTTP prelude) with port as argv[1]
 -- while mgr polls; returns stdout and fails on a non-zero exit.
@@ -12,9 +11,7 @@ local function py(mgr, port, code, timeout_ms)
   return P.check(mgr, P.HTTP .. code, port, timeout_ms)
 end
 
-local function new_mgr()
-  return assert(mongoose.new_manager({ log_level = "error" }))
-end
+local new_mgr, mgr_test = T.managers({ log_level = "error" })
 
 local function echo_length(req)
   return 200, "got " .. #req:body()
@@ -24,8 +21,7 @@ end
 -- Expect: 100-continue
 ---------------------------------------------------------------------------
 
-T.test("Expect: 100-continue gets '100 Continue' before the body is sent", function()
-  local mgr = new_mgr()
+mgr_test("Expect: 100-continue gets '100 Continue' before the body is sent", function(mgr)
   local l = assert(mgr:http_listen("http://127.0.0.1:0", echo_length))
   local out = py(mgr, l:port(), [[
 s = socket.create_connection(("127.0.0.1", PORT), timeout=5)
@@ -37,41 +33,38 @@ reply = read_reply(s, lambda r: r.endswith(b"got 5"))
 print(status_line(reply), reply.endswith(b"got 5"))
 ]])
   T.eq(out, "b'HTTP/1.1 100 Continue\\r\\n\\r\\n'\nHTTP/1.1 200 OK True\n")
-  mgr:close()
 end)
 
-T.test("curl's 2 MB upload (which sends Expect: 100-continue) sees 100 Continue", function()
-  local mgr = new_mgr()
-  local l = assert(mgr:http_listen("http://127.0.0.1:0", echo_length))
-  local body = T.tmpdir() .. "/two_mb"
-  T.write_file(body, string.rep("x", 2 * 1024 * 1024))
+-- Uploads data (kept in the file T.tmpdir()/<name>) to listener l with
+-- curl -v; checks curl's exit; returns its stdout and stderr (the trace).
+local function curl_upload(mgr, l, name, data)
+  local body = T.tmpdir() .. "/" .. name
+  T.write_file(body, data)
   local out, rc, err = T.run_client(mgr, "curl -sS -v -m 10 --data-binary @" .. T.q(body)
                                     .. " http://127.0.0.1:" .. l:port() .. "/", 15000)
   T.eq(rc, 0, "curl exit")
+  return out, err
+end
+
+mgr_test("curl's 2 MB upload (which sends Expect: 100-continue) sees 100 Continue", function(mgr)
+  local l = assert(mgr:http_listen("http://127.0.0.1:0", echo_length))
+  local out, err = curl_upload(mgr, l, "two_mb", ("x"):rep(2 * 1024 * 1024))
   T.eq(out, "got " .. 2 * 1024 * 1024)
   T.ok(err:find("Expect: 100-continue", 1, true), "curl asked")
   T.ok(err:find("HTTP/1.1 100 Continue", 1, true), "and was answered")
-  mgr:close()
 end)
 
-T.test("a streamed upload with Expect: 100-continue is asked for its body", function()
-  local mgr = new_mgr()
+mgr_test("a streamed upload with Expect: 100-continue is asked for its body", function(mgr)
   local l = assert(mgr:http_listen("http://127.0.0.1:0", function(req, res)
     local n = 0
     req:on_body(function(chunk) n = n + #chunk end, function() res:send(200, "streamed " .. n) end)
   end, { stream_threshold = 1000 }))
-  local body = T.tmpdir() .. "/three_mb"
-  T.write_file(body, string.rep("y", 3 * 1024 * 1024))
-  local out, rc, err = T.run_client(mgr, "curl -sS -v -m 10 --data-binary @" .. T.q(body)
-                                    .. " http://127.0.0.1:" .. l:port() .. "/", 15000)
-  T.eq(rc, 0, "curl exit")
+  local out, err = curl_upload(mgr, l, "three_mb", ("y"):rep(3 * 1024 * 1024))
   T.eq(out, "streamed " .. 3 * 1024 * 1024)
   T.ok(err:find("HTTP/1.1 100 Continue", 1, true), "100 Continue sent")
-  mgr:close()
 end)
 
-T.test("an Expect other than 100-continue is refused with 417; HTTP/1.0 ignores Expect", function()
-  local mgr = new_mgr()
+mgr_test("an Expect other than 100-continue is refused with 417; HTTP/1.0 ignores Expect", function(mgr)
   local l = assert(mgr:http_listen("http://127.0.0.1:0", echo_length))
   local out = py(mgr, l:port(), [[
 def exchange(data):
@@ -84,15 +77,13 @@ r = exchange(b"POST / HTTP/1.0\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\
 print(status_line(r), b"100 Continue" in r, r.endswith(b"got 2"))
 ]])
   T.eq(out, "HTTP/1.1 417 Expectation Failed\nHTTP/1.1 200 OK False True\n")
-  mgr:close()
 end)
 
 ---------------------------------------------------------------------------
 -- Chunked request bodies
 ---------------------------------------------------------------------------
 
-T.test("broken chunk framing gets 400 (not a silent close); the server goes on", function()
-  local mgr = new_mgr()
+mgr_test("broken chunk framing gets 400 (not a silent close); the server goes on", function(mgr)
   local l = assert(mgr:http_listen("http://127.0.0.1:0", echo_length))
   local out = py(mgr, l:port(), [[
 HEAD = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -119,7 +110,6 @@ for name, body in CASES:
   local body = T.run_client(mgr, "curl -sS -m 5 -H 'Transfer-Encoding: chunked' --data-binary abc http://127.0.0.1:"
                             .. l:port() .. "/")
   T.eq(body, "got 3", "a good chunked request after them")
-  mgr:close()
 end)
 
 T.test("valid chunks split at every awkward place still arrive whole", function()

@@ -84,7 +84,7 @@ for s in held:
 
 -- Warm-up: the pools and the JIT settle before the baseline.
 do
-  local job = T.spawn(T.q(T.python) .. " " .. T.q(P.file(HOLDER)) .. " " .. PORT .. " 200 http "
+  local job = P.spawn(HOLDER, PORT .. " 200 http "
                       .. T.q(T.tmpdir() .. "/go-warmup"))
   T.ok(T.poll_until(mgr, function()
     return (T.read_file(job.base .. ".out") or ""):find("ready") ~= nil
@@ -100,7 +100,7 @@ local function hold(kind, bound)
   collectgarbage()
   local before = rss_kb()
   local go = T.tmpdir() .. "/go-" .. kind
-  local job = T.spawn(T.q(T.python) .. " " .. T.q(P.file(HOLDER)) .. " " .. PORT .. " " .. N .. " "
+  local job = P.spawn(HOLDER, PORT .. " " .. N .. " "
                       .. kind .. " " .. T.q(go))
   T.ok(T.poll_until(mgr, function()
     return (T.read_file(job.base .. ".out") or ""):find("ready") ~= nil

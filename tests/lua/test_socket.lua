@@ -9,25 +9,14 @@ local socket = require("mongoose.socket")
 local mgr, logs = T.logging_manager()
 
 local function in_task(fn)
-  local done, res = false, nil
-  mgr:spawn(function()
-    res = { pcall(fn) }
-    done = true
-  end)
-  T.ok(T.poll_until(mgr, function() return done end, 15000), "the task ended")
-  if not res[1] then
-    error(res[2], 0)
-  end
-  return unpack(res, 2)
+  return T.in_task(mgr, fn, 15000)
 end
 
 -- A Python TCP server on a free port running handle(conn) per connection
 -- (in a thread); stopped at the end of the file.
 local function py_server(handle_code)
   local port = T.free_port()
-  local pidfile = T.tmpdir() .. "/py" .. port .. ".pid"
-  local script = T.tmpdir() .. "/py" .. port .. ".py"
-  T.write_file(script, [[
+  T.python_daemon("py" .. port, [[
 import socket, sys, threading, time, os
 open(sys.argv[2], "w").write(str(os.getpid()))
 l = socket.socket()
@@ -47,19 +36,7 @@ def run(c):
 while True:
     c, _ = l.accept()
     threading.Thread(target=run, args=(c,), daemon=True).start()
-]])
-  T.spawn(T.q(T.python) .. " " .. T.q(script) .. " " .. port .. " " .. T.q(pidfile))
-  T.on_exit(function()
-    local pid = tonumber(T.read_file(pidfile) or "")
-    if pid then
-      os.execute("kill " .. pid .. " 2>/dev/null")
-    end
-  end)
-  local deadline = os.time() + 10
-  while not T.read_file(pidfile) and os.time() < deadline do
-    os.execute("sleep 0.05")
-  end
-  os.execute("sleep 0.2")
+]], port)
   return port
 end
 
@@ -93,6 +70,16 @@ local ECHO = py_server([[
             return
         c.sendall(d)]])
 
+-- A socket connected to SCRIPTED (a timeout of ms, 2 s by default) that
+-- asked it for script.
+local function scripted(script, ms)
+  local s = socket.tcp()
+  s:settimeout(ms or 2000)
+  assert(s:connect("127.0.0.1", SCRIPTED))
+  s:send(script)
+  return s
+end
+
 T.test("receive: lines (CR LF or LF), the rest when the peer closes", function()
   in_task(function()
     local s = socket.tcp()
@@ -112,10 +99,7 @@ end)
 
 T.test("receive(n), receive('*a') and receiveany", function()
   in_task(function()
-    local s = socket.tcp()
-    s:settimeout(2000)
-    assert(s:connect("127.0.0.1", SCRIPTED))
-    s:send("bytes")
+    local s = scripted("bytes")
     T.eq(s:receive(5), "abcde", "5 bytes over two packets")
     local any = assert(s:receiveany(100))
     T.ok(#any >= 1 and ("fghij"):find(any, 1, true) == 1, "receiveany gave " .. any)
@@ -126,10 +110,7 @@ end)
 
 T.test("receiveuntil: whole parts, pieces of a size, inclusive", function()
   in_task(function()
-    local s = socket.tcp()
-    s:settimeout(2000)
-    assert(s:connect("127.0.0.1", SCRIPTED))
-    s:send("until")
+    local s = scripted("until")
     local reader = s:receiveuntil("--BOUNDARY--")
     T.eq(reader(), "head", "the first part")
     local pieces = {}
@@ -146,10 +127,7 @@ T.test("receiveuntil: whole parts, pieces of a size, inclusive", function()
     T.eq(data, nil, "no more pattern")
     T.eq(err, "closed", "closed")
     T.eq(partial, "tail", "partial")
-    local s2 = socket.tcp()
-    s2:settimeout(2000)
-    assert(s2:connect("127.0.0.1", SCRIPTED))
-    s2:send("until")
+    local s2 = scripted("until")
     T.eq(s2:receiveuntil("--BOUNDARY--", { inclusive = true })(), "head--BOUNDARY--", "inclusive")
   end)
 end)
@@ -178,10 +156,7 @@ end)
 
 T.test("4 MB through receive(n): reading pauses and resumes without losing a byte", function()
   in_task(function()
-    local s = socket.tcp()
-    s:settimeout(5000)
-    assert(s:connect("127.0.0.1", SCRIPTED))
-    s:send("big")
+    local s = scripted("big", 5000)
     mongoose.sleep(200) -- let more than the buffer limit arrive
     local want = string.rep(string.char(unpack((function()
       local t = {}

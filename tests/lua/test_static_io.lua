@@ -70,7 +70,7 @@ end
 
 T.test("a reader that does not read a 50 MB file costs no CPU and no polls; it resumes intact", function()
   local n0 = #served
-  local job = T.spawn(T.q(T.python) .. " " .. T.q(P.file(P.HTTP .. [[
+  local job = P.spawn(P.HTTP .. [[
 import hashlib
 s = conn(timeout=20)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
@@ -89,7 +89,7 @@ while n < 50 * 1024 * 1024:
     h.update(d)
     n += len(d)
 print("got", n, h.hexdigest())
-]])) .. " " .. PORT)
+]], PORT)
   T.ok(T.poll_until(mgr, function() return #served > n0 end, 5000), "the request arrived")
   local res = served[#served]
   T.sleep_polling(mgr, 300) -- the kernel's buffers fill
@@ -105,27 +105,35 @@ print("got", n, h.hexdigest())
   T.eq(out, "got " .. 50 * MB .. " " .. digests["big.bin"] .. "\n", "the whole file once the client reads")
 end)
 
+-- Python: stalled(path, pause, got) asks for path with a small receive
+-- buffer, reads nothing for pause seconds, then reads until the server
+-- closes, counting the bytes in got[0] (kept when a read raises).
+local STALLED = [[
+def stalled(path, pause, got):
+    s = conn(timeout=10)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(pause)
+    while True:
+        d = s.recv(1 << 20)
+        if not d:
+            return
+        got[0] += len(d)
+]]
+
 T.test("send_timeout closes a download the client stopped taking", function()
   local l = assert(mgr:http_listen("http://127.0.0.1:0", function(req, res)
     return res:serve_dir(www)
   end, { send_timeout = 400 }))
   local before = mgr:connection_count()
-  local job = T.spawn(T.q(T.python) .. " " .. T.q(P.file(P.HTTP .. [[
-s = conn(timeout=10)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
-time.sleep(2.5)
-n = 0
+  local job = P.spawn(P.HTTP .. STALLED .. [[
+got = [0]
 try:
-    while True:
-        d = s.recv(1 << 20)
-        if not d:
-            break
-        n += len(d)
+    stalled(b"/big.bin", 2.5, got)
 except (ConnectionResetError, socket.timeout) as e:
     pass
-print("short" if n < 50 * 1024 * 1024 else "whole", n > 0)
-]])) .. " " .. l:port())
+print("short" if got[0] < 50 * 1024 * 1024 else "whole", got[0] > 0)
+]], l:port())
   T.ok(T.poll_until(mgr, function() return mgr:connection_count() > before end, 5000), "connected")
   local t0 = mongoose.core.millis()
   T.ok(T.poll_until(mgr, function() return mgr:connection_count() == before end, 4000),
@@ -194,22 +202,14 @@ end)
 
 T.test("a file truncated while it is sent: the connection is closed, not left hanging", function()
   local n0 = #served
-  local job = T.spawn(T.q(T.python) .. " " .. T.q(P.file(P.HTTP .. [[
-s = conn(timeout=10)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-s.sendall(b"GET /trunc.bin HTTP/1.1\r\nHost: x\r\n\r\n")
-time.sleep(1)
-n = 0
+  local job = P.spawn(P.HTTP .. STALLED .. [[
+got = [0]
 try:
-    while True:
-        d = s.recv(1 << 20)
-        if not d:
-            break
-        n += len(d)
-    print("closed", n < 20 * 1024 * 1024)
+    stalled(b"/trunc.bin", 1, got)
+    print("closed", got[0] < 20 * 1024 * 1024)
 except socket.timeout:
     print("hung")
-]])) .. " " .. PORT)
+]], PORT)
   T.ok(T.poll_until(mgr, function() return #served > n0 end, 5000), "the request arrived")
   T.sleep_polling(mgr, 300)
   T.write_file(www .. "/trunc.bin", "short now")

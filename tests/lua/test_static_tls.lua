@@ -54,7 +54,7 @@ end)
 
 T.test("a TLS reader that does not read costs no CPU", function()
   local n0 = #served
-  local job = T.spawn(T.q(T.python) .. " " .. T.q(P.file([[
+  local job = P.spawn([[
 import socket, ssl, sys, time
 ctx = ssl.create_default_context(cafile=sys.argv[2])
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
@@ -70,7 +70,7 @@ while n < 5 * 1024 * 1024:
         break
     n += len(d)
 print("got", n > 5 * 1024 * 1024)
-]])) .. " " .. port .. " " .. T.q(TT.CA))
+]], port .. " " .. T.q(TT.CA))
   T.ok(T.poll_until(mgr, function() return #served > n0 end, 5000), "the request arrived")
   T.sleep_polling(mgr, 300)
   local t0, polls0 = T.cpu_ticks(), mgr.poll_seq

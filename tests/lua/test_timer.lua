@@ -19,34 +19,30 @@ local sleep_polling = T.sleep_polling
 -- set_timeout
 ---------------------------------------------------------------------------
 
-T.test("set_timeout: timers fire in order of their delays", function()
-  local mgr = new_manager()
-  local order = {}
-  for _, d in ipairs({ 30, 10, 20, 0, 40 }) do
-    mgr:set_timeout(d, function()
-      order[#order + 1] = d
-    end)
-  end
-  T.ok(poll_until(mgr, function() return #order == 5 end), "all fired")
-  T.eq(table.concat(order, ","), "0,10,20,30,40", "order")
-  mgr:close()
-end)
+-- mgr_test(name, fn): a test running fn(mgr) with a new manager.
+local _, mgr_test = T.managers(new_manager)
 
-T.test("set_timeout: equal delays fire in the order they were set", function()
-  local mgr = new_manager()
-  local order = {}
-  for i = 1, 10 do
-    mgr:set_timeout(20, function()
-      order[#order + 1] = i
-    end)
-  end
-  T.ok(poll_until(mgr, function() return #order == 10 end), "all fired")
-  T.eq(table.concat(order, ","), "1,2,3,4,5,6,7,8,9,10", "order")
-  mgr:close()
-end)
+-- A test: one set_timeout per delay of delays (in that order), each
+-- recording its label (its delay, or its index with by_index); they must
+-- all fire, in the order want.
+local function order_test(name, delays, by_index, want)
+  mgr_test(name, function(mgr)
+    local order = {}
+    for i, d in ipairs(delays) do
+      mgr:set_timeout(d, function()
+        order[#order + 1] = by_index and i or d
+      end)
+    end
+    T.ok(poll_until(mgr, function() return #order == #delays end), "all fired")
+    T.eq(table.concat(order, ","), want, "order")
+  end)
+end
 
-T.test("set_timeout: fires once, not before its delay", function()
-  local mgr = new_manager()
+order_test("set_timeout: timers fire in order of their delays", { 30, 10, 20, 0, 40 }, false, "0,10,20,30,40")
+order_test("set_timeout: equal delays fire in the order they were set", { 20, 20, 20, 20, 20, 20, 20, 20, 20, 20 },
+           true, "1,2,3,4,5,6,7,8,9,10")
+
+mgr_test("set_timeout: fires once, not before its delay", function(mgr)
   local t0 = millis()
   local fired_at, count = nil, 0
   mgr:set_timeout(100, function()
@@ -59,11 +55,9 @@ T.test("set_timeout: fires once, not before its delay", function()
   T.ok(elapsed < 1000, "not very late (" .. elapsed .. " ms)")
   sleep_polling(mgr, 150)
   T.eq(count, 1, "fired once")
-  mgr:close()
 end)
 
-T.test("poll(timeout) wakes up for a due timer", function()
-  local mgr = new_manager()
+mgr_test("poll(timeout) wakes up for a due timer", function(mgr)
   local fired = false
   mgr:set_timeout(50, function() fired = true end)
   local t0 = millis()
@@ -74,24 +68,20 @@ T.test("poll(timeout) wakes up for a due timer", function()
   local elapsed = millis() - t0
   T.ok(fired, "fired")
   T.ok(elapsed < 1000, "poll returned for the timer (" .. elapsed .. " ms)")
-  mgr:close()
 end)
 
-T.test("the callback receives the timer, which set_timeout returned", function()
-  local mgr = new_manager()
+mgr_test("the callback receives the timer, which set_timeout returned", function(mgr)
   local got
   local t = mgr:set_timeout(0, function(arg) got = arg end)
   T.ok(poll_until(mgr, function() return got ~= nil end), "fired")
   T.ok(got == t, "the same timer object")
-  mgr:close()
 end)
 
 ---------------------------------------------------------------------------
 -- set_interval and cancel
 ---------------------------------------------------------------------------
 
-T.test("set_interval: repeats with roughly its interval until cancelled", function()
-  local mgr = new_manager()
+mgr_test("set_interval: repeats with roughly its interval until cancelled", function(mgr)
   local times = {}
   local t0 = millis()
   local t = mgr:set_interval(20, function()
@@ -107,11 +97,9 @@ T.test("set_interval: repeats with roughly its interval until cancelled", functi
   end
   sleep_polling(mgr, 100)
   T.eq(#times, n, "no firing after cancel")
-  mgr:close()
 end)
 
-T.test("set_interval: cancel from inside its own callback", function()
-  local mgr = new_manager()
+mgr_test("set_interval: cancel from inside its own callback", function(mgr)
   local count = 0
   mgr:set_interval(5, function(t)
     count = count + 1
@@ -121,11 +109,9 @@ T.test("set_interval: cancel from inside its own callback", function()
   end)
   sleep_polling(mgr, 150)
   T.eq(count, 3, "fired exactly 3 times")
-  mgr:close()
 end)
 
-T.test("cancel() before the timer is due: it never fires; cancel twice is safe", function()
-  local mgr = new_manager()
+mgr_test("cancel() before the timer is due: it never fires; cancel twice is safe", function(mgr)
   local fired = {}
   local a = mgr:set_timeout(20, function() fired.a = true end)
   mgr:set_timeout(40, function() fired.b = true end)
@@ -137,11 +123,9 @@ T.test("cancel() before the timer is due: it never fires; cancel twice is safe",
   sleep_polling(mgr, 50)
   T.eq(fired.a, nil, "a cancelled")
   T.eq(fired.c, nil, "interval cancelled")
-  mgr:close()
 end)
 
-T.test("a timer can cancel another one due in the same poll", function()
-  local mgr = new_manager()
+mgr_test("a timer can cancel another one due in the same poll", function(mgr)
   local fired = {}
   local second
   mgr:set_timeout(10, function()
@@ -152,11 +136,9 @@ T.test("a timer can cancel another one due in the same poll", function()
   mgr:set_timeout(10, function() fired[#fired + 1] = "third" end)
   sleep_polling(mgr, 100)
   T.eq(table.concat(fired, ","), "first,third", "fired")
-  mgr:close()
 end)
 
-T.test("a timer set from a timer with delay 0 fires in a later poll", function()
-  local mgr = new_manager()
+mgr_test("a timer set from a timer with delay 0 fires in a later poll", function(mgr)
   local inner_fired, outer_poll, inner_poll = false, nil, nil
   mgr:set_timeout(0, function()
     outer_poll = mgr.poll_seq
@@ -167,11 +149,9 @@ T.test("a timer set from a timer with delay 0 fires in a later poll", function()
   end)
   T.ok(poll_until(mgr, function() return inner_fired end), "inner fired")
   T.ok(inner_poll > outer_poll, "in a later poll (" .. outer_poll .. " -> " .. inner_poll .. ")")
-  mgr:close()
 end)
 
-T.test("a repeating timer that re-arms itself with 0 ms does not starve poll", function()
-  local mgr = new_manager()
+mgr_test("a repeating timer that re-arms itself with 0 ms does not starve poll", function(mgr)
   local count = 0
   local function again()
     count = count + 1
@@ -184,11 +164,9 @@ T.test("a repeating timer that re-arms itself with 0 ms does not starve poll", f
   end
   T.ok(millis() - t0 < 1000, "ten polls return")
   T.ok(count >= 1 and count <= 10, "at most one firing per poll (" .. count .. ")")
-  mgr:close()
 end)
 
-T.test("many timers with random delays fire in order of their due times", function()
-  local mgr = new_manager()
+mgr_test("many timers with random delays fire in order of their due times", function(mgr)
   math.randomseed(42)
   local fired = {}
   local created_at = millis()
@@ -206,7 +184,6 @@ T.test("many timers with random delays fire in order of their due times", functi
   for _, f in ipairs(fired) do
     T.ok(f.at - created_at >= f.d, "timer " .. f.i .. " not early")
   end
-  mgr:close()
 end)
 
 ---------------------------------------------------------------------------
@@ -241,8 +218,7 @@ T.test("a failing timer is logged and the other timers keep running", function()
   mgr:close()
 end)
 
-T.test("poll from inside a timer raises", function()
-  local mgr = new_manager()
+mgr_test("poll from inside a timer raises", function(mgr)
   local ok, err
   mgr:set_timeout(0, function()
     ok, err = pcall(mgr.poll, mgr, 0)
@@ -250,11 +226,9 @@ T.test("poll from inside a timer raises", function()
   T.ok(poll_until(mgr, function() return ok ~= nil end), "fired")
   T.eq(ok, false, "poll raised")
   T.match(err, "cannot be called from inside an event handler", "error")
-  mgr:close()
 end)
 
-T.test("set_timeout / set_interval argument errors raise", function()
-  local mgr = new_manager()
+mgr_test("set_timeout / set_interval argument errors raise", function(mgr)
   local fn = function() end
   T.raises("delay_ms must be a non%-negative number", mgr.set_timeout, mgr, -1, fn)
   T.raises("delay_ms must be a non%-negative number", mgr.set_timeout, mgr, "10", fn)
@@ -269,7 +243,6 @@ T.test("set_timeout / set_interval argument errors raise", function()
   local ok, err = pcall(function() mgr:set_timeout(-1, fn) end)
   T.eq(ok, false, "raised")
   T.match(err, "test_timer%.lua", "error position is the caller's")
-  mgr:close()
 end)
 
 T.test("NaN delays and intervals raise", function()
@@ -292,8 +265,7 @@ T.test("NaN delays and intervals raise", function()
   mgr:close()
 end)
 
-T.test("an infinite delay never fires and does not block poll", function()
-  local mgr = new_manager()
+mgr_test("an infinite delay never fires and does not block poll", function(mgr)
   local fired = false
   local t = mgr:set_timeout(math.huge, function() fired = true end)
   local t0 = millis()
@@ -301,7 +273,6 @@ T.test("an infinite delay never fires and does not block poll", function()
   T.ok(millis() - t0 < 1000, "poll with an infinite timer pending returns")
   T.eq(fired, false, "an infinite timeout does not fire")
   t:cancel()
-  mgr:close()
 end)
 
 T.test("a timer that yields while poll runs inside a coroutine is logged and does not wedge", function()

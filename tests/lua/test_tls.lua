@@ -7,6 +7,7 @@
 local T = require("testlib")
 local X = require("testtls")
 local P = require("testpy")
+local W = require("testws")
 local mongoose = require("mongoose")
 local tls = require("mongoose.tls")
 local pki, file, hello, https_server, curl, s_client = X.pki, X.file, X.hello, X.https_server, X.curl, X.s_client
@@ -211,9 +212,7 @@ T.test("own WSS client against its WSS server", function()
     on_close = function()
       closed = true
     end,
-    on_error = function(_, e)
-      errors[#errors + 1] = e
-    end,
+    on_error = W.errors_into(errors),
   })
   T.ok(ws, "ws_connect: " .. tostring(err))
   T.ok(T.poll_until(mgr, function() return closed end, 10000),

@@ -28,15 +28,9 @@ app:get("/stream", function(_, res)
     res:finish("end\n")
   end)
 end)
-local listener = assert(app:listen(mgr, "http://127.0.0.1:0"))
+local listener, base, curl = require("testhttp").web_app(mgr, app)
 local port = listener:port()
-local base = "http://127.0.0.1:" .. port
 
-local function curl(path, args)
-  local out, rc, err = T.curl(mgr, "-i " .. (args or "") .. " " .. T.q(base .. path))
-  T.eq(rc, 0, "curl exit status (" .. err .. ")")
-  return T.parse_response(out)
-end
 
 T.test("gzip for a client that accepts it; curl --compressed decodes it", function()
   local r = curl("/text", "-H 'Accept-Encoding: gzip'")

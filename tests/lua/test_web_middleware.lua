@@ -62,14 +62,8 @@ app:post("/logout", function(req, res)
   return 200, "bye\n"
 end)
 
-local listener = assert(app:listen(mgr, "http://127.0.0.1:0", { max_body = 1000, max_header_size = 2048 }))
-local base = "http://127.0.0.1:" .. listener:port()
+local _, _, curl = require("testhttp").web_app(mgr, app, { max_body = 1000, max_header_size = 2048 })
 
-local function curl(path, args)
-  local out, rc, err = T.curl(mgr, "-i " .. (args or "") .. " " .. T.q(base .. path))
-  T.eq(rc, 0, "curl exit status (" .. err .. ")")
-  return T.parse_response(out)
-end
 
 local function all_headers(head, name)
   local list = {}

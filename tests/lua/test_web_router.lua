@@ -55,14 +55,8 @@ T.write_file(dir .. "/sub/index.html", "<p>sub</p>\n")
 T.write_file(T.tmpdir() .. "/secret.txt", "secret\n")
 app:static("/static", dir)
 
-local listener = assert(app:listen(mgr, "http://127.0.0.1:0"))
-local base = "http://127.0.0.1:" .. listener:port()
+local _, base, get = require("testhttp").web_app(mgr, app)
 
-local function get(path, args)
-  local out, rc, err = T.curl(mgr, "-i " .. (args or "") .. " " .. T.q(base .. path))
-  T.eq(rc, 0, "curl exit status (" .. err .. ")")
-  return T.parse_response(out)
-end
 
 T.test("parameters, splats and the optional trailing slash", function()
   T.eq(get("/users/42").body, "user 42\n")

@@ -7,7 +7,8 @@
 local T = require("testlib")
 T.need_python_module("websockets", "python3-websockets")
 local W = require("testws")
-local ws_server, echo, py = W.server, W.echo, W.py
+local ws_server, echo, py, py_ws = W.server, W.echo, W.py, W.py_ws
+local controls_into, closes_into, wait_entry = W.controls_into, W.closes_into, W.wait_entry
 local byte_pattern = W.byte_pattern
 
 ---------------------------------------------------------------------------
@@ -22,9 +23,7 @@ T.test("text and binary echo", function()
       echo(ws, data, is_binary)
     end,
   })
-  local out = py(mgr, url, [[
-async def main():
-    async with connect() as ws:
+  local out = py_ws(mgr, url, [[
         await ws.send("hello, server")
         m = await recv(ws)
         out("text", type(m).__name__, m)
@@ -86,9 +85,7 @@ T.test("a fragmented message arrives whole", function()
       echo(ws, data, is_binary)
     end,
   })
-  local out = py(mgr, url, [[
-async def main():
-    async with connect() as ws:
+  local out = py_ws(mgr, url, [[
         await ws.send(["frag1-", "frag2-", "x" * 3000, "-frag4"])
         m = await recv(ws)
         out("text", len(m), m[:12], m[-6:])
@@ -103,14 +100,22 @@ async def main():
   mgr:close()
 end)
 
+-- An echo server with max_message 1000 (and opts) that records the size
+-- of each message it handles; returns mgr, url and those sizes.
+local function limited_server(opts)
+  local got = {}
+  opts.max_message = 1000
+  opts.on_message = function(ws, data, is_binary)
+    got[#got + 1] = #data
+    echo(ws, data, is_binary)
+  end
+  local mgr, _, url = ws_server(opts)
+  return mgr, url, got
+end
+
 T.test("a message over max_message closes with 1009; others keep working", function()
-  local closes, got = {}, {}
-  local mgr, _, url = ws_server({
-    max_message = 1000,
-    on_message = function(ws, data, is_binary)
-      got[#got + 1] = #data
-      echo(ws, data, is_binary)
-    end,
+  local closes = {}
+  local mgr, url, got = limited_server({
     on_close = function(ws, code)
       closes[#closes + 1] = code
     end,
@@ -137,17 +142,8 @@ async def main():
 end)
 
 T.test("a fragmented message over max_message closes with 1009", function()
-  local got = {}
-  local mgr, _, url = ws_server({
-    max_message = 1000,
-    on_message = function(ws, data, is_binary)
-      got[#got + 1] = #data
-      echo(ws, data, is_binary)
-    end,
-  })
-  local out = py(mgr, url, [[
-async def main():
-    async with connect() as ws:
+  local mgr, url, got = limited_server({})
+  local out = py_ws(mgr, url, [[
         await ws.send(["a" * 400, "b" * 400, "c" * 200])
         out("at the limit", len(await recv(ws)))
         await ws.send(["a" * 600, "b" * 600])
@@ -163,17 +159,21 @@ end)
 -- Control frames and closing
 ---------------------------------------------------------------------------
 
-T.test("ping from the client gets a pong; on_control sees it", function()
-  local controls = {}
+-- A server (ws_server) running on_message (echo by default) that records
+-- its control frames and closes; returns mgr, url, controls and closes.
+local function recording_server(on_message)
+  local controls, closes = {}, {}
   local mgr, _, url = ws_server({
-    on_message = echo,
-    on_control = function(ws, kind, data)
-      controls[#controls + 1] = kind .. ":" .. data
-    end,
+    on_message = on_message or echo,
+    on_control = controls_into(controls),
+    on_close = closes_into(closes),
   })
-  local out = py(mgr, url, [[
-async def main():
-    async with connect() as ws:
+  return mgr, url, controls, closes
+end
+
+T.test("ping from the client gets a pong; on_control sees it", function()
+  local mgr, url, controls = recording_server()
+  local out = py_ws(mgr, url, [[
         waiter = await ws.ping(b"are-you-there")
         await asyncio.wait_for(waiter, 5)
         out("pong received")
@@ -187,25 +187,15 @@ async def main():
 end)
 
 T.test("server ping gets the client's pong; empty messages; close without a code", function()
-  local controls, got, closes = {}, {}, {}
-  local mgr, _, url = ws_server({
-    on_message = function(ws, data, is_binary)
-      got[#got + 1] = data
-      if data == "ping me" then
-        controls.ping_result = ws:ping("srv")
-      end
-      echo(ws, data, is_binary)
-    end,
-    on_control = function(ws, kind, data)
-      controls[#controls + 1] = kind .. ":" .. data
-    end,
-    on_close = function(ws, code, reason)
-      closes[#closes + 1] = code .. ":" .. reason
-    end,
-  })
-  local out = py(mgr, url, [[
-async def main():
-    async with connect() as ws:
+  local got, ping = {}, {}
+  local mgr, url, controls, closes = recording_server(function(ws, data, is_binary)
+    got[#got + 1] = data
+    if data == "ping me" then
+      ping.result = ws:ping("srv")
+    end
+    echo(ws, data, is_binary)
+  end)
+  local out = py_ws(mgr, url, [[
         await ws.send("")
         out("empty", repr(await recv(ws)))
         await ws.send(b"")
@@ -221,35 +211,27 @@ async def main():
   T.eq(#got, 3)
   T.eq(got[1], "", "empty text message")
   T.eq(got[2], "", "empty binary message")
-  T.eq(controls.ping_result, true, "ws:ping() result")
-  T.ok(T.poll_until(mgr, function() return #closes > 0 end, 3000), "on_close ran")
+  T.eq(ping.result, true, "ws:ping() result")
+  wait_entry(mgr, closes, "on_close ran")
   local saw_pong = false
   for _, c in ipairs(controls) do
     saw_pong = saw_pong or c == "pong:srv"
   end
   T.ok(saw_pong, "on_control saw the pong to the server's ping")
-  T.eq(closes[1], "1005:", "close frame without a code reports 1005")
+  T.eq(closes[1].code .. ":" .. closes[1].reason, "1005:", "close frame without a code reports 1005")
   mgr:close()
 end)
 
 T.test("close from the client with a code and a reason", function()
-  local closes = {}
-  local mgr, _, url = ws_server({
-    on_message = echo,
-    on_close = function(ws, code, reason)
-      closes[#closes + 1] = { code = code, reason = reason }
-    end,
-  })
-  local out = py(mgr, url, [[
-async def main():
-    async with connect() as ws:
+  local mgr, url, _, closes = recording_server()
+  local out = py_ws(mgr, url, [[
         await ws.send("hi")
         await recv(ws)
         await ws.close(4000, "client is done")
         out("closed", ws.close_code)
 ]])
   T.eq(out, "closed 4000\n", "python sees its close echoed")
-  T.ok(T.poll_until(mgr, function() return #closes > 0 end, 3000), "server on_close ran")
+  wait_entry(mgr, closes, "server on_close ran")
   T.eq(#closes, 1, "on_close runs once")
   T.eq(closes[1].code, 4000, "close code at the server")
   T.eq(closes[1].reason, "client is done", "close reason at the server")
@@ -257,28 +239,20 @@ async def main():
 end)
 
 T.test("close from the server with a code and a reason", function()
-  local closes = {}
-  local mgr, _, url = ws_server({
-    on_message = function(ws, data)
-      if data == "close me" then
-        T.ok(ws:close(4002, "bye"))
-      else
-        ws:send(data)
-      end
-    end,
-    on_close = function(ws, code, reason)
-      closes[#closes + 1] = { code = code, reason = reason }
-    end,
-  })
-  local out = py(mgr, url, [[
-async def main():
-    async with connect() as ws:
+  local mgr, url, _, closes = recording_server(function(ws, data)
+    if data == "close me" then
+      T.ok(ws:close(4002, "bye"))
+    else
+      ws:send(data)
+    end
+  end)
+  local out = py_ws(mgr, url, [[
         await ws.send("close me")
         code, reason = await closed_code(ws)
         out("closed", code, repr(reason))
 ]])
   T.eq(out, "closed 4002 'bye'\n", "python sees the server's close")
-  T.ok(T.poll_until(mgr, function() return #closes > 0 end, 3000), "server on_close ran")
+  wait_entry(mgr, closes, "server on_close ran")
   T.eq(closes[1].code, 4002, "server on_close code")
   T.eq(closes[1].reason, "bye", "server on_close reason")
   mgr:close()

@@ -128,21 +128,14 @@ end)
 T.test("own client: connecting to a closed port reports an error, no crash", function()
   local mgr = assert(mongoose.new_manager({ log_level = "error" }))
   -- A port that was just free: listen on 0, note the port, close.
-  local l = assert(mgr:http_listen("http://127.0.0.1:0", function() return 200, "x" end))
-  local port = l:port()
-  l:close()
-  T.poll_until(mgr, function() return mgr:connection_count() == 0 end, 2000)
+  local port = T.released_port(mgr)
   local errors, closes, opened = {}, {}, false
   local c, err = mgr:ws_connect("ws://127.0.0.1:" .. port .. "/ws", {
     on_open = function()
       opened = true
     end,
-    on_error = function(ws, e)
-      errors[#errors + 1] = e
-    end,
-    on_close = function(ws, code, reason)
-      closes[#closes + 1] = { code = code, reason = reason }
-    end,
+    on_error = W.errors_into(errors),
+    on_close = W.closes_into(closes),
   })
   if c then
     c:send("queued before the handshake")
@@ -222,10 +215,8 @@ end)
 T.test("a bad max_message raises at the caller before anything is opened", function()
   local mgr = assert(mongoose.new_manager({ log_level = "error" }))
   -- A port that is free: taken from port 0, then given back.
-  local probe = assert(mgr:http_listen("http://127.0.0.1:0", function() return 200, "x" end))
-  local port = probe:port()
-  probe:close()
-  T.ok(T.poll_until(mgr, function() return mgr:connection_count() == 0 end, 2000), "probe closed")
+  local port, probe_closed = T.released_port(mgr)
+  T.ok(probe_closed, "probe closed")
   local PATTERN = "^[^:]*test_websocket_client%.lua:%d+: max_message must be an integer"
   for _, bad in ipairs({ "1M", -1, 1.5, 0 / 0, true, 2 ^ 60 }) do
     T.raises(PATTERN, function() mgr:ws_listen("http://127.0.0.1:" .. port, { max_message = bad }) end)

@@ -39,22 +39,6 @@ def zframe(payload, op=1):
     f = bytearray(frame(payload, op))
     f[0] |= 0x40
     return bytes(f)
-def read_raw_frame(s):
-    def need(n):
-        b = b""
-        while len(b) < n:
-            d = s.recv(n - len(b))
-            if not d:
-                raise EOFError
-            b += d
-        return b
-    b0, b1 = need(2)
-    n = b1 & 0x7f
-    if n == 126:
-        n = struct.unpack("!H", need(2))[0]
-    elif n == 127:
-        n = struct.unpack("!Q", need(8))[0]
-    return b0, need(n)
 def inflate(z):
     d = zlib.decompressobj(-15)
     return d.decompress(z + b"\x00\x00\xff\xff")
@@ -150,7 +134,7 @@ end)
 
 T.test("our client with deflate = true against python's websockets server", function()
   local port = T.free_port()
-  local job = T.spawn(T.q(T.python) .. " " .. T.q(P.file([[
+  local job = P.spawn([[
 import asyncio, sys, websockets
 async def echo(ws, path=None):
     async for m in ws:
@@ -159,7 +143,7 @@ async def main():
     async with websockets.serve(echo, "127.0.0.1", int(sys.argv[1])):
         await asyncio.sleep(6)
 asyncio.run(main())
-]])) .. " " .. port)
+]], port)
   os.execute("sleep 0.5")
   local got, ext = {}, nil
   local ws = assert(mgr:ws_connect("ws://127.0.0.1:" .. port .. "/", {

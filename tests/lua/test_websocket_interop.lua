@@ -9,7 +9,6 @@
 -- require compression are in test_autobahn_deflate_server.lua and
 -- test_autobahn_deflate_client.lua, skipped until it is negotiated.
 local T = require("testlib")
-local P = require("testpy")
 local W = require("testws")
 
 T.need_python_module("websockets", "python3-websockets")
@@ -37,30 +36,30 @@ local function check_extension(r, header, who)
   end
 end
 
-T.test("a websockets client with compression=None talks to a ws_listen server", function()
-  local l, url = echo_server()
-  local out = W.py(mgr, url, W.python_client("None"))
-  local r = P.kv(out)
+-- A test of a python_client(compression) (who) against a fresh echo
+-- server: first(r) checks what only that case shows, then check_extension.
+local function client_test(name, compression, who, first)
+  T.test(name, function()
+    local l, url = echo_server()
+    local r = W.python_client_kv(mgr, url, compression)
+    first(r)
+    check_extension(r, r.header, who)
+    l:close()
+  end)
+end
+
+client_test("a websockets client with compression=None talks to a ws_listen server", "None", "plain client",
+            function(r)
   T.eq(r.header, "-", "nothing offered, nothing in the 101")
-  check_extension(r, r.header, "plain client")
-  l:close()
 end)
 
-T.test("a websockets client offering permessage-deflate (its default) talks to a ws_listen server", function()
-  local l, url = echo_server()
-  local out = W.py(mgr, url, W.python_client("'deflate'"))
-  local r = P.kv(out)
+client_test("a websockets client offering permessage-deflate (its default) talks to a ws_listen server", "'deflate'",
+            "deflate-offering client", function(r)
   T.match(r.offer, "^permessage%-deflate", "websockets offered the extension")
-  check_extension(r, r.header, "deflate-offering client")
-  l:close()
 end)
 
 T.test("ws_connect talks to a websockets server with compression=None", function()
-  local job, url = W.python_server(mgr, "None")
-  local response = W.client_roundtrip(mgr, url)
-  local out, rc, err = T.wait(job, mgr, 30000)
-  T.eq(rc, 0, "python server exit status: " .. err)
-  local r = P.kv(out)
+  local r, response = W.python_server_kv(mgr, "None")
   T.eq(r.header, "-", "no extension in the 101")
   T.eq(response.headers["sec-websocket-extensions"], nil, "the client saw no extension")
   check_extension(r, "-", "plain server")
@@ -68,11 +67,7 @@ T.test("ws_connect talks to a websockets server with compression=None", function
 end)
 
 T.test("ws_connect talks to a websockets server that accepts permessage-deflate (its default)", function()
-  local job, url = W.python_server(mgr, "'deflate'")
-  local response = W.client_roundtrip(mgr, url)
-  local out, rc, err = T.wait(job, mgr, 30000)
-  T.eq(rc, 0, "python server exit status: " .. err)
-  local r = P.kv(out)
+  local r, response = W.python_server_kv(mgr, "'deflate'")
   T.eq(response.headers["sec-websocket-extensions"] or "-", r.header, "the 101 the client got is the server's")
   if r.offer == "-" then
     T.eq(r.header, "-", "nothing offered, nothing agreed")

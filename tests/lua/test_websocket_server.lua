@@ -5,7 +5,7 @@
 local T = require("testlib")
 T.need_python_module("websockets", "python3-websockets")
 local W = require("testws")
-local ws_server, echo, py = W.server, W.echo, W.py
+local ws_server, echo, py, py_ws = W.server, W.echo, W.py, W.py_ws
 local mongoose = require("mongoose")
 
 ---------------------------------------------------------------------------
@@ -52,9 +52,7 @@ T.test("opts.http answers other paths and plain requests to the WebSocket's own 
   r = assert(mgr:fetch(base .. "/ws"))
   T.eq(r.status, 200, "a plain GET of the WebSocket's path")
   T.eq(r.body, "page /ws\n")
-  local out = py(mgr, url, [[
-async def main():
-    async with connect() as ws:
+  local out = py_ws(mgr, url, [[
         await ws.send("hi")
         out(await recv(ws))
 ]])
@@ -307,9 +305,7 @@ T.test("mgr:ws_send(id, ...) from a timer; sending to a closed connection", func
       closed_ws = ws
     end,
   })
-  local out = py(mgr, url, [[
-async def main():
-    async with connect() as ws:
+  local out = py_ws(mgr, url, [[
         out(await recv(ws))
         out((await recv(ws)).hex())
         await ws.send("done")

@@ -3,6 +3,7 @@
 -- for a client of this process, parses the per-case lines and checks them
 -- against the runner's EXPECTED list (cases.py).
 local T = require("testlib")
+local P = require("testpy")
 local mongoose = require("mongoose")
 
 local _M = {}
@@ -44,11 +45,7 @@ end
 function _M.expected(side)
   local out, rc, err = T.run_client(nil, script("cases.py") .. " --expected " .. side, 20000)
   T.eq(rc, 0, "cases.py --expected " .. side .. " (" .. err .. ")")
-  local t = {}
-  for id, reason in out:gmatch("(%S+) ([^\n]*)\n") do
-    t[id] = reason
-  end
-  return t
+  return P.kv(out, "%S+")
 end
 
 --- The ids the runner selects for patterns.
@@ -118,35 +115,49 @@ function _M.check(r, side, patterns, allow_unimplemented)
   return per_group
 end
 
+-- The parsed results of a fuzzer's output, which must end with a summary
+-- (an error at the caller's caller otherwise).
+local function results(who, out, err)
+  local r = _M.parse(out)
+  if not r.summary then
+    error(who .. " ended without a summary:\n" .. out:sub(-3000) .. "\n" .. err:sub(-3000), 3)
+  end
+  return r, out
+end
+
+-- An on_message that echoes every message as it came (Autobahn's testees
+-- do), logging a failed send as an error on mgr.
+local function echo(mgr)
+  return function(ws, data, is_binary)
+    local ok, err = ws:send(data, is_binary and "binary" or "text")
+    if not ok and err ~= "closed" then
+      mgr:log("error", "echo failed: " .. tostring(err))
+    end
+  end
+end
+
+-- Options o with the extra options opts (which win) copied in; returns o.
+local function with(o, opts)
+  for k, v in pairs(opts or {}) do
+    o[k] = v
+  end
+  return o
+end
+
 --- Runs fuzzingclient.py against url while mgr polls; returns the parsed
 -- results and the raw output.
 function _M.fuzzingclient(mgr, url, args, timeout_ms)
   local out, _, err = T.run_client(mgr, "timeout -k 5 " .. math.floor(timeout_ms / 1000) .. " "
                                    .. script("fuzzingclient.py") .. " " .. T.q(url) .. " " .. _M.SLACK .. " " .. args,
                                    timeout_ms + 10000)
-  local r = _M.parse(out)
-  if not r.summary then
-    error("fuzzingclient.py ended without a summary:\n" .. out:sub(-3000) .. "\n" .. err:sub(-3000), 2)
-  end
-  return r, out
+  return results("fuzzingclient.py", out, err)
 end
 
 --- An echo server for the fuzzer (Autobahn's testee servers echo every
 -- message as it came); opts are extra ws_listen options.
 function _M.echo_server(mgr, opts)
-  local o = {
-    max_message = _M.MAX_MESSAGE,
-    on_message = function(ws, data, is_binary)
-      local ok, err = ws:send(data, is_binary and "binary" or "text")
-      if not ok and err ~= "closed" then
-        mgr:log("error", "echo failed: " .. tostring(err))
-      end
-    end,
-  }
-  for k, v in pairs(opts or {}) do
-    o[k] = v
-  end
-  local l = assert(mgr:ws_listen("http://127.0.0.1:0", o))
+  local l = assert(mgr:ws_listen("http://127.0.0.1:0", with({ max_message = _M.MAX_MESSAGE, on_message = echo(mgr) },
+                                                           opts)))
   return l, "ws://127.0.0.1:" .. l:port() .. "/"
 end
 
@@ -158,36 +169,26 @@ end
 function _M.fuzzingserver(mgr, args, timeout_ms, opts, case_ms)
   local job = T.spawn("timeout -k 5 " .. math.floor(timeout_ms / 1000) .. " " .. script("fuzzingserver.py")
                       .. " --timeout " .. math.floor(timeout_ms / 1000 - 5) .. " " .. _M.SLACK .. " " .. args)
-  local port
-  T.poll_until(mgr, function()
-    port = (T.read_file(job.base .. ".out") or ""):match("listening (%d+)")
-    return port ~= nil or T.read_file(job.base .. ".rc") ~= nil
-  end, 20000)
+  local port = T.poll_for_output(mgr, job, "listening (%d+)", 20000)
   if not port then
     error("fuzzingserver.py did not start:\n" .. (T.read_file(job.base .. ".err") or ""), 2)
   end
   local base = "ws://127.0.0.1:" .. port
 
   -- One connection, until it closes; returns the messages it got.
-  local function session(path, echo, limit_ms)
+  local function session(path, echoes, limit_ms)
     local got, closed = {}, false
-    local o = {
+    local echoing = echo(mgr)
+    local ws, err = mgr:ws_connect(base .. path, with({
       max_message = _M.MAX_MESSAGE,
       on_message = function(ws, data, is_binary)
         got[#got + 1] = data
-        if echo then
-          local ok, err = ws:send(data, is_binary and "binary" or "text")
-          if not ok and err ~= "closed" then
-            mgr:log("error", "echo failed: " .. tostring(err))
-          end
+        if echoes then
+          echoing(ws, data, is_binary)
         end
       end,
       on_close = function() closed = true end,
-    }
-    for k, v in pairs(opts or {}) do
-      o[k] = v
-    end
-    local ws, err = mgr:ws_connect(base .. path, o)
+    }, opts))
     if not ws then
       error("ws_connect " .. path .. ": " .. tostring(err), 3)
     end
@@ -207,11 +208,36 @@ function _M.fuzzingserver(mgr, args, timeout_ms, opts, case_ms)
   end
   session("/updateReports?agent=mongoose-ffi", false, 10000)
   local out, _, err = T.wait(job, mgr, timeout_ms)
-  local r = _M.parse(out)
-  if not r.summary then
-    error("fuzzingserver.py ended without a summary:\n" .. out:sub(-3000) .. "\n" .. err:sub(-3000), 2)
+  return results("fuzzingserver.py", out, err)
+end
+
+--- Defines the tests test_autobahn_client.lua and test_autobahn_server.lua
+-- share: groups 1-7 and 10, and group 9, of the cases (AUTOBAHN_COUNT
+-- round trips in 9.7/9.8, 1000 by default), through fuzz(args,
+-- timeout_ms) (a fuzzer against this process's side, returning its
+-- results), checked against EXPECTED[side]; who (the client, the echo
+-- server) must log no error in logs.
+function _M.suite(side, who, logs, fuzz)
+  local count = tonumber(os.getenv("AUTOBAHN_COUNT") or "") or 1000
+  local function run(patterns, timeout_ms)
+    local r = fuzz("--cases " .. patterns .. " --count " .. count, timeout_ms)
+    _M.check(r, side, patterns)
+    T.eq(#logs, 0, "no errors logged by " .. who .. " (" .. (logs[1] and logs[1].msg or "") .. ")")
+    return r
   end
-  return r, out
+
+  T.test("groups 1-7 and 10 (framing, pings, reserved bits and opcodes, fragments, UTF-8, close)", function()
+    local r = run("1,2,3,4,5,6,7,10", 120000)
+    -- The receiver fails the connection at the first invalid UTF-8 byte
+    -- (6.4.x OK, where NON-STRICT would mean at the message's end).
+    for _, id in ipairs({ "6.4.1", "6.4.2", "6.4.3", "6.4.4" }) do
+      T.eq(r.by_id[id] and r.by_id[id].status, "OK", id .. " (fail-fast on invalid UTF-8)")
+    end
+  end)
+
+  T.test("group 9 (messages up to 16 MiB, fragments, chops, round trips)", function()
+    run("9", 150000)
+  end)
 end
 
 --- A manager for the fuzzer's peer; errors in handlers are kept in logs.

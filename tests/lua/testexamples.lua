@@ -50,6 +50,29 @@ function _M.stop(pidfile, signal)
   os.execute("kill -" .. signal .. " " .. pid)
 end
 
+-- Starts examples/<script> with PORT=<a free port> and env (more
+-- assignments, optional) and waits until it serves http://127.0.0.1:port/;
+-- returns its job, pid file, port and base URL.
+function _M.serve(script, env)
+  local port = T.free_port()
+  local job, pidfile = _M.start(script, "PORT=" .. port .. (env and " " .. env or ""))
+  local base = "http://127.0.0.1:" .. port
+  _M.wait_until_serving(base .. "/")
+  return job, pidfile, port, base
+end
+
+-- Sends signal to the example, waits for it, checks that it exited 0 and
+-- that its stdout matches each of the patterns; returns stdout, stderr.
+function _M.stopped_ok(job, pidfile, signal, ...)
+  _M.stop(pidfile, signal)
+  local out, exit_code, err = T.wait(job, nil, 10000)
+  T.eq(exit_code, 0, "exit code after SIG" .. signal .. (err ~= "" and "; stderr: " .. err or ""))
+  for i = 1, select("#", ...) do
+    T.match(out, (select(i, ...)))
+  end
+  return out, err
+end
+
 -- Sends SIGTERM (if the example is still there) and waits for it; returns
 -- its stdout, exit code, stderr.
 function _M.stop_and_wait(job, pidfile)

@@ -11,8 +11,9 @@ local _M = {}
 -- res); "/hello" answers "hello\n"), H.hits (path -> requests seen),
 -- H.handler (the routing handler, for more listeners), H.listener, H.PORT,
 -- H.BASE, and H.curl(args), H.sh(script), H.py(code, port) (stdout, exit
--- status, stderr), H.pyc(code, port) (stdout; fails on a non-zero exit)
--- and H.find_log(text, level). opts.log_level defaults to "info".
+-- status, stderr), H.pyc(code, port) (stdout; fails on a non-zero exit),
+-- H.raw(request, port) (a raw request's whole reply) and H.find_log(text,
+-- level). opts.log_level defaults to "info".
 function _M.server(opts)
   opts = opts or {}
   local mgr, logs = T.logging_manager({ log_level = opts.log_level or "info" })
@@ -46,6 +47,16 @@ function _M.server(opts)
   function H.pyc(code, port, timeout_ms)
     return P.check(mgr, P.HTTP .. code, port, timeout_ms)
   end
+  -- The whole reply (as text) to request, Python bytes (an expression,
+  -- optionally followed by raw()'s keyword arguments), sent on a fresh
+  -- connection to port (H.PORT by default) and read until it closes;
+  -- checks that python exited 0 (what names that check).
+  function H.raw(request, port, what)
+    local out, rc = H.py("data = raw(" .. request .. ")\nsys.stdout.write(data.decode(\"latin-1\"))\n",
+                         port or H.PORT)
+    T.eq(rc, 0, what or "python exit status")
+    return out
+  end
   function H.find_log(text, level)
     return T.find_log(logs, text, level)
   end
@@ -62,6 +73,21 @@ function _M.server(opts)
     }))
   end
   return H
+end
+
+-- Starts app (mongoose.web) on mgr at 127.0.0.1:0 with listen options
+-- opts; returns the listener, its base URL and get(path, args): curl -i
+-- of base .. path (args: more curl arguments), its exit status checked,
+-- parsed (T.parse_response).
+function _M.web_app(mgr, app, opts)
+  local listener = assert(app:listen(mgr, "http://127.0.0.1:0", opts))
+  local base = "http://127.0.0.1:" .. listener:port()
+  local function get(path, args)
+    local out, rc, err = T.curl(mgr, "-i " .. (args or "") .. " " .. T.q(base .. path))
+    T.eq(rc, 0, "curl exit status (" .. err .. ")")
+    return T.parse_response(out)
+  end
+  return listener, base, get
 end
 
 return _M

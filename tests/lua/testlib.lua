@@ -206,6 +206,50 @@ function _M.run_client(mgr, cmd, timeout_ms)
   return _M.wait(_M.spawn(cmd), mgr, timeout_ms)
 end
 
+-- Returns a function that stops the process whose pid is in pidfile
+-- (for T.on_exit: background servers this file started).
+function _M.killer(pidfile)
+  return function()
+    local pid = tonumber(read_file(pidfile) or "")
+    if pid then
+      os.execute("kill " .. pid .. " 2>/dev/null")
+    end
+  end
+end
+
+-- Starts a Python script (its text, saved as T.tmpdir()/<name>.py) in the
+-- background as `python script port pidfile`; the script writes its pid
+-- to pidfile once it serves. Waits for that (10 s at most, then 0.2 s
+-- more) and stops it at the end of the file.
+function _M.python_daemon(name, code, port)
+  local script = tmp() .. "/" .. name .. ".py"
+  local pidfile = tmp() .. "/" .. name .. ".pid"
+  _M.write_file(script, code)
+  _M.spawn(_M.q(_M.python) .. " " .. _M.q(script) .. " " .. port .. " " .. _M.q(pidfile))
+  _M.on_exit(_M.killer(pidfile))
+  local deadline = os.time() + 10
+  while not read_file(pidfile) and os.time() < deadline do
+    os.execute("sleep 0.05")
+  end
+  os.execute("sleep 0.2")
+end
+
+-- Runs fn in a task of mgr (mgr:spawn), polling mgr until it ends (within
+-- timeout_ms, 10 s by default); returns what fn returned, or raises its
+-- error.
+function _M.in_task(mgr, fn, timeout_ms)
+  local done, res = false, nil
+  mgr:spawn(function()
+    res = { pcall(fn) }
+    done = true
+  end)
+  _M.ok(_M.poll_until(mgr, function() return done end, timeout_ms or 10000), "the task ended")
+  if not res[1] then
+    error(res[2], 0)
+  end
+  return unpack(res, 2)
+end
+
 -- Polls mgr until cond() is true or timeout_ms passes; returns cond().
 function _M.poll_until(mgr, cond, timeout_ms)
   local core = require("mongoose.core")
@@ -217,6 +261,27 @@ function _M.poll_until(mgr, cond, timeout_ms)
     mgr:poll(5)
   end
   return true
+end
+
+-- A port that was free a moment ago: that of a listener on port 0 of mgr,
+-- closed again; returns it, and whether mgr was back to no connection
+-- within 2 s.
+function _M.released_port(mgr)
+  local l = assert(mgr:http_listen("http://127.0.0.1:0", function() return 200, "x" end))
+  local port = l:port()
+  l:close()
+  return port, _M.poll_until(mgr, function() return mgr:connection_count() == 0 end, 2000)
+end
+
+-- Polls mgr until the stdout of job (T.spawn) matches pattern, the job
+-- ends or timeout_ms passes; returns the match (nil when there is none).
+function _M.poll_for_output(mgr, job, pattern, timeout_ms)
+  local found
+  _M.poll_until(mgr, function()
+    found = (read_file(job.base .. ".out") or ""):match(pattern)
+    return found ~= nil or read_file(job.base .. ".rc") ~= nil
+  end, timeout_ms)
+  return found
 end
 
 -- scripts/test-sanitize.sh sets ASAN_OPTIONS: AddressSanitizer's allocator
@@ -304,8 +369,27 @@ end
 -- Managers, bytes, CPU time
 ---------------------------------------------------------------------------
 
--- A manager (mongoose.new_manager(opts)) whose log messages are collected
--- into the returned list as { level = ..., msg = ... }.
+-- For files whose tests each use a manager of their own: returns
+-- new_mgr() (a new manager: make(), or mongoose.new_manager(make) when
+-- make is a table of options) and mgr_test(name, fn), a test running
+-- fn(mgr) with a new manager, closed after fn returns.
+function _M.managers(make)
+  local function new_mgr()
+    if type(make) == "function" then
+      return (make())
+    end
+    return assert(require("mongoose").new_manager(make))
+  end
+  local function mgr_test(name, fn)
+    _M.test(name, function()
+      local mgr = new_mgr()
+      fn(mgr)
+      mgr:close()
+    end)
+  end
+  return new_mgr, mgr_test
+end
+
 function _M.logging_manager(opts)
   local logs = {}
   local o = {}
@@ -364,15 +448,27 @@ function _M.adler32(s)
   return b * 65536 + a
 end
 
--- CPU time of this process so far, in clock ticks (utime + stime).
-function _M.cpu_ticks()
-  local stat = assert(read_file("/proc/self/stat"))
+-- CPU time of process pid (this process by default) so far, in clock
+-- ticks (utime + stime); nil when there is no such process.
+function _M.cpu_ticks(pid)
+  local stat = read_file("/proc/" .. (pid or "self") .. "/stat")
+  if not stat then
+    assert(pid, "no /proc/self/stat")
+    return nil
+  end
   local fields = {}
   for f in stat:match("%) (.*)$"):gmatch("%S+") do
     fields[#fields + 1] = f
   end
   -- fields[1] is field 3 (state): utime is field 14, stime field 15.
   return tonumber(fields[12]) + tonumber(fields[13])
+end
+
+-- The resident set size of process pid (this process by default), in
+-- KiB; nil when there is no such process.
+function _M.rss_kib(pid)
+  local status = read_file("/proc/" .. (pid or "self") .. "/status")
+  return status and tonumber(status:match("VmRSS:%s+(%d+)"))
 end
 
 -- Polls mgr for ms milliseconds (timers and connections keep running).

@@ -160,6 +160,24 @@ local function curl(args, cb)
   return spawn("curl", all, cb)
 end
 
+-- Runs curl (args) and the loop until it ends (10 s at most, a failure
+-- named what, "curl" by default); returns its exit code and stdout.
+local function curl_wait(args, what)
+  local code, body
+  curl(args, function(c, out)
+    code, body = c, out
+  end)
+  loop_until(function() return code ~= nil end, 10000, what or "curl")
+  return code, body
+end
+
+-- Checks that a curl of base .. path gets hello_server's answer.
+local function expect_hello(base, path)
+  local code, body = curl_wait({ base .. path })
+  T.eq(code, 0, "curl exit")
+  T.eq(body, "hello " .. path .. "\n")
+end
+
 -- A luv TCP client: connects, writes each of the strings of sends (the
 -- next one after on_data says so), collects what it reads until EOF.
 -- Returns a state table: .data, .eof, .err, .tcp, .times (ms of each read).
@@ -234,6 +252,7 @@ end
 return {
   uv = uv, HOST = HOST, test = test, track = track, new_manager = new_manager, cleanup = cleanup,
   ms_now = ms_now, loop_until = loop_until, loop_for = loop_for, spawn = spawn, run_child = run_child,
-  curl = curl, luv_client = luv_client, attachment_handles = attachment_handles,
+  curl = curl, curl_wait = curl_wait, expect_hello = expect_hello, luv_client = luv_client,
+  attachment_handles = attachment_handles,
   walked_handles = walked_handles, hello_server = hello_server,
 }

@@ -41,14 +41,27 @@ sys.exit(1)"]], 10000)
   end
 end
 
--- Stops the daemon whose pid is in pidfile (it started it).
-local function stopper(pidfile)
-  return function()
-    local pid = tonumber(T.read_file(pidfile) or "")
-    if pid then
-      os.execute("kill " .. pid .. " 2>/dev/null")
-    end
+--- For a client library (nginx.redis, nginx.memcached) of a service on
+-- 127.0.0.1:port, returns connect() (a new client, a 2 s timeout,
+-- connected) and test(name, fn): a T.test that runs fn(client) in a task
+-- of mgr with a new connected client, and closes that client after it.
+function _M.client(mgr, lib, port)
+  local function connect()
+    local c = assert(lib:new())
+    c:set_timeout(2000)
+    assert(c:connect("127.0.0.1", port))
+    return c
   end
+  local function test(name, fn)
+    T.test(name, function()
+      T.in_task(mgr, function()
+        local c = connect()
+        fn(c)
+        c:close()
+      end)
+    end)
+  end
+  return connect, test
 end
 
 --- Starts redis-server on 127.0.0.1 (no persistence); returns its port.
@@ -57,7 +70,7 @@ function _M.redis()
   local port = T.free_port()
   local dir = T.tmpdir()
   local pidfile = dir .. "/redis-" .. port .. ".pid"
-  T.on_exit(stopper(pidfile))
+  T.on_exit(T.killer(pidfile))
   local _, rc, err = T.run_client(nil, "redis-server --port " .. port .. " --bind 127.0.0.1"
     .. " --save '' --appendonly no --daemonize yes --dir " .. T.q(dir) .. " --pidfile " .. T.q(pidfile)
     .. " --logfile " .. T.q(dir .. "/redis-" .. port .. ".log"), 10000)
@@ -73,7 +86,7 @@ function _M.memcached()
   need("memcached", "memcached")
   local port = T.free_port()
   local pidfile = T.tmpdir() .. "/memcached-" .. port .. ".pid"
-  T.on_exit(stopper(pidfile))
+  T.on_exit(T.killer(pidfile))
   local _, rc, err = T.run_client(nil, "memcached -l 127.0.0.1 -p " .. port .. " -U 0 -m 16 -d -u root -P "
     .. T.q(pidfile), 10000)
   if rc ~= 0 then

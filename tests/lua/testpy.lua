@@ -13,7 +13,8 @@ local _M = {}
 -- well-behaved GET /hello on its own connection, returning (ok, seconds);
 -- status(r) names what raw() got ("200", "timeout", "closed", ...);
 -- read_reply(s, done) reads until the peer closes or resets or
--- done(reply) holds; status_line(reply) is its first line; out() prints
+-- done(reply) holds; send_read(req, done, timeout) sends req on a fresh
+-- connection and read_reply()s it; status_line(reply) is its first line; out() prints
 -- and flushes.
 _M.HTTP = [[
 import socket, sys, time, select, struct, os, base64, threading, http.client, zlib
@@ -89,15 +90,58 @@ def read_reply(s, done=lambda reply: False):
             break
         reply += chunk
     return reply
+def send_read(req, done=lambda reply: False, timeout=5):
+    s = conn(timeout=timeout)
+    s.sendall(req)
+    return read_reply(s, done)
+def head_then_hello(path, *headers):
+    # HEAD path, then GET /hello on the same http.client connection (in
+    # sync only if the HEAD reply had no body): prints the status (and the
+    # headers named) and the body of each.
+    c = http.client.HTTPConnection("127.0.0.1", PORT, timeout=5)
+    c.request("HEAD", path)
+    r = c.getresponse()
+    print(r.status, *[r.getheader(h) for h in headers], repr(r.read()))
+    c.request("GET", "/hello")
+    r = c.getresponse()
+    print(r.status, repr(r.read()))
+def post_file(c, path, name):
+    # POSTs the file name to path on http.client connection c; prints the
+    # status and body of the reply, then the file's length and Adler-32.
+    data = open(name, "rb").read()
+    c.request("POST", path, body=data)
+    r = c.getresponse()
+    print(r.status, r.read().decode())
+    print(len(data), zlib.adler32(data))
 def status_line(reply):
     return reply.split(b"\r\n")[0].decode()
 def out(*a):
     print(*a, flush=True)
 ]]
 
+-- After HTTP: worst_good(n=5, port=None), the slowest of n good() clients
+-- one after another, in seconds (99 when one failed).
+_M.WORST_GOOD = [[
+def worst_good(n=5, port=None):
+    worst = 0
+    for _ in range(n):
+        ok, secs = good(port)
+        if not ok:
+            return 99
+        worst = max(worst, secs)
+    return worst
+]]
+
+-- Checks worst (what worst_good() printed) for good clients answered
+-- within 100 ms.
+function _M.check_worst(worst)
+  T.ok(tonumber(worst) < 0.1, "good clients answered within 100 ms (worst " .. worst .. " s)")
+end
+
 -- Raw WebSocket frames, after HTTP: ws_open(path) does the handshake on a
 -- fresh connection; frame() builds a masked frame (any announced length);
--- read_frame(s) returns (opcode, payload); close_code(s) waits for the
+-- read_frame(s) returns (opcode, payload), read_raw_frame(s) (first byte,
+-- payload); close_code(s) waits for the
 -- server's close frame; echo_ok(s) checks one text echo.
 _M.WS = [[
 def ws_open(path=b"/ws"):
@@ -124,7 +168,7 @@ def frame(payload, op=1, fin=True, length=None):
         h = struct.pack("!BBQ", b0, 0x80 | 127, n)
     mask = b"\x01\x02\x03\x04"
     return h + mask + bytes(c ^ mask[i % 4] for i, c in enumerate(payload))
-def read_frame(s):
+def read_raw_frame(s):
     def need(n):
         b = b""
         while len(b) < n:
@@ -139,7 +183,10 @@ def read_frame(s):
         n = struct.unpack("!H", need(2))[0]
     elif n == 127:
         n = struct.unpack("!Q", need(8))[0]
-    return b0 & 15, need(n)
+    return b0, need(n)
+def read_frame(s):
+    b0, payload = read_raw_frame(s)
+    return b0 & 15, payload
 def close_code(s):
     try:
         while True:
@@ -157,7 +204,8 @@ def echo_ok(s, text=b"ping"):
 
 -- Python's websockets package (asyncio): URL is argv[1]; recv() and
 -- connect() have timeouts; closed_code(ws) waits for the server's close
--- and returns its (code, reason). A script defines async main() and ends
+-- and returns its (code, reason); nothing_more(ws, got, nothing) prints
+-- what comes within 0.3 s, or nothing. A script defines async main() and ends
 -- with MAIN, which bounds the whole run.
 _M.WEBSOCKETS = [[
 import asyncio, sys
@@ -174,6 +222,13 @@ def connect(url=None, **kw):
     kw.setdefault("open_timeout", 5)
     kw.setdefault("close_timeout", 5)
     return websockets.connect(url or URL, **kw)
+
+async def nothing_more(ws, got, nothing, timeout=0.3):
+    # Prints got and what ws receives within timeout, or else nothing.
+    try:
+        out(got, await asyncio.wait_for(ws.recv(), timeout))
+    except asyncio.TimeoutError:
+        out(nothing)
 
 async def closed_code(ws, timeout=5):
     # Waits until the server closes; returns (code, reason) it sent.
@@ -208,6 +263,12 @@ function _M.file(code)
   return path
 end
 
+-- Starts code (a whole script) with args (already quoted) in the
+-- background; returns its job (T.wait).
+function _M.spawn(code, args)
+  return T.spawn(T.q(T.python) .. " " .. T.q(_M.file(code)) .. " " .. tostring(args or ""))
+end
+
 -- Runs code (a whole script) with args (already quoted) while mgr polls,
 -- bounded by `timeout 60`. Returns stdout, exit status, stderr.
 function _M.run(mgr, code, args, timeout_ms)
@@ -225,13 +286,24 @@ function _M.check(mgr, code, args, timeout_ms)
   return out
 end
 
--- Parses "key value" lines into a table.
-function _M.kv(out)
+-- Parses "key value" lines into a table (keys of letters, digits, _ and
+-- -, or matching key_pattern).
+function _M.kv(out, key_pattern)
   local t = {}
-  for k, v in out:gmatch("([%w_%-]+) ([^\n]*)\n") do
+  for k, v in out:gmatch("(" .. (key_pattern or "[%w_%-]+") .. ") ([^\n]*)\n") do
     t[k] = v
   end
   return t
+end
+
+-- Checks the "key value" lines of out (P.kv): r[key] == value (what) for
+-- each { key, value, what } of checks; returns the parsed lines.
+function _M.expect_kv(out, checks)
+  local r = _M.kv(out)
+  for _, c in ipairs(checks) do
+    T.eq(r[c[1]], c[2], c[3])
+  end
+  return r
 end
 
 return _M

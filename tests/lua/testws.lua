@@ -26,6 +26,32 @@ function _M.echo(ws, data, is_binary)
   ws:send(data, is_binary and "binary" or "text")
 end
 
+-- Handlers that only record what they see into list t (the checks run
+-- afterwards, outside the handlers): on_control ("kind:data"), on_close
+-- ({ code, reason }), on_error (the message).
+function _M.controls_into(t)
+  return function(_, kind, data)
+    t[#t + 1] = kind .. ":" .. data
+  end
+end
+
+function _M.closes_into(t)
+  return function(_, code, reason)
+    t[#t + 1] = { code = code, reason = reason }
+  end
+end
+
+function _M.errors_into(t)
+  return function(_, e)
+    t[#t + 1] = e
+  end
+end
+
+-- Checks (what) that list t gets an entry within 3 s while mgr polls.
+function _M.wait_entry(mgr, t, what)
+  T.ok(T.poll_until(mgr, function() return #t > 0 end, 3000), what)
+end
+
 -- 256 bytes 0..255 repeated: n must be a multiple of 256.
 function _M.byte_pattern(n)
   local t = {}
@@ -84,11 +110,7 @@ async def main():
         await done
 ]] .. P.MAIN
   local job = T.spawn("timeout 60 " .. T.q(T.python) .. " " .. T.q(P.file(code)))
-  local port
-  T.poll_until(mgr, function()
-    port = (T.read_file(job.base .. ".out") or ""):match("port (%d+)")
-    return port ~= nil or T.read_file(job.base .. ".rc") ~= nil
-  end, 10000)
+  local port = T.poll_for_output(mgr, job, "port (%d+)", 10000)
   if not port then
     error("the python server did not start: " .. (T.read_file(job.base .. ".err") or ""), 2)
   end
@@ -147,6 +169,38 @@ async def main():
         out("extensions", ext_names(ws))
         out("rsv1", STATS["rsv1"])
 ]]
+end
+
+-- Checks a python peer's lines r (python_client_kv, python_server_kv)
+-- for permessage-deflate agreed and used: in the 101, agreed by
+-- websockets, four echoes, and at least two frames that compressor
+-- compressed (RSV1).
+function _M.check_compressed(r, compressor)
+  T.match(r.header, "^permessage%-deflate", "the 101 agrees on permessage-deflate")
+  T.eq(r.extensions, "permessage-deflate", "websockets agreed on it")
+  T.eq(r.echoes, "4", "every message echoed unchanged")
+  T.ok(tonumber(r.rsv1) >= 2, compressor .. " compressed (" .. r.rsv1 .. " frames with RSV1)")
+end
+
+-- python_client(compression) against url: returns its lines parsed (P.kv).
+function _M.python_client_kv(mgr, url, compression)
+  return P.kv(_M.py(mgr, url, _M.python_client(compression)))
+end
+
+-- client_roundtrip (opts) against a python_server(compression), which must
+-- exit 0: returns the server's lines parsed (P.kv) and the 101 response.
+function _M.python_server_kv(mgr, compression, opts)
+  local job, url = _M.python_server(mgr, compression)
+  local response = _M.client_roundtrip(mgr, url, opts)
+  local out, rc, err = T.wait(job, mgr, 30000)
+  T.eq(rc, 0, "python server exit status: " .. err)
+  return P.kv(out), response
+end
+
+-- Python websockets code run inside one connection ws to url (body
+-- indented for the async with block, 8 spaces).
+function _M.py_ws(mgr, url, body)
+  return _M.py(mgr, url, "async def main():\n    async with connect() as ws:\n" .. body)
 end
 
 return _M
