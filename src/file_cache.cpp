@@ -1,9 +1,6 @@
 #include "file_cache.hpp"
 
-#include <fcntl.h>
 #include <limits.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cinttypes>
@@ -12,13 +9,16 @@
 #include <new>
 
 #include "http_conditional.hpp"
+#include "platform.hpp"
 
 namespace mgffi {
 
 namespace {
 
-// Where fd points: /proc/self/fd's link, or realpath(path) without /proc.
+// Where fd points: /proc/self/fd's link, or realpath(path) without /proc
+// (and on Windows).
 bool real_path_of(int fd, const std::string &path, std::string *out) {
+#if !defined(_WIN32)
   char link[64];
   std::snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
   char buf[PATH_MAX + 1];
@@ -27,7 +27,10 @@ bool real_path_of(int fd, const std::string &path, std::string *out) {
     out->assign(buf, static_cast<std::size_t>(n));
     return true;
   }
-  char *resolved = realpath(path.c_str(), nullptr);
+#else
+  (void)fd;
+#endif
+  char *resolved = real_path(path.c_str());
   if (resolved == nullptr) return false;
   out->assign(resolved);
   std::free(resolved);
@@ -60,7 +63,7 @@ OpenFile::~OpenFile() {
 
 FileLookup open_checked(const std::string &path, const FileScope &scope) {
   FileLookup out;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  const int fd = ::open(path.c_str(), kOpenReadFlags);
   if (fd < 0) {
     out.error = errno;
     return out;
@@ -98,8 +101,8 @@ FileLookup open_checked(const std::string &path, const FileScope &scope) {
   }
   f->is_dir = S_ISDIR(sb.st_mode);
   f->size = f->is_dir ? 0 : static_cast<std::uint64_t>(sb.st_size);
-  f->mtime = static_cast<std::int64_t>(sb.st_mtim.tv_sec);
-  f->mtime_ns = sb.st_mtim.tv_nsec;
+  f->mtime = mtime_sec(sb);
+  f->mtime_ns = mtime_nsec(sb);
   f->dev = static_cast<std::uint64_t>(sb.st_dev);
   f->ino = static_cast<std::uint64_t>(sb.st_ino);
   if (f->is_dir) {

@@ -2,14 +2,13 @@
 // what Mongoose reports to the part owning the protocol (see manager.hpp).
 #include "manager.hpp"
 
-#include <sys/socket.h>
-
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <new>
 
 #include "http_static.hpp"
+#include "platform.hpp"
 #include "pool.hpp"
 
 namespace mgffi {
@@ -307,11 +306,12 @@ void Manager::on_error(mg_connection *c, ConnState *st, const char *msg) {
   // Mongoose says only "socket error"; the socket knows why.
   int so_error = 0;
   socklen_t so_len = sizeof(so_error);
-  int fd = static_cast<int>(reinterpret_cast<std::size_t>(c->fd));
   char text[200];
   if (std::strcmp(msg, "socket error") == 0 && c->fd != nullptr &&
-      getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &so_len) == 0 && so_error != 0) {
-    std::snprintf(text, sizeof(text), "%s: %s", msg, std::strerror(so_error));
+      getsockopt(sock_of(c), SOL_SOCKET, SO_ERROR, reinterpret_cast<char *>(&so_error), &so_len) ==
+          0 &&
+      so_error != 0) {
+    std::snprintf(text, sizeof(text), "%s: %s", msg, sock_error_text(so_error).c_str());
     msg = text;
   } else if (c->is_tls_hs) {
     std::snprintf(text, sizeof(text), "TLS handshake failed (%s)", msg);
