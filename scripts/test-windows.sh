@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# The Windows build and its Lua tests, from Debian (docs/windows.md):
+# installs mingw-w64, Wine and Debian's luajit source package (as root),
+# cross-builds mongoose_ffi.dll (cmake/mingw-w64.cmake, Mongoose's builtin
+# TLS) and luajit.exe + lua51.dll from that source, then runs the Lua tests
+# as `wine luajit.exe tests/lua/test_x.lua` through CTest (tests/wine),
+# whose summary ends the output. Everything goes under build-windows/
+# (or $WIN_BUILD_DIR); the source package is never copied into the repo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+OUT="${WIN_BUILD_DIR:-build-windows}"
+mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
+TRIPLET=x86_64-w64-mingw32
+JOBS="$(nproc)"
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
+# ---- packages: the cross compiler, zlib for it, Wine, the source package ----
+# The Linux build's own deps (Mongoose's source, curl, python3) come from
+# scripts/setup-deps.sh.
+bash scripts/setup-deps.sh
+missing=()
+for p in g++-mingw-w64-x86-64-posix gcc-mingw-w64-x86-64-posix libz-mingw-w64-dev wine wine64 \
+         dpkg-dev make cmake ninja-build curl python3; do
+  have_pkg "$p" || missing+=("$p")
+done
+# deb-src for bookworm (apt-get source luajit), once.
+if ! grep -rqs "^Types: deb-src" /etc/apt/sources.list.d/ && ! grep -qs "^deb-src" /etc/apt/sources.list; then
+  $SUDO tee /etc/apt/sources.list.d/mongoose-ffi-bookworm-src.sources >/dev/null <<'SRC'
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: bookworm
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+  NEED_UPDATE=1
+fi
+if [ "${#missing[@]}" -gt 0 ] || [ -n "${NEED_UPDATE:-}" ]; then
+  $SUDO apt-get update -qq
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "== Installing ${missing[*]}"
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# ---- LuaJIT for Windows, from Debian's source package -----------------------
+LJ_EXE="$OUT/luajit/luajit.exe"
+if [ ! -f "$LJ_EXE" ] || [ ! -f "$OUT/luajit/lua51.dll" ]; then
+  echo "== Cross-building LuaJIT for Windows (Debian's luajit source package)"
+  mkdir -p "$OUT/src"
+  if ! ls -d "$OUT"/src/luajit-*/src >/dev/null 2>&1; then
+    (cd "$OUT/src" && apt-get source -qq luajit >/dev/null 2>&1) ||
+      (cd "$OUT/src" && apt-get source luajit)
+  fi
+  LJ_SRC="$(ls -d "$OUT"/src/luajit-*/ | head -n 1)"
+  make -C "$LJ_SRC" -j"$JOBS" HOST_CC=gcc CROSS="$TRIPLET-" TARGET_SYS=Windows \
+    BUILDMODE=dynamic amalg >"$OUT/luajit-build.log" 2>&1 ||
+    { tail -n 30 "$OUT/luajit-build.log"; exit 1; }
+  mkdir -p "$OUT/luajit"
+  cp "$LJ_SRC/src/luajit.exe" "$LJ_SRC/src/lua51.dll" "$OUT/luajit/"
+fi
+
+# ---- mongoose_ffi.dll -------------------------------------------------------
+echo "== Cross-building mongoose_ffi.dll (mingw-w64, MG_ARCH_WIN32, WSAPoll, builtin TLS)"
+cmake -S . -B "$OUT/lib" -G Ninja -DCMAKE_TOOLCHAIN_FILE="$ROOT/cmake/mingw-w64.cmake" \
+  -DCMAKE_BUILD_TYPE=Release -DMGFFI_TLS=builtin -DMGFFI_BUILD_TESTS=OFF -DMGFFI_BUILD_BENCH=OFF \
+  >/dev/null
+cmake --build "$OUT/lib" -j"$JOBS"
+# compression (mongoose.web) loads zlib1.dll at run time, when there is one.
+if [ -f "/usr/$TRIPLET/lib/zlib1.dll" ]; then cp "/usr/$TRIPLET/lib/zlib1.dll" "$OUT/luajit/"; fi
+
+# ---- Wine: a prefix of its own ----------------------------------------------
+export WINEPREFIX="$OUT/wineprefix" WINEDEBUG=-all
+if [ ! -f "$WINEPREFIX/system.reg" ]; then
+  echo "== Creating the Wine prefix $WINEPREFIX"
+  wineboot -i >/dev/null 2>&1
+  wineserver -w
+fi
+echo "LuaJIT: $(wine "$LJ_EXE" -v 2>&1 | tr -d '\r')"
+
+# ---- the tests ----------------------------------------------------------------
+cmake -S tests/wine -B "$OUT/tests" -DMGFFI_SOURCE_DIR="$ROOT" -DMGFFI_WINDOWS_BUILD="$OUT/lib" \
+  -DMGFFI_LUAJIT_EXE="$LJ_EXE" -DMGFFI_WINEPREFIX="$WINEPREFIX" >/dev/null
+rm -rf "$OUT/tests/tmp" && mkdir -p "$OUT/tests/tmp"
+cd "$OUT/tests"
+status=0
+ctest --output-on-failure -j"${WIN_TEST_JOBS:-2}" "$@" || status=$?
+wineserver -k 2>/dev/null || true
+exit "$status"
