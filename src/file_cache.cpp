@@ -63,8 +63,19 @@ OpenFile::~OpenFile() {
 
 FileLookup open_checked(const std::string &path, const FileScope &scope) {
   FileLookup out;
+#if defined(_WIN32)
+  // Windows cannot open() a directory: stat tells one first, and it gets
+  // no descriptor (none is kept for a directory anyway).
+  struct stat dir_sb;
+  std::string stat_path = path;
+  while (stat_path.size() > 1 && stat_path.back() == '/') stat_path.pop_back();
+  const bool is_dir = stat(stat_path.c_str(), &dir_sb) == 0 && S_ISDIR(dir_sb.st_mode);
+  const int fd = is_dir ? -1 : ::open(path.c_str(), kOpenReadFlags);
+  if (fd < 0 && !is_dir) {
+#else
   const int fd = ::open(path.c_str(), kOpenReadFlags);
   if (fd < 0) {
+#endif
     out.error = errno;
     return out;
   }
@@ -72,13 +83,19 @@ FileLookup open_checked(const std::string &path, const FileScope &scope) {
   try {
     f = std::make_shared<OpenFile>();
   } catch (const std::bad_alloc &) {
-    ::close(fd);
+    if (fd >= 0) ::close(fd);
     out.error = ENOMEM;
     return out;
   }
   f->fd = fd;  // closed by f from here
   struct stat sb;
+#if defined(_WIN32)
+  if (is_dir) {
+    sb = dir_sb;
+  } else if (fstat(fd, &sb) != 0) {
+#else
   if (fstat(fd, &sb) != 0) {
+#endif
     out.error = errno;
     return out;
   }
@@ -106,7 +123,7 @@ FileLookup open_checked(const std::string &path, const FileScope &scope) {
   f->dev = static_cast<std::uint64_t>(sb.st_dev);
   f->ino = static_cast<std::uint64_t>(sb.st_ino);
   if (f->is_dir) {
-    ::close(f->fd);
+    if (f->fd >= 0) ::close(f->fd);
     f->fd = -1;
   } else {
     const std::uint64_t stamp = static_cast<std::uint64_t>(f->mtime) * 1000000000ull +

@@ -38,6 +38,16 @@ using ssize_t = std::intptr_t;
 inline int sock_errno() {
   return WSAGetLastError();
 }
+inline void clear_sock_errno() {
+  WSASetLastError(0);
+}
+// Whether a datagram waits on s. Mongoose leaves UDP client sockets
+// blocking and Winsock has no MSG_DONTWAIT: a read must not start
+// without one.
+inline bool datagram_waiting(sock_t s) {
+  u_long n = 0;
+  return ioctlsocket(s, FIONREAD, &n) == 0 && n > 0;
+}
 inline bool sock_would_block(int err) {
   return err == WSAEWOULDBLOCK;
 }
@@ -47,8 +57,26 @@ inline bool sock_interrupted(int err) {
 inline int close_socket(sock_t s) {
   return closesocket(s);
 }
-// A Winsock error (WSAGetLastError) as text.
+// A Winsock error (WSAGetLastError) as text: the common ones in the words
+// strerror uses on Linux (so that messages match across platforms), the
+// others as the system says them.
 inline std::string sock_error_text(int err) {
+  switch (err) {
+    case WSAEADDRINUSE: return "Address already in use";
+    case WSAEADDRNOTAVAIL: return "Cannot assign requested address";
+    case WSAECONNREFUSED: return "Connection refused";
+    case WSAECONNRESET: return "Connection reset by peer";
+    case WSAECONNABORTED: return "Software caused connection abort";
+    case WSAETIMEDOUT: return "Connection timed out";
+    case WSAEHOSTUNREACH: return "No route to host";
+    case WSAENETUNREACH: return "Network is unreachable";
+    case WSAEACCES: return "Permission denied";
+    case WSAEMSGSIZE: return "Message too long";
+    case WSAEMFILE: return "Too many open files";
+    case WSAENOBUFS: return "No buffer space available";
+    case WSAEAFNOSUPPORT: return "Address family not supported by protocol";
+    default: break;
+  }
   char buf[256] = {0};
   const DWORD n = FormatMessageA(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS,
                                  nullptr, static_cast<DWORD>(err), 0, buf, sizeof(buf), nullptr);
@@ -86,13 +114,17 @@ inline ssize_t pread_at(int fd, void *buf, std::size_t n, std::uint64_t offset) 
 // realpath: the absolute path of an existing file, with '/' separators (as
 // the static file server compares paths); malloc'ed, like realpath's.
 inline char *real_path(const char *path) {
+  std::string p(path);
+  while (p.size() > 1 && (p.back() == '/' || p.back() == '\\')) p.pop_back();
   struct _stat64 sb;
-  if (_stat64(path, &sb) != 0) return nullptr;
-  char *full = _fullpath(nullptr, path, 0);
+  if (_stat64(p.c_str(), &sb) != 0) return nullptr;
+  char *full = _fullpath(nullptr, p.c_str(), 0);
   if (full == nullptr) return nullptr;
-  for (char *p = full; *p != '\0'; p++) {
-    if (*p == '\\') *p = '/';
+  std::size_t n = 0;
+  for (char *c = full; *c != '\0'; c++, n++) {
+    if (*c == '\\') *c = '/';
   }
+  if (n > 3 && full[n - 1] == '/') full[n - 1] = '\0';  // "C:/" stays
   return full;
 }
 
@@ -158,6 +190,12 @@ using sock_t = int;
 
 inline int sock_errno() {
   return errno;
+}
+inline void clear_sock_errno() {
+  errno = 0;
+}
+inline bool datagram_waiting(sock_t) {
+  return true;  // recvfrom with MSG_DONTWAIT says when there is none
 }
 inline bool sock_would_block(int err) {
   return err == EAGAIN || err == EWOULDBLOCK;

@@ -198,6 +198,7 @@ void Manager::drain_udp(mg_connection *c, ConnState *st) {
   if (!udp_scratch_) return;
   const bool wanted = wants(st, MGFFI_EV_READ);
   for (int i = 0; i < kMaxPerPoll && (st->hold & kHoldPaused) == 0; i++) {
+    if (!datagram_waiting(sock_of(c))) break;
     sockaddr_storage from{};
     socklen_t from_len = sizeof(from);
     const auto n = recvfrom(sock_of(c), udp_scratch_.get(), static_cast<int>(kMaxDatagram),
