@@ -90,6 +90,18 @@ function os.execute(cmd) -- luacheck: ignore 122
   return (sh(cmd .. " </dev/null"))
 end
 
+-- os.tmpname(): a new empty file under /tmp, as on Linux (the C runtime's
+-- names a file in the drive's root, "\sXXXX.", which the shell commands
+-- the tests pass it to would take for a relative name).
+local tmp_seq = 0
+function os.tmpname() -- luacheck: ignore 122
+  tmp_seq = tmp_seq + 1
+  local name = string.format("/tmp/lua_wine_%d_%d_%d", C.GetCurrentProcessId(), os.time(), tmp_seq)
+  local f = assert(io.open(name, "wb"))
+  f:close()
+  return name
+end
+
 -- io.popen(cmd) for reading: cmd runs to its end, then its output is read
 -- from a file.
 local io_open = io.open
