@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The Windows build and its Lua tests, from Debian (docs/windows.md):
-# installs mingw-w64, Wine and Debian's luajit source package (as root),
-# cross-builds mongoose_ffi.dll (cmake/mingw-w64.cmake, Mongoose's builtin
-# TLS) and luajit.exe + lua51.dll from that source, then runs the Lua tests
+# installs mingw-w64, Wine and Debian's luajit and lua-cjson source
+# packages (as root), cross-builds mongoose_ffi.dll (cmake/mingw-w64.cmake,
+# Mongoose's builtin TLS), luajit.exe + lua51.dll and cjson.dll from those
+# sources, then runs the Lua tests
 # as `wine luajit.exe tests/lua/test_x.lua` through CTest (tests/wine),
 # whose summary ends the output. Everything goes under build-windows/
 # (or $WIN_BUILD_DIR); the source package is never copied into the repo.
@@ -65,14 +66,36 @@ if [ ! -f "$LJ_EXE" ] || [ ! -f "$OUT/luajit/lua51.dll" ]; then
   cp "$LJ_SRC/src/luajit.exe" "$LJ_SRC/src/lua51.dll" "$OUT/luajit/"
 fi
 
+# ---- cjson.dll (mongoose.web's JSON), from Debian's lua-cjson source ---------
+if [ ! -f "$OUT/luajit/cjson.dll" ]; then
+  echo "== Cross-building lua-cjson for Windows (Debian's lua-cjson source package)"
+  if ! ls -d "$OUT"/src/lua-cjson-*/ >/dev/null 2>&1; then
+    (cd "$OUT/src" && apt-get source -qq lua-cjson >/dev/null 2>&1) ||
+      (cd "$OUT/src" && apt-get source lua-cjson)
+  fi
+  CJ_SRC="$(ls -d "$OUT"/src/lua-cjson-*/ | head -n 1)"
+  LJ_SRC="$(ls -d "$OUT"/src/luajit-*/ | head -n 1)"
+  rm -rf "$OUT/src/cjson-build" && mkdir -p "$OUT/src/cjson-build"
+  cp "$CJ_SRC"/*.c "$CJ_SRC"/*.h "$OUT/src/cjson-build/"
+  # Built against LuaJIT's headers, which declare luaL_setfuncs: the copy
+  # drops lua-cjson's own Lua 5.1 fallback of it.
+  sed -i 's/^#if !defined(LUA_VERSION_NUM) || LUA_VERSION_NUM < 502$/#if 0/' \
+    "$OUT/src/cjson-build/lua_cjson.c"
+  (cd "$OUT/src/cjson-build" &&
+    "$TRIPLET-gcc-posix" -O2 -shared -o cjson.dll lua_cjson.c strbuf.c fpconv.c \
+      -I"$LJ_SRC/src" -L"$LJ_SRC/src" -llua51 >"$OUT/cjson-build.log" 2>&1) ||
+    { tail -n 30 "$OUT/cjson-build.log"; exit 1; }
+  cp "$OUT/src/cjson-build/cjson.dll" "$OUT/luajit/"
+fi
+
 # ---- mongoose_ffi.dll -------------------------------------------------------
 echo "== Cross-building mongoose_ffi.dll (mingw-w64, MG_ARCH_WIN32, WSAPoll, builtin TLS)"
 cmake -S . -B "$OUT/lib" -G Ninja -DCMAKE_TOOLCHAIN_FILE="$ROOT/cmake/mingw-w64.cmake" \
   -DCMAKE_BUILD_TYPE=Release -DMGFFI_TLS=builtin -DMGFFI_BUILD_TESTS=OFF -DMGFFI_BUILD_BENCH=OFF \
   >/dev/null
 cmake --build "$OUT/lib" -j"$JOBS"
-# compression (mongoose.web) loads zlib1.dll at run time, when there is one.
-if [ -f "/usr/$TRIPLET/lib/zlib1.dll" ]; then cp "/usr/$TRIPLET/lib/zlib1.dll" "$OUT/luajit/"; fi
+# mongoose.web's compression loads zlib1.dll (Debian's libz-mingw-w64).
+cp "/usr/$TRIPLET/lib/zlib1.dll" "$OUT/luajit/"
 
 # ---- Wine: a prefix of its own ----------------------------------------------
 export WINEPREFIX="$OUT/wineprefix" WINEDEBUG=-all

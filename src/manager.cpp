@@ -66,9 +66,21 @@ std::uint64_t earlier(std::uint64_t a, std::uint64_t b) {
 
 }  // namespace
 
+#if defined(_WIN32) && MG_TLS == MG_TLS_BUILTIN
+// Mongoose's wall clock (mg_now() = mg_millis() + this), set by SNTP.
+extern "C" uint64_t mg_boot_timestamp_ms;
+#endif
+
 Manager::Manager() {
   mg_log_set_fn(log_to_stderr, nullptr);
   mg_mgr_init(&mgr_);
+#if defined(_WIN32) && MG_TLS == MG_TLS_BUILTIN
+  // The builtin TLS checks certificate dates against mg_now() and, while
+  // it is unset, asks time.google.com by SNTP before verifying (which
+  // fails without Internet access). Windows keeps its clock in sync
+  // itself: Mongoose's clock starts from it.
+  if (mg_boot_timestamp_ms == 0) mg_boot_timestamp_ms = system_time_ms() - mg_millis();
+#endif
   mgr_.userdata = this;
   parking_.init(&mgr_);
   conns_.reserve(64);

@@ -132,6 +132,14 @@ template <typename Stat>
 std::int64_t mtime_sec(const Stat &sb) {
   return static_cast<std::int64_t>(sb.st_mtime);
 }
+
+// Milliseconds since the Unix epoch, from the system clock.
+inline std::uint64_t system_time_ms() {
+  FILETIME ft;
+  GetSystemTimeAsFileTime(&ft);
+  const std::uint64_t t = (static_cast<std::uint64_t>(ft.dwHighDateTime) << 32) | ft.dwLowDateTime;
+  return (t - 116444736000000000ull) / 10000;  // from 100 ns units since 1601
+}
 template <typename Stat>
 long mtime_nsec(const Stat &) {
   return 0;
