@@ -99,8 +99,9 @@ bool Manager::flush_now(mg_connection *c, ConnState *st, bool more) {
   if (c->is_tls || c->is_closing || c->fd == nullptr) return false;
   std::size_t total = 0;
   while (c->send.len > 0) {
-    const auto n = ::send(sock_of(c), reinterpret_cast<const char *>(c->send.buf),
-                          static_cast<int>(c->send.len), kSendFlags | (more ? kSendMoreFlag : 0));
+    const auto n =
+        ::send(sock_of(c), reinterpret_cast<const char *>(c->send.buf),
+               static_cast<io_len_t>(c->send.len), kSendFlags | (more ? kSendMoreFlag : 0));
     const int err = n < 0 ? sock_errno() : 0;
     if (n > 0) {
       mg_iobuf_del(&c->send, 0, static_cast<std::size_t>(n));

@@ -31,6 +31,7 @@
 namespace mgffi {
 
 using sock_t = SOCKET;
+using io_len_t = int;  // Winsock's send and recv lengths
 #if defined(_MSC_VER)
 using ssize_t = std::intptr_t;
 #endif
@@ -195,6 +196,7 @@ inline int epoll_wait(int, epoll_event *, int, int) {
 namespace mgffi {
 
 using sock_t = int;
+using io_len_t = std::size_t;
 
 inline int sock_errno() {
   return errno;

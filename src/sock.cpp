@@ -51,7 +51,7 @@ bool send_datagram(mg_connection *c, const void *buf, std::size_t len) {
     sin->sin_port = c->rem.port;
     to_len = sizeof(*sin);
   }
-  if (sendto(sock_of(c), static_cast<const char *>(buf), static_cast<int>(len), 0,
+  if (sendto(sock_of(c), static_cast<const char *>(buf), static_cast<io_len_t>(len), 0,
              reinterpret_cast<sockaddr *>(&to), to_len) < 0) {
     return false;
   }
@@ -201,7 +201,7 @@ void Manager::drain_udp(mg_connection *c, ConnState *st) {
     if (!datagram_waiting(sock_of(c))) break;
     sockaddr_storage from{};
     socklen_t from_len = sizeof(from);
-    const auto n = recvfrom(sock_of(c), udp_scratch_.get(), static_cast<int>(kMaxDatagram),
+    const auto n = recvfrom(sock_of(c), udp_scratch_.get(), static_cast<io_len_t>(kMaxDatagram),
                             kRecvFlags, reinterpret_cast<sockaddr *>(&from), &from_len);
     if (n < 0) break;
     from_sockaddr(from, &c->rem);
