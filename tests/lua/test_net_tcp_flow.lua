@@ -176,6 +176,9 @@ print(s.makefile('rb').readline().decode(), end='')
 end)
 
 T.test("framing: bytes no reader claims go to on_data, or wait for the next read", function()
+  if jit.os == "Windows" then
+    T.skip("expects sends 20 ms apart in reads of their own; under Wine one read can take several")
+  end
   local mgr = new_mgr()
   -- With on_data: a header line is read, then everything else is on_data's
   -- (more than max_buffer in all: nothing piles up).
