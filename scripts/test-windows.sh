@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The Windows build and its Lua tests, from Debian (docs/windows.md):
-# installs mingw-w64, Wine and Debian's luajit and lua-cjson source
+# installs mingw-w64, Wine and Debian's luajit, lua-cjson and pcre2 source
 # packages (as root), cross-builds mongoose_ffi.dll (cmake/mingw-w64.cmake,
-# Mongoose's builtin TLS), luajit.exe + lua51.dll and cjson.dll from those
-# sources, then runs the Lua tests
+# Mongoose's builtin TLS), luajit.exe + lua51.dll, cjson.dll and
+# libpcre2-8.dll from those sources, then runs the Lua tests
 # as `wine luajit.exe tests/lua/test_x.lua` through CTest (tests/wine),
 # whose summary ends the output. Everything goes under build-windows/
 # (or $WIN_BUILD_DIR); the source package is never copied into the repo.
@@ -88,12 +88,31 @@ if [ ! -f "$OUT/luajit/cjson.dll" ]; then
   cp "$OUT/src/cjson-build/cjson.dll" "$OUT/luajit/"
 fi
 
+# ---- libpcre2-8.dll (ngx.re), from Debian's pcre2 source --------------------
+if [ ! -f "$OUT/luajit/libpcre2-8.dll" ]; then
+  echo "== Cross-building PCRE2 for Windows (Debian's pcre2 source package)"
+  if ! ls -d "$OUT"/src/pcre2-*/ >/dev/null 2>&1; then
+    (cd "$OUT/src" && apt-get source -qq pcre2 >/dev/null 2>&1) || (cd "$OUT/src" && apt-get source pcre2)
+  fi
+  PCRE_SRC="$(ls -d "$OUT"/src/pcre2-*/ | grep -v pcre2-build | head -n 1)"
+  { cmake -S "$PCRE_SRC" -B "$OUT/src/pcre2-build" -G Ninja \
+      -DCMAKE_TOOLCHAIN_FILE="$ROOT/cmake/mingw-w64.cmake" -DCMAKE_BUILD_TYPE=Release \
+      -DBUILD_SHARED_LIBS=ON -DBUILD_STATIC_LIBS=OFF -DPCRE2_BUILD_PCRE2GREP=OFF \
+      -DPCRE2_BUILD_TESTS=OFF -DPCRE2_SUPPORT_JIT=ON -DCMAKE_C_FLAGS=-static-libgcc &&
+    cmake --build "$OUT/src/pcre2-build" -j"$JOBS"; } >"$OUT/pcre2-build.log" 2>&1 ||
+    { tail -n 30 "$OUT/pcre2-build.log"; exit 1; }
+  cp "$OUT/src/pcre2-build/libpcre2-8.dll" "$OUT/luajit/"
+fi
+
 # ---- mongoose_ffi.dll -------------------------------------------------------
 echo "== Cross-building mongoose_ffi.dll (mingw-w64, MG_ARCH_WIN32, WSAPoll, builtin TLS)"
 cmake -S . -B "$OUT/lib" -G Ninja -DCMAKE_TOOLCHAIN_FILE="$ROOT/cmake/mingw-w64.cmake" \
   -DCMAKE_BUILD_TYPE=Release -DMGFFI_TLS=builtin -DMGFFI_BUILD_TESTS=OFF -DMGFFI_BUILD_BENCH=OFF \
   >/dev/null
 cmake --build "$OUT/lib" -j"$JOBS"
+# Debian's OpenResty libraries for the test_ngx_* tests (into the folder
+# the tests take as MGFFI_BUILD_DIR), as scripts/test.sh has them.
+BUILD_DIR="$OUT/lib" bash scripts/setup-deps.sh --with-test-tools
 # mongoose.web's compression loads zlib1.dll (Debian's libz-mingw-w64).
 cp "/usr/$TRIPLET/lib/zlib1.dll" "$OUT/luajit/"
 
