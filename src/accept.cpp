@@ -1,25 +1,24 @@
 // Accepting: the per-listener and per-address connection limits, and
 // surviving the descriptor limit (EMFILE) without a busy loop.
-#include <fcntl.h>
-#include <sys/epoll.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstring>
 #include <new>
 
 #include "manager.hpp"
+#include "platform.hpp"
 
 namespace mgffi {
 
 namespace {
 
+#if MG_ENABLE_EPOLL
 constexpr std::uint64_t kAcceptBackoffMs = 100;
 constexpr std::uint64_t kAcceptEpisodeMs = 10000;
 
 int fd_of(const mg_connection *c) {
   return static_cast<int>(reinterpret_cast<std::size_t>(c->fd));
 }
+#endif
 
 std::string ip_key(const mg_addr &a) {
   return std::string(reinterpret_cast<const char *>(a.addr.ip), a.is_ip6 ? 16 : 4);
@@ -82,9 +81,12 @@ void Manager::forget_child(mg_connection *c, ConnState *st) {
 // nothing failed to accept. Out of descriptors (EMFILE/ENFILE), it would
 // fail again at every poll under level-triggered epoll, at full CPU: it
 // stops accepting for a moment instead (the kernel keeps the backlog), and
-// says so once per episode (failures less than 10 s apart). Listeners due to accept again are
-// re-armed.
+// says so once per episode (failures less than 10 s apart). Listeners due
+// to accept again are re-armed. Without epoll (Windows' WSAPoll backend)
+// there is no backoff: Winsock has no per-process descriptor limit to run
+// into.
 void Manager::check_accept_failures() {
+#if MG_ENABLE_EPOLL
   const std::uint64_t now = mg_millis();
   for (std::uint64_t id : listeners_) {
     auto it = conns_.find(id);
@@ -127,6 +129,7 @@ void Manager::check_accept_failures() {
       on_error(c, st, text);
     }
   }
+#endif
 }
 
 }  // namespace mgffi

@@ -1,11 +1,10 @@
 // The C ABI of connections: opening, sending, closing, pausing, limits,
 // addresses, TLS.
-#include <arpa/inet.h>
-
 #include <cstdio>
 #include <cstring>
 
 #include "api_support.hpp"
+#include "platform.hpp"
 
 using mgffi::bad_arg;
 using mgffi::bad_buf;

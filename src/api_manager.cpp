@@ -1,6 +1,8 @@
 // The C ABI of the manager: life, polling, the registry, process limits
 // and signals.
+#if !defined(_WIN32)
 #include <sys/resource.h>
+#endif
 
 #include <csignal>
 #include <cstring>
@@ -16,6 +18,9 @@ volatile std::sig_atomic_t g_signal_pending[65];
 
 extern "C" void record_signal(int signo) {
   if (signo > 0 && signo < 65) g_signal_pending[signo] = 1;
+#if defined(_WIN32)
+  std::signal(signo, record_signal);  // Windows resets the handler at each signal
+#endif
 }
 
 }  // namespace
@@ -94,6 +99,10 @@ int mgffi_set_max_queue_bytes(mgffi_manager *m, uint64_t max_bytes) {
 }
 
 int64_t mgffi_fd_limit(int raise) {
+#if defined(_WIN32)
+  (void)raise;
+  return INT64_MAX;  // Winsock has no per-process descriptor limit
+#else
   rlimit rl{};
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return MGFFI_ERR_STATE;
   if (raise != 0 && rl.rlim_cur < rl.rlim_max) {
@@ -102,15 +111,21 @@ int64_t mgffi_fd_limit(int raise) {
     if (setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
   }
   return rl.rlim_cur == RLIM_INFINITY ? INT64_MAX : static_cast<int64_t>(rl.rlim_cur);
+#endif
 }
 
 int mgffi_signal_watch(int signo) {
   if (signo <= 0 || signo >= 65) return MGFFI_ERR_ARG;
+#if defined(_WIN32)
+  // The C runtime's signals: SIGINT (Ctrl+C), SIGBREAK, SIGTERM, SIGABRT...
+  if (std::signal(signo, record_signal) == SIG_ERR) return MGFFI_ERR_ARG;
+#else
   struct sigaction sa;
   std::memset(&sa, 0, sizeof(sa));
   sa.sa_handler = record_signal;
   sigemptyset(&sa.sa_mask);
   if (sigaction(signo, &sa, nullptr) != 0) return MGFFI_ERR_ARG;
+#endif
   return MGFFI_OK;
 }
 

@@ -1,9 +1,6 @@
 #include "dir_listing.hpp"
 
 #include <dirent.h>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -12,6 +9,7 @@
 #include <vector>
 
 #include "http_conditional.hpp"
+#include "platform.hpp"
 
 namespace mgffi {
 
@@ -60,7 +58,9 @@ bool build_listing(const std::string &dir_path, std::string_view shown, bool sho
   DIR *dir = opendir(dir_path.c_str());
   if (dir == nullptr) return false;
   std::vector<Item> items;
+#if !defined(_WIN32)
   const int dfd = dirfd(dir);
+#endif
   while (dirent *de = readdir(dir)) {
     const std::string_view name = de->d_name;
     if (name == "." || name == "..") continue;
@@ -68,10 +68,15 @@ bool build_listing(const std::string &dir_path, std::string_view shown, bool sho
     Item item;
     item.name.assign(name.data(), name.size());
     struct stat sb;
-    if (fstatat(dfd, de->d_name, &sb, 0) == 0) {
+#if !defined(_WIN32)
+    const int rc = fstatat(dfd, de->d_name, &sb, 0);
+#else
+    const int rc = stat((dir_path + "/" + item.name).c_str(), &sb);
+#endif
+    if (rc == 0) {
       item.is_dir = S_ISDIR(sb.st_mode);
       item.size = static_cast<std::uint64_t>(sb.st_size);
-      item.mtime = static_cast<std::int64_t>(sb.st_mtim.tv_sec);
+      item.mtime = mtime_sec(sb);
     }
     items.push_back(std::move(item));
   }

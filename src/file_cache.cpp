@@ -1,9 +1,6 @@
 #include "file_cache.hpp"
 
-#include <fcntl.h>
 #include <limits.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cinttypes>
@@ -12,13 +9,16 @@
 #include <new>
 
 #include "http_conditional.hpp"
+#include "platform.hpp"
 
 namespace mgffi {
 
 namespace {
 
-// Where fd points: /proc/self/fd's link, or realpath(path) without /proc.
+// Where fd points: /proc/self/fd's link, or realpath(path) without /proc
+// (and on Windows).
 bool real_path_of(int fd, const std::string &path, std::string *out) {
+#if !defined(_WIN32)
   char link[64];
   std::snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
   char buf[PATH_MAX + 1];
@@ -27,7 +27,10 @@ bool real_path_of(int fd, const std::string &path, std::string *out) {
     out->assign(buf, static_cast<std::size_t>(n));
     return true;
   }
-  char *resolved = realpath(path.c_str(), nullptr);
+#else
+  (void)fd;
+#endif
+  char *resolved = real_path(path.c_str());
   if (resolved == nullptr) return false;
   out->assign(resolved);
   std::free(resolved);
@@ -60,8 +63,19 @@ OpenFile::~OpenFile() {
 
 FileLookup open_checked(const std::string &path, const FileScope &scope) {
   FileLookup out;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+#if defined(_WIN32)
+  // Windows cannot open() a directory: stat tells one first, and it gets
+  // no descriptor (none is kept for a directory anyway).
+  struct stat dir_sb;
+  std::string stat_path = path;
+  while (stat_path.size() > 1 && stat_path.back() == '/') stat_path.pop_back();
+  const bool is_dir = stat(stat_path.c_str(), &dir_sb) == 0 && S_ISDIR(dir_sb.st_mode);
+  const int fd = is_dir ? -1 : ::open(path.c_str(), kOpenReadFlags);
+  if (fd < 0 && !is_dir) {
+#else
+  const int fd = ::open(path.c_str(), kOpenReadFlags);
   if (fd < 0) {
+#endif
     out.error = errno;
     return out;
   }
@@ -69,13 +83,19 @@ FileLookup open_checked(const std::string &path, const FileScope &scope) {
   try {
     f = std::make_shared<OpenFile>();
   } catch (const std::bad_alloc &) {
-    ::close(fd);
+    if (fd >= 0) ::close(fd);
     out.error = ENOMEM;
     return out;
   }
   f->fd = fd;  // closed by f from here
   struct stat sb;
+#if defined(_WIN32)
+  if (is_dir) {
+    sb = dir_sb;
+  } else if (fstat(fd, &sb) != 0) {
+#else
   if (fstat(fd, &sb) != 0) {
+#endif
     out.error = errno;
     return out;
   }
@@ -98,12 +118,12 @@ FileLookup open_checked(const std::string &path, const FileScope &scope) {
   }
   f->is_dir = S_ISDIR(sb.st_mode);
   f->size = f->is_dir ? 0 : static_cast<std::uint64_t>(sb.st_size);
-  f->mtime = static_cast<std::int64_t>(sb.st_mtim.tv_sec);
-  f->mtime_ns = sb.st_mtim.tv_nsec;
+  f->mtime = mtime_sec(sb);
+  f->mtime_ns = mtime_nsec(sb);
   f->dev = static_cast<std::uint64_t>(sb.st_dev);
   f->ino = static_cast<std::uint64_t>(sb.st_ino);
   if (f->is_dir) {
-    ::close(f->fd);
+    if (f->fd >= 0) ::close(f->fd);
     f->fd = -1;
   } else {
     const std::uint64_t stamp = static_cast<std::uint64_t>(f->mtime) * 1000000000ull +

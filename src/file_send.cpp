@@ -14,16 +14,12 @@
 // The descriptor stays open while the body is being sent (and while the
 // open-file cache keeps it); the reply is finished when the last byte has
 // been handed over.
-#include <sys/epoll.h>
-#include <sys/sendfile.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <cerrno>
 
 #include "file_cache.hpp"
 #include "http_static.hpp"
 #include "manager.hpp"
+#include "platform.hpp"
 
 namespace mgffi {
 
@@ -39,6 +35,14 @@ int fd_of(const mg_connection *c) {
   return static_cast<int>(reinterpret_cast<std::size_t>(c->fd));
 }
 
+#if !MG_ENABLE_EPOLL
+// Never called without epoll (files go through the send buffer there).
+ssize_t sendfile(int, int, off_t *, std::size_t) {
+  errno = ENOSYS;
+  return -1;
+}
+#endif
+
 // Reads n bytes of f at offset into the end of c's send buffer.
 bool read_into_send(mg_connection *c, ConnState *st, const OpenFile &f, std::uint64_t offset,
                     std::size_t n, std::uint64_t now) {
@@ -49,8 +53,7 @@ bool read_into_send(mg_connection *c, ConnState *st, const OpenFile &f, std::uin
   if (c->send.len == 0) st->last_write_ms = now;  // the send timeout counts from here
   std::size_t got = 0;
   while (got < n) {
-    const ssize_t r =
-        ::pread(f.fd, c->send.buf + c->send.len + got, n - got, static_cast<off_t>(offset + got));
+    const ssize_t r = pread_at(f.fd, c->send.buf + c->send.len + got, n - got, offset + got);
     if (r > 0) {
       got += static_cast<std::size_t>(r);
     } else if (r < 0 && errno == EINTR) {
@@ -96,14 +99,16 @@ bool Manager::flush_now(mg_connection *c, ConnState *st, bool more) {
   if (c->is_tls || c->is_closing || c->fd == nullptr) return false;
   std::size_t total = 0;
   while (c->send.len > 0) {
-    const ssize_t n = ::send(fd_of(c), c->send.buf, c->send.len,
-                             MSG_NOSIGNAL | MSG_DONTWAIT | (more ? MSG_MORE : 0));
+    const auto n =
+        ::send(sock_of(c), reinterpret_cast<const char *>(c->send.buf),
+               static_cast<io_len_t>(c->send.len), kSendFlags | (more ? kSendMoreFlag : 0));
+    const int err = n < 0 ? sock_errno() : 0;
     if (n > 0) {
       mg_iobuf_del(&c->send, 0, static_cast<std::size_t>(n));
       total += static_cast<std::size_t>(n);
-    } else if (n < 0 && errno == EINTR) {
+    } else if (n < 0 && sock_interrupted(err)) {
       continue;
-    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    } else if (n < 0 && sock_would_block(err)) {
       break;  // Mongoose sends the rest when the socket has room
     } else {
       c->is_closing = 1;  // as Mongoose does when a write fails
@@ -140,12 +145,12 @@ void Manager::file_pump(mg_connection *c, ConnState *st) {
     if (c->is_closing) file_end(c, st, false);
     return;
   }
-  const int sock = fd_of(c);
+  const int sock = fd_of(c);  // only with epoll (Linux)
   std::uint64_t sent = 0;
   while (f.offset < f.end) {
     const std::uint64_t left = f.end - f.offset;
     off_t off = static_cast<off_t>(f.offset);
-    const ssize_t n = ::sendfile(sock, f.file->fd, &off, left > kSendfileMax ? kSendfileMax : left);
+    const ssize_t n = sendfile(sock, f.file->fd, &off, left > kSendfileMax ? kSendfileMax : left);
     if (n > 0) {
       f.offset += static_cast<std::uint64_t>(n);
       sent += static_cast<std::uint64_t>(n);

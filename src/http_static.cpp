@@ -9,9 +9,6 @@
 // file_send.cpp.
 #include "http_static.hpp"
 
-#include <sys/epoll.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
@@ -24,6 +21,7 @@
 #include "http_conditional.hpp"
 #include "manager.hpp"
 #include "mime.hpp"
+#include "platform.hpp"
 #include "static_path.hpp"
 #include "status_text.hpp"
 
@@ -56,7 +54,7 @@ const std::string *StaticFiles::real_root(std::string_view root, std::uint64_t n
       it = roots_.emplace(root_key_, Root()).first;
     }
     Root &r = it->second;
-    if (char *resolved = realpath(root_key_.c_str(), nullptr)) {
+    if (char *resolved = real_path(root_key_.c_str())) {
       r.real.assign(resolved);
       std::free(resolved);
       r.err = 0;

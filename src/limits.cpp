@@ -1,6 +1,8 @@
 #include "limits.hpp"
 
+#if !defined(_WIN32)
 #include <sys/resource.h>
+#endif
 
 #include "mongoose.h"
 
@@ -42,10 +44,14 @@ const LimitInfo *limit_info(int key) {
 }
 
 std::uint64_t default_max_connections() {
+#if defined(_WIN32)
+  return 10000;  // Winsock has no per-process descriptor limit
+#else
   rlimit rl{};
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 10000;
   const std::uint64_t n = rl.rlim_cur;
   return n > 2 * kFdReserve ? n - kFdReserve : n / 2;
+#endif
 }
 
 std::shared_ptr<Limits> default_limits(int protocol) {

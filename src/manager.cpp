@@ -2,14 +2,13 @@
 // what Mongoose reports to the part owning the protocol (see manager.hpp).
 #include "manager.hpp"
 
-#include <sys/socket.h>
-
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <new>
 
 #include "http_static.hpp"
+#include "platform.hpp"
 #include "pool.hpp"
 
 namespace mgffi {
@@ -67,9 +66,21 @@ std::uint64_t earlier(std::uint64_t a, std::uint64_t b) {
 
 }  // namespace
 
+#if defined(_WIN32) && MG_TLS == MG_TLS_BUILTIN
+// Mongoose's wall clock (mg_now() = mg_millis() + this), set by SNTP.
+extern "C" uint64_t mg_boot_timestamp_ms;
+#endif
+
 Manager::Manager() {
   mg_log_set_fn(log_to_stderr, nullptr);
   mg_mgr_init(&mgr_);
+#if defined(_WIN32) && MG_TLS == MG_TLS_BUILTIN
+  // The builtin TLS checks certificate dates against mg_now() and, while
+  // it is unset, asks time.google.com by SNTP before verifying (which
+  // fails without Internet access). Windows keeps its clock in sync
+  // itself: Mongoose's clock starts from it.
+  if (mg_boot_timestamp_ms == 0) mg_boot_timestamp_ms = system_time_ms() - mg_millis();
+#endif
   mgr_.userdata = this;
   parking_.init(&mgr_);
   conns_.reserve(64);
@@ -307,11 +318,12 @@ void Manager::on_error(mg_connection *c, ConnState *st, const char *msg) {
   // Mongoose says only "socket error"; the socket knows why.
   int so_error = 0;
   socklen_t so_len = sizeof(so_error);
-  int fd = static_cast<int>(reinterpret_cast<std::size_t>(c->fd));
   char text[200];
   if (std::strcmp(msg, "socket error") == 0 && c->fd != nullptr &&
-      getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &so_len) == 0 && so_error != 0) {
-    std::snprintf(text, sizeof(text), "%s: %s", msg, std::strerror(so_error));
+      getsockopt(sock_of(c), SOL_SOCKET, SO_ERROR, reinterpret_cast<char *>(&so_error), &so_len) ==
+          0 &&
+      so_error != 0) {
+    std::snprintf(text, sizeof(text), "%s: %s", msg, sock_error_text(so_error).c_str());
     msg = text;
   } else if (c->is_tls_hs) {
     std::snprintf(text, sizeof(text), "TLS handshake failed (%s)", msg);

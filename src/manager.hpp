@@ -27,6 +27,12 @@
 #include "noncopyable.hpp"
 #include "park.hpp"
 
+// Mongoose defines poll() as a macro for WSAPoll on Windows; the glue names
+// a method poll and calls no poll() of its own.
+#if defined(_WIN32) && defined(poll)
+#undef poll
+#endif
+
 namespace mgffi {
 
 class StaticFiles;  // http_static.hpp

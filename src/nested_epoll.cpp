@@ -1,9 +1,8 @@
 #include "nested_epoll.hpp"
 
-#include <sys/epoll.h>
-#include <unistd.h>
-
 #include <cerrno>
+
+#include "platform.hpp"
 
 namespace mgffi {
 

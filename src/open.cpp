@@ -5,15 +5,16 @@
 #include <cstring>
 
 #include "manager.hpp"
+#include "platform.hpp"
 
 namespace mgffi {
 
 int Manager::listen(const char *url, int protocol, std::uint64_t *id) {
-  errno = 0;
+  clear_sock_errno();
   mg_connection *c = mg_listen(&mgr_, url, on_event_trampoline, nullptr);
   if (c == nullptr) {
-    const int err = errno;
-    const std::string why = err != 0 ? std::strerror(err) : "invalid URL or address";
+    const int err = sock_errno();
+    const std::string why = err != 0 ? sock_error_text(err) : "invalid URL or address";
     return fail(MGFFI_ERR_LISTEN, std::string("cannot listen on ") + url + ": " + why);
   }
   ConnState *st = state_of(c);

@@ -1,10 +1,9 @@
 #include "park.hpp"
 
-#include <sys/epoll.h>
-
 #include <new>
 
 #include "manager.hpp"
+#include "platform.hpp"
 
 namespace mgffi {
 

@@ -1,15 +1,11 @@
 // Bytes in and out: the send queue (its growth, cap and timer), raw TCP and
 // UDP reads, datagrams, half-close, and holding a connection's reads.
-#include <netinet/in.h>
-#include <sys/epoll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstring>
 #include <new>
 
 #include "manager.hpp"
+#include "platform.hpp"
 
 namespace mgffi {
 
@@ -17,10 +13,6 @@ namespace {
 
 constexpr std::size_t kMaxDatagram = 65536;    // above any UDP payload
 constexpr std::size_t kKeptSendBytes = 65536;  // a drained send buffer kept for reuse
-
-int fd_of(const mg_connection *c) {
-  return static_cast<int>(reinterpret_cast<std::size_t>(c->fd));
-}
 
 // A socket address as Mongoose keeps it (bytes and port in network order).
 void from_sockaddr(const sockaddr_storage &sa, mg_addr *out) {
@@ -41,7 +33,7 @@ void from_sockaddr(const sockaddr_storage &sa, mg_addr *out) {
 // One datagram to c->rem, sent at once. Not mg_send: when the kernel
 // refuses a datagram (too large, unreachable), Mongoose marks the whole
 // connection closing, and a udp:// listener would stop serving everyone
-// because of one bad send. Returns false with errno set.
+// because of one bad send. Returns false with sock_errno() set.
 bool send_datagram(mg_connection *c, const void *buf, std::size_t len) {
   sockaddr_storage to{};
   socklen_t to_len;
@@ -59,11 +51,14 @@ bool send_datagram(mg_connection *c, const void *buf, std::size_t len) {
     sin->sin_port = c->rem.port;
     to_len = sizeof(*sin);
   }
-  if (sendto(fd_of(c), buf, len, 0, reinterpret_cast<sockaddr *>(&to), to_len) < 0) return false;
+  if (sendto(sock_of(c), static_cast<const char *>(buf), static_cast<io_len_t>(len), 0,
+             reinterpret_cast<sockaddr *>(&to), to_len) < 0) {
+    return false;
+  }
   if (c->loc.port == 0) {  // a client's port is chosen by its first send
     sockaddr_storage local{};
     socklen_t local_len = sizeof(local);
-    if (getsockname(fd_of(c), reinterpret_cast<sockaddr *>(&local), &local_len) == 0) {
+    if (getsockname(sock_of(c), reinterpret_cast<sockaddr *>(&local), &local_len) == 0) {
       from_sockaddr(local, &c->loc);
     }
   }
@@ -203,10 +198,11 @@ void Manager::drain_udp(mg_connection *c, ConnState *st) {
   if (!udp_scratch_) return;
   const bool wanted = wants(st, MGFFI_EV_READ);
   for (int i = 0; i < kMaxPerPoll && (st->hold & kHoldPaused) == 0; i++) {
+    if (!datagram_waiting(sock_of(c))) break;
     sockaddr_storage from{};
     socklen_t from_len = sizeof(from);
-    ssize_t n = recvfrom(fd_of(c), udp_scratch_.get(), kMaxDatagram, MSG_DONTWAIT,
-                         reinterpret_cast<sockaddr *>(&from), &from_len);
+    const auto n = recvfrom(sock_of(c), udp_scratch_.get(), static_cast<io_len_t>(kMaxDatagram),
+                            kRecvFlags, reinterpret_cast<sockaddr *>(&from), &from_len);
     if (n < 0) break;
     from_sockaddr(from, &c->rem);
     if (!wanted) continue;
@@ -220,7 +216,7 @@ void Manager::drain_udp(mg_connection *c, ConnState *st) {
 void Manager::try_shutdown(mg_connection *c, ConnState *st) {
   if (c->send.len > 0 || c->fd == nullptr) return;
   st->shutdown_pending = false;
-  ::shutdown(fd_of(c), SHUT_WR);
+  ::shutdown(sock_of(c), kShutWrite);
 }
 
 int Manager::shutdown_write(mg_connection *c) {
@@ -235,10 +231,10 @@ int Manager::shutdown_write(mg_connection *c) {
 // (when Mongoose frees it), so the program can listen there again at once.
 // Mongoose skips an invalid socket when it frees the connection.
 void Manager::release_listening_socket(mg_connection *c) {
-  const int fd = fd_of(c);
-  if (fd == static_cast<int>(MG_INVALID_SOCKET)) return;
-  if (mgr_.epoll_fd >= 0) epoll_ctl(mgr_.epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
-  ::close(fd);
+  const sock_t fd = sock_of(c);
+  if (fd == static_cast<sock_t>(MG_INVALID_SOCKET)) return;
+  if (mgr_.epoll_fd >= 0) epoll_ctl(mgr_.epoll_fd, EPOLL_CTL_DEL, static_cast<int>(fd), nullptr);
+  close_socket(fd);
   c->fd = reinterpret_cast<void *>(static_cast<std::size_t>(MG_INVALID_SOCKET));
 }
 
@@ -255,7 +251,7 @@ int Manager::udp_send_to(mg_connection *c, const mgffi_addr &to, const void *buf
 }
 
 int Manager::datagram_failed() {
-  return fail(MGFFI_ERR_STATE, std::string("datagram not sent: ") + std::strerror(errno));
+  return fail(MGFFI_ERR_STATE, "datagram not sent: " + sock_error_text(sock_errno()));
 }
 
 }  // namespace mgffi

@@ -129,7 +129,9 @@ local ABI_VERSION = 2
 
 -- Finds the shared library: $MONGOOSE_FFI_LIB, then package.cpath (where
 -- `cmake --install` and LUA_CPATH=build/?.so put it), then the dynamic
--- loader's search path (libmongoose_ffi.so, installed as a link).
+-- loader's search path (libmongoose_ffi.so, installed as a link; on
+-- Windows mongoose_ffi.dll: LUA_CPATH=build\?.dll, or the DLL next to
+-- luajit.exe, in the current folder or on PATH).
 local function load_library()
   local explicit = os.getenv("MONGOOSE_FFI_LIB")
   if explicit and explicit ~= "" then

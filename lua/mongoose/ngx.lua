@@ -69,17 +69,35 @@ function ngx.sleep(sec)
   end
 end
 
-ffi.cdef [[
+local getpid
+if ffi.os == "Windows" then
+  -- No gettimeofday or getpid in the Windows system libraries: the
+  -- system time in 100 ns units since 1601, and the process id.
+  ffi.cdef [[
+void GetSystemTimeAsFileTime(uint64_t *ft);
+uint32_t GetCurrentProcessId(void);
+]]
+  local ft = ffi.new("uint64_t[1]")
+  function ngx.now()
+    ffi.C.GetSystemTimeAsFileTime(ft)
+    local ms = floor(tonumber((ft[0] - 116444736000000000ULL) / 10000ULL))
+    return ms / 1000
+  end
+  getpid = function() return tonumber(ffi.C.GetCurrentProcessId()) end
+else
+  ffi.cdef [[
 struct mgffi_ngx_timeval { long tv_sec; long tv_usec; };
 int gettimeofday(struct mgffi_ngx_timeval *tv, void *tz);
 int getpid(void);
 ]]
-local tv = ffi.new("struct mgffi_ngx_timeval")
+  local tv = ffi.new("struct mgffi_ngx_timeval")
 
---- Seconds since the epoch, with milliseconds.
-function ngx.now()
-  ffi.C.gettimeofday(tv, nil)
-  return tonumber(tv.tv_sec) + floor(tonumber(tv.tv_usec) / 1000) / 1000
+  --- Seconds since the epoch, with milliseconds.
+  function ngx.now()
+    ffi.C.gettimeofday(tv, nil)
+    return tonumber(tv.tv_sec) + floor(tonumber(tv.tv_usec) / 1000) / 1000
+  end
+  getpid = function() return ffi.C.getpid() end
 end
 
 function ngx.time()
@@ -449,7 +467,7 @@ ngx.worker = {
     local mgr = coro.current_manager()
     return mgr == nil or mgr.closed or mgr.stopping == true
   end,
-  pid = function() return ffi.C.getpid() end,
+  pid = getpid,
   id = function() return 0 end,
   count = function() return 1 end,
 }

@@ -28,7 +28,9 @@ int pcre2_pattern_info_8(const pcre2_code_8 *code, uint32_t what, void *where);
 
 local pcre
 do
-  for _, name in ipairs({ "pcre2-8", "libpcre2-8.so.0" }) do
+  -- On Windows: libpcre2-8-0.dll (MSYS2's), libpcre2-8.dll (PCRE2's own
+  -- CMake build).
+  for _, name in ipairs({ "pcre2-8", "libpcre2-8.so.0", "libpcre2-8-0", "libpcre2-8" }) do
     local ok, lib = pcall(ffi.load, name)
     if ok then
       pcre = lib

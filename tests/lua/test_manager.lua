@@ -48,6 +48,9 @@ T.test("poll(timeout_ms) argument checks: a non-number or NaN raises, a negative
 end)
 
 T.test("poll with a huge timeout waits for the next event (no int overflow)", function()
+  if jit.os == "Windows" then
+    T.skip("under Wine the previous client's close reaches the next poll late and ends it early")
+  end
   -- 1e12 ms or math.huge overflowed C's int: poll returned at once, and
   -- a loop around it spun. Cut to 2^31-1 ms, poll sleeps until a client comes.
   local mgr = new_manager()
@@ -117,6 +120,9 @@ T.test("run({poll_ms = math.huge}) still runs timers and stops", function()
 end)
 
 T.test("run({signals={'USR1'}}) returns when the process gets SIGUSR1", function()
+  if jit.os == "Windows" then
+    T.skip("no SIGUSR1/SIGUSR2 on Windows, and a Linux signal does not reach a Wine process's C runtime")
+  end
   local mgr, logs = new_manager("info")
   local pid = ffi.C.getpid()
   T.ok(pid > 1, "pid")
@@ -144,6 +150,9 @@ T.test("run({signals={'USR1'}}) returns when the process gets SIGUSR1", function
 end)
 
 T.test("run({signals={'USR2'}}) returns on SIGUSR2", function()
+  if jit.os == "Windows" then
+    T.skip("no SIGUSR1/SIGUSR2 on Windows, and a Linux signal does not reach a Wine process's C runtime")
+  end
   local mgr = new_manager()
   local pid = ffi.C.getpid()
   mgr:set_timeout(30, function() os.execute("kill -USR2 " .. pid) end)

@@ -166,6 +166,9 @@ print(s.makefile('rb').readline().decode(), end='')
 end)
 
 mgr_test("framing: bytes no reader claims go to on_data, or wait for the next read", function(mgr)
+  if jit.os == "Windows" then
+    T.skip("expects sends 20 ms apart in reads of their own; under Wine one read can take several")
+  end
   -- With on_data: a header line is read, then everything else is on_data's
   -- (more than max_buffer in all: nothing piles up).
   local header, data, via_ptr, close_err = nil, {}, {}, false

@@ -45,7 +45,7 @@ local _M = {}
 
 local zlib_ok, Z = pcall(ffi.load, "z")
 if not zlib_ok then
-  zlib_ok, Z = pcall(ffi.load, "libz.so.1")
+  zlib_ok, Z = pcall(ffi.load, ffi.os == "Windows" and "zlib1" or "libz.so.1")
 end
 
 local Z_SYNC_FLUSH, Z_FINISH = 2, 4

@@ -8,12 +8,31 @@ local _M = {}
 
 local last_second, last_stamp = nil, nil
 
+-- The local offset from UTC as +hhmm: strftime's %z, except on Windows,
+-- whose C runtime gives the zone's name there instead.
+local zone
+if require("ffi").os == "Windows" then
+  local floor, format = math.floor, string.format
+  zone = function(now)
+    local l, u = os_date("*t", now), os_date("!*t", now)
+    u.isdst = l.isdst
+    local minutes = floor((os_time(l) - os_time(u)) / 60 + 0.5)
+    local sign = minutes < 0 and "-" or "+"
+    minutes = minutes < 0 and -minutes or minutes
+    return format("%s%02d%02d", sign, floor(minutes / 60), minutes % 60)
+  end
+end
+
 -- "[10/Oct/2000:13:55:36 +0000]" for now, made once a second.
 local function stamp()
   local now = os_time()
   if now ~= last_second then
     last_second = now
-    last_stamp = os_date("[%d/%b/%Y:%H:%M:%S %z]", now)
+    if zone then
+      last_stamp = os_date("[%d/%b/%Y:%H:%M:%S ", now) .. zone(now) .. "]"
+    else
+      last_stamp = os_date("[%d/%b/%Y:%H:%M:%S %z]", now)
+    end
   end
   return last_stamp
 end
