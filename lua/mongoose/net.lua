@@ -181,7 +181,7 @@ local function run_readers(self)
     if r.task then -- conn:read() in a task: it waits for this frame
       coro.wake(r.task, self, frame)
     else
-      self.mgr:protected_call("TCP reader", r.fn, self, frame)
+      self.mgr:event_call(self, "TCP reader", r.fn, self, frame)
     end
   end
   self.serving = false
@@ -197,7 +197,7 @@ local function deliver_rest(self, fn, rest)
   local view = self.view
   view.ptr, view.len = ffi_cast(CONST_CHAR_PTR, rest), #rest
   view.anchor = rest -- keeps the bytes alive while view.ptr points at them
-  self.mgr:protected_call("TCP on_data", fn, self, view)
+  self.mgr:event_call(self, "TCP on_data", fn, self, view)
   view.ptr, view.len, view.anchor = nil, 0, nil
 end
 
@@ -271,7 +271,7 @@ function Conn:on_event(ev, id)
     if fn then
       local view = self.view
       view.ptr, view.len = ev.data.ptr, tonumber(ev.data.len)
-      self.mgr:protected_call("TCP on_data", fn, self, view)
+      self.mgr:event_call(self, "TCP on_data", fn, self, view)
       view.ptr, view.len = nil, 0
     end
   elseif t == EV.ACCEPT or t == EV.CONNECT then
@@ -279,13 +279,13 @@ function Conn:on_event(ev, id)
     self.remote = core.format_addr(ev.remote, true)
     local fn = self.on_connect
     if fn then
-      self.mgr:protected_call("TCP on_connect", fn, self)
+      self.mgr:event_call(self, "TCP on_connect", fn, self)
     end
   elseif t == EV.ERROR then
     self.error = ffi_string(ev.data.ptr, ev.data.len)
     local fn = self.on_error
     if fn then
-      self.mgr:protected_call("TCP on_error", fn, self, self.error)
+      self.mgr:event_call(self, "TCP on_error", fn, self, self.error)
     end
   elseif t == EV.CLOSE then
     self.closed = true
@@ -306,7 +306,7 @@ function Conn:on_event(ev, id)
     end
     local fn = self.on_close
     if fn then
-      self.mgr:protected_call("TCP on_close", fn, self, self.error)
+      self.mgr:event_call(self, "TCP on_close", fn, self, self.error)
     end
   end
 end
@@ -328,7 +328,7 @@ function TcpListener:on_event(ev, id)
     conn.remote = core.format_addr(ev.remote, true)
     local fn = self.opts.on_accept
     if fn then
-      self.mgr:protected_call("TCP on_accept", fn, conn)
+      self.mgr:event_call(self, "TCP on_accept", fn, conn)
     end
   elseif ev.type == EV.ERROR and id == self.id then
     -- The listener itself (out of descriptors): once per episode.
@@ -446,19 +446,19 @@ function Udp:on_event(ev, id)
       local view, from = self.view, self.from
       view.ptr, view.len = ev.data.ptr, tonumber(ev.data.len)
       from.addr = ev.remote
-      self.mgr:protected_call("UDP on_datagram", fn, self, view, from)
+      self.mgr:event_call(self, "UDP on_datagram", fn, self, view, from)
       view.ptr, view.len = nil, 0
       from.addr = nil
     end
   elseif t == EV.ERROR then
     self.error = ffi_string(ev.data.ptr, ev.data.len)
     if self.on_error then
-      self.mgr:protected_call("UDP on_error", self.on_error, self, self.error)
+      self.mgr:event_call(self, "UDP on_error", self.on_error, self, self.error)
     end
   elseif t == EV.CLOSE then
     self.closed = true
     if self.on_close then
-      self.mgr:protected_call("UDP on_close", self.on_close, self, self.error)
+      self.mgr:event_call(self, "UDP on_close", self.on_close, self, self.error)
     end
   end
 end

@@ -124,10 +124,17 @@ local function handler_of(self, name)
   return self[name] or self.handlers[name]
 end
 
-local function call(self, name, ...)
+local WHAT = {} -- "WebSocket on_message", ... (made once per name)
+
+local function call(self, name, a, b)
   local fn = handler_of(self, name)
   if fn then
-    self.mgr:protected_call("WebSocket " .. name, fn, self, ...)
+    local what = WHAT[name]
+    if what == nil then
+      what = "WebSocket " .. name
+      WHAT[name] = what
+    end
+    self.mgr:event_call(self, what, fn, self, a, b)
   end
 end
 

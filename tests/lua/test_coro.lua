@@ -144,6 +144,77 @@ T.test("tasks come from a pool: handlers that do not wait create no coroutine", 
   T.ok(coro.stats().pooled > 0, "idle tasks wait in the pool")
 end)
 
+T.test("WebSocket and TCP handlers run in the dispatcher: no task per message, errors logged by name", function()
+  local n0 = #H.logs
+  state.ws_direct = 0
+  local ws = assert(mgr:ws_listen("http://127.0.0.1:0", {
+    on_message = function(w, data)
+      if data == "boom" then
+        error("ws handler broke")
+      elseif data == "late boom" then
+        mongoose.sleep(5)
+        error("ws handler broke after a wait")
+      end
+      -- Called from the dispatcher itself (Manager:event_call), not in a
+      -- task of its own: the dispatcher names the handler it runs.
+      state.ws_direct = state.ws_direct + (mgr.dispatch_what == "WebSocket on_message" and 1 or 0)
+      w:send("echo " .. data)
+    end,
+  }))
+  local tcp = assert(mgr:tcp_listen("tcp://127.0.0.1:0", {
+    on_data = function(conn, view)
+      state.tcp_direct = mgr.dispatch_what == "TCP on_data"
+      local s = view:string()
+      if s == "boom" then
+        error("tcp handler broke")
+      end
+      conn:send("echo " .. s)
+    end,
+  }))
+  local replies, tcp_got = {}, {}
+  local client = assert(mgr:ws_connect("ws://127.0.0.1:" .. ws:port() .. "/", {
+    on_message = function(_, data) replies[#replies + 1] = data end,
+  }))
+  local tc = assert(mgr:tcp_connect("tcp://127.0.0.1:" .. tcp:port(), {
+    on_data = function(_, view) tcp_got[#tcp_got + 1] = view:string() end,
+  }))
+  T.ok(T.poll_until(mgr, function() return client.open end, 3000), "the WebSocket is open")
+  client:send("warm")
+  T.ok(T.poll_until(mgr, function() return #replies == 1 end, 3000), "a first echo")
+  local before = coro.stats().created
+  for i = 1, 100 do
+    client:send("m" .. i)
+    T.ok(T.poll_until(mgr, function() return #replies == i + 1 end, 3000), "echo " .. i)
+  end
+  T.eq(coro.stats().created - before, 0, "coroutines created for 100 echoes")
+  T.eq(state.ws_direct, 101, "on_message called by the dispatcher itself")
+  T.eq(replies[101], "echo m100", "the last echo")
+  client:send("boom")
+  client:send("late boom")
+  client:send("after")
+  T.ok(T.poll_until(mgr, function() return replies[#replies] == "echo after" end, 3000),
+       "the WebSocket is served after its handler raised")
+  T.ok(T.poll_until(mgr, function()
+    return T.find_log(H.logs, "ws handler broke after a wait", "error", n0 + 1) ~= nil
+  end, 3000), "the error after a wait is logged")
+  local e = T.ok(T.find_log(H.logs, "WebSocket on_message failed", "error", n0 + 1), "logged by name")
+  T.match(e.msg, "ws handler broke", "the message")
+  T.match(e.msg, "test_coro%.lua:%d+", "the traceback names the handler's line")
+  e = T.find_log(H.logs, "ws handler broke after a wait", "error", n0 + 1)
+  T.match(e.msg, "^WebSocket on_message failed", "the error after a wait, by name")
+  tc:send("boom")
+  T.ok(T.poll_until(mgr, function() return T.find_log(H.logs, "TCP on_data failed", "error", n0 + 1) end,
+                    3000), "the TCP handler's error is logged by name")
+  tc:send("ok")
+  T.ok(T.poll_until(mgr, function() return tcp_got[#tcp_got] == "echo ok" end, 3000),
+       "the TCP connection is served after its handler raised")
+  T.eq(state.tcp_direct, true, "on_data called by the dispatcher itself")
+  client:close()
+  tc:close()
+  ws:close()
+  tcp:close()
+end)
+
 T.test("timers, TCP, UDP and WebSocket callbacks may wait", function()
   local got = {}
   mgr:set_timeout(0, function()
