@@ -15,9 +15,10 @@
 #   SIDES    c (bench/ws_echo_c.c), lua (bench/ws_echo.lua), nginx (nginx-light
 #            + libnginx-mod-http-lua, one process) (default "c lua nginx")
 #   CONNECTIONS  wrk's connections (default 50)
-#   ROUNDS   times each side walks its levels (default 1); with more, every
-#            figure is the median over the rounds, so that a change in
-#            background load between levels weighs less
+#   ROUNDS   times each side walks its levels (default 1); with more, req/s
+#            and CPU per request are the medians over the rounds (a change in
+#            background load between levels weighs less); RSS per idle
+#            connection is always the first round's
 #
 # Each side's server runs alone, on CPU 0; wrk and the idle connections
 # (bench/idle_hold.c: one request or handshake each, then quiet; source
@@ -40,7 +41,7 @@ LEVELS="${LEVELS:-0 1000 5000 15000}"
 KINDS="${KINDS:-http ws}"
 ROUNDS="${ROUNDS:-1}"
 RAW=()   # one per round: "kind|level|side|rps|us|rss_per_conn|alive"
-ROWS=()  # the medians over the rounds, same fields
+ROWS=()  # over the rounds (see summarize), same fields
 
 # The nginx + Lua side: hello on /, a WebSocket echo (Debian's
 # lua-nginx-websocket, OpenResty's lua-resty-websocket) on /ws.
@@ -159,7 +160,8 @@ level() {
   RAW+=("$kind|$n|$side|$WRK_RPS|$WRK_US|$per|$alive")
 }
 
-# summarize: ROWS from RAW, each figure the median over the rounds.
+# summarize: ROWS from RAW: req/s and CPU per request the medians over the
+# rounds, RSS per idle connection the first round's.
 summarize() {
   local kind n side r rps us per alive
   for kind in $KINDS; do
@@ -172,8 +174,10 @@ summarize() {
           all_rps+=("$rps") all_us+=("$us") all_per+=("$per")
         done
         [ "${#all_rps[@]}" -gt 0 ] || continue
-        per=-
-        [ "${all_per[0]}" = - ] || per="$(median "${all_per[@]}")"
+        # RSS per connection from the first round only: memory a round's
+        # connections gave back to the allocator is reused by the next
+        # round's without the RSS growing again.
+        per="${all_per[0]}"
         ROWS+=("$kind|$n|$side|$(median "${all_rps[@]}")|$(median "${all_us[@]}")|$per|$alive")
       done
     done
