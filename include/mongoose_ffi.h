@@ -1,32 +1,15 @@
 /*
- * mongoose_ffi.h - the C ABI of mongoose-ffi, designed for LuaJIT's FFI.
+ * mongoose_ffi.h - the C ABI of mongoose-ffi, designed for LuaJIT's FFI;
+ * the model, conventions and every function: docs/c-api.md.
  *
- * Model
- * -----
- * A manager owns a Mongoose `struct mg_mgr` and an event queue. Lua calls
- * mgffi_poll(), which runs mg_mgr_poll(); the glue (C++) handles what
- * Mongoose reports, parses HTTP requests and WebSocket frames itself, and
- * appends each event for Lua to the queue. Lua then reads the queue with
- * mgffi_events() and acts on it. Nothing ever calls back into Lua.
- *
- * Connections are named by Mongoose's connection id (uint64_t), never by a
- * pointer. An operation on an id that is gone returns MGFFI_ERR_NO_CONN.
- *
- * Lifetime of event data (the rule Lua relies on)
- * -----------------------------------------------
- * Every pointer reachable from an mgffi_event (data, http and everything it
- * points to) stays valid until the next mgffi_poll() or mgffi_manager_free()
- * on the same manager. In addition, the HTTP request of a server connection
- * (event MGFFI_EV_HTTP_MSG or MGFFI_EV_HTTP_HDRS on an accepted connection)
- * stays valid until the poll after the one in which it was answered or the
- * connection closed, so a handler may reply later than the event.
- *
- * Conventions
- * -----------
- * Functions return MGFFI_OK (0), a count or length (>= 0), or a negative
- * MGFFI_ERR_* code; the text of the last failure on a manager is
- * mgffi_last_error(). Every string is passed as pointer + length and needs
- * no terminating NUL. No function lets a C++ exception escape.
+ * mgffi_poll() runs mg_mgr_poll(); the glue queues what happened as events,
+ * read with mgffi_events(); nothing calls back into Lua. Connections are
+ * named by id (MGFFI_ERR_NO_CONN once gone). Event data stays valid until
+ * the next mgffi_poll(); a server's HTTP request until the poll after the
+ * one in which it was answered or its connection closed. Functions return
+ * MGFFI_OK, a count (>= 0) or a negative MGFFI_ERR_* (text:
+ * mgffi_last_error()); strings are pointer + length; no C++ exception
+ * escapes.
  */
 #ifndef MONGOOSE_FFI_H
 #define MONGOOSE_FFI_H
@@ -47,8 +30,7 @@ extern "C" {
 #define MGFFI_API
 #endif
 
-/* Bumped whenever a struct layout or a function signature changes. */
-#define MGFFI_ABI_VERSION 2
+#define MGFFI_ABI_VERSION 2 /* bumped when a struct layout or a signature changes */
 
 /* ======================================================================
  * Status codes
@@ -603,11 +585,10 @@ MGFFI_API int mgffi_signal_watch(int signo);
 MGFFI_API int mgffi_signal_take(void);
 
 /* ======================================================================
- * Message digests (mongoose.ngx: ngx.md5, ngx.sha1_bin, ngx.hmac_sha1)
- * Mongoose's MD5 and SHA-1 of len bytes at data, written to out (16 and
- * 20 bytes). No manager, no connection. Returns MGFFI_OK, MGFFI_ERR_ARG
- * (NULL data with a length, NULL out) or MGFFI_ERR_SPACE (out_len too
- * small).
+ * Message digests (mongoose.ngx: ngx.md5, ngx.sha1_bin, ngx.hmac_sha1):
+ * Mongoose's MD5 and SHA-1 of len bytes at data into out (16 and 20 bytes).
+ * Returns MGFFI_OK, MGFFI_ERR_ARG (NULL data with a length, NULL out) or
+ * MGFFI_ERR_SPACE (out_len too small).
  * ====================================================================== */
 MGFFI_API int mgffi_md5(const void *data, size_t len, uint8_t *out, size_t out_len);
 MGFFI_API int mgffi_sha1(const void *data, size_t len, uint8_t *out, size_t out_len);
