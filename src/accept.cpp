@@ -14,10 +14,6 @@ namespace {
 #if MG_ENABLE_EPOLL
 constexpr std::uint64_t kAcceptBackoffMs = 100;
 constexpr std::uint64_t kAcceptEpisodeMs = 10000;
-
-int fd_of(const mg_connection *c) {
-  return static_cast<int>(reinterpret_cast<std::size_t>(c->fd));
-}
 #endif
 
 std::string ip_key(const mg_addr &a) {

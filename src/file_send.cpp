@@ -31,10 +31,6 @@ constexpr std::size_t kRefillChunk = 65536;      // TLS: bytes read per refill
 constexpr std::size_t kSendfileMax = 1u << 30;   // one sendfile call at most
 constexpr std::uint64_t kPumpBudget = 8u << 20;  // then other connections get a turn
 
-int fd_of(const mg_connection *c) {
-  return static_cast<int>(reinterpret_cast<std::size_t>(c->fd));
-}
-
 #if !MG_ENABLE_EPOLL
 // Never called without epoll (files go through the send buffer there).
 ssize_t sendfile(int, int, off_t *, std::size_t) {
@@ -88,44 +84,6 @@ void Manager::file_start(mg_connection *c, ConnState *st, std::shared_ptr<OpenFi
   r.file.watched = false;
   r.out = HttpRequest::Out::kServing;
   file_pump(c, st);
-}
-
-// Writes what c's send buffer holds now (plain TCP), as Mongoose's
-// write_conn would at its next poll; saves that poll's epoll changes. With
-// more, the kernel may hold a partial segment for the file that follows.
-// True when the buffer is empty.
-bool Manager::flush_now(mg_connection *c, ConnState *st, bool more) {
-  if (c->send.len == 0) return true;
-  if (c->is_tls || c->is_closing || c->fd == nullptr) return false;
-  std::size_t total = 0;
-  while (c->send.len > 0) {
-    const auto n =
-        ::send(sock_of(c), reinterpret_cast<const char *>(c->send.buf),
-               static_cast<io_len_t>(c->send.len), kSendFlags | (more ? kSendMoreFlag : 0));
-    const int err = n < 0 ? sock_errno() : 0;
-    if (n > 0) {
-      mg_iobuf_del(&c->send, 0, static_cast<std::size_t>(n));
-      total += static_cast<std::size_t>(n);
-    } else if (n < 0 && sock_interrupted(err)) {
-      continue;
-    } else if (n < 0 && sock_would_block(err)) {
-      break;  // Mongoose sends the rest when the socket has room
-    } else {
-      c->is_closing = 1;  // as Mongoose does when a write fails
-      return false;
-    }
-  }
-  if (total == 0) return false;
-  // Mongoose armed EPOLLOUT for bytes that are gone now: it would report a
-  // writable socket at every poll.
-  if (c->send.len == 0 && st->out_armed && !st->parked) {
-    epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLERR | EPOLLHUP;
-    ev.data.ptr = c;
-    epoll_ctl(mgr_.epoll_fd, EPOLL_CTL_MOD, fd_of(c), &ev);
-  }
-  on_write(c, st, static_cast<long>(total));
-  return c->send.len == 0;
 }
 
 void Manager::file_pump(mg_connection *c, ConnState *st) {

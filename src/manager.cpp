@@ -173,6 +173,7 @@ int Manager::poll(int timeout_ms) {
       set_hold(it->second.first, it->second.second.get(), kHoldThrottle, false);
   }
   throttled_.clear();
+  if (flush_queued()) timeout_ms = 0;
   // Buffered input (a pipelined request after its predecessor's reply, frames
   // after an upgrade) is parsed by this poll without waiting for the kernel.
   if (!input_pending_.empty()) {
@@ -196,6 +197,7 @@ int Manager::poll(int timeout_ms) {
   back_->finalize();
   std::swap(front_, back_);
   back_->clear();
+  queue_gen_++;
   return static_cast<int>(front_->size());
 }
 
@@ -238,9 +240,10 @@ void Manager::on_event_trampoline(mg_connection *c, int ev, void *ev_data) {
   if (self != nullptr) self->on_event(c, ev, ev_data);
 }
 
-mgffi_event *Manager::record(mg_connection *c, const ConnState *st, int type) {
+mgffi_event *Manager::record(mg_connection *c, ConnState *st, int type) {
   mgffi_event *ev = back_->push(type, c->id);
   if (ev == nullptr) return nullptr;
+  if (st != nullptr) st->recorded_gen = queue_gen_;
   ev->flags = flags_of(c);
   ev->listener_id = st != nullptr ? st->listener_id : 0;
   copy_addr(c->rem, &ev->remote);

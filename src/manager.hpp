@@ -63,6 +63,18 @@ class Manager : NonCopyable {
   std::size_t connection_ids(std::uint64_t *ids, std::size_t cap) const;
   int epoll_fd() const { return mgr_.epoll_fd; }
   int poll_hint();
+  // Output queued on an empty send buffer of a plain TCP connection is
+  // written by the glue at the start of the next poll (flush_queued),
+  // before Mongoose's iotest: Mongoose would arm EPOLLOUT for it, wait for
+  // the socket to say writable, write, and disarm (two epoll_ctl calls and
+  // often one more epoll_wait per reply). Replies queued in one Lua drain
+  // still go out in one send per connection. A connection with an event
+  // Lua has not seen yet (a WebSocket's open, queued by the upgrade) is
+  // left to Mongoose, which writes after this poll's reads: the peer's
+  // answer to that output then comes after the event, as before.
+  void queue_flush(mg_connection *c, ConnState *st);
+  // Returns true when a flushed connection needs this poll not to wait.
+  bool flush_queued();
   void set_max_queue_bytes(std::uint64_t n) { max_queue_bytes_ = n; }
   std::uint64_t now() const { return poll_now_; }
   static std::uint32_t default_mask(int protocol);
@@ -117,7 +129,7 @@ class Manager : NonCopyable {
   void on_close(mg_connection *c, ConnState *st);
   void on_poll(mg_connection *c, ConnState *st);
   void on_error(mg_connection *c, ConnState *st, const char *msg);
-  mgffi_event *record(mg_connection *c, const ConnState *st, int type);
+  mgffi_event *record(mg_connection *c, ConnState *st, int type);
   bool wants(const ConnState *st, int type) const {
     return type < 32 && (st->event_mask & MGFFI_MASK(type)) != 0;
   }
@@ -210,6 +222,8 @@ class Manager : NonCopyable {
   std::vector<std::unique_ptr<WsState>> free_ws_;
   std::vector<std::uint64_t> throttled_;      // held until the next poll
   std::vector<std::uint64_t> input_pending_;  // recv to parse at the next poll
+  std::vector<std::uint64_t> to_flush_;       // output queued on an empty send buffer
+  std::uint32_t queue_gen_ = 1;               // counts back_'s turns (polls)
   std::vector<std::uint64_t> idle_stores_;    // give their request store back next poll
   std::unique_ptr<char[]> udp_scratch_;       // one datagram, for drain_udp
   // permessage-deflate without context takeover: streams shared by every

@@ -7,14 +7,6 @@
 
 namespace mgffi {
 
-namespace {
-
-int fd_of(const mg_connection *c) {
-  return static_cast<int>(reinterpret_cast<std::size_t>(c->fd));
-}
-
-}  // namespace
-
 bool Parking::init(mg_mgr *mgr) {
   mgr_ = mgr;
   return epoll_.init(mgr);

@@ -254,4 +254,9 @@ inline sock_t sock_of(const mg_connection *c) {
   return static_cast<sock_t>(reinterpret_cast<std::size_t>(c->fd));
 }
 
+// The same as an int, as epoll_ctl and sendfile take it (Linux).
+inline int fd_of(const mg_connection *c) {
+  return static_cast<int>(reinterpret_cast<std::size_t>(c->fd));
+}
+
 }  // namespace mgffi

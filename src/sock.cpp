@@ -1,5 +1,6 @@
 // Bytes in and out: the send queue (its growth, cap and timer), raw TCP and
-// UDP reads, datagrams, half-close, and holding a connection's reads.
+// UDP reads, datagrams, half-close, holding a connection's reads, and
+// writing queued output at the start of the next poll.
 #include <cerrno>
 #include <cstring>
 #include <new>
@@ -82,16 +83,92 @@ bool send_bytes(mg_connection *c, const void *buf, std::size_t len) {
     if (!mg_iobuf_resize(&c->send, target)) return false;
   }
   std::memcpy(c->send.buf + c->send.len, buf, len);
+  const bool was_empty = c->send.len == 0;
   c->send.len = need;
+  auto *m = static_cast<Manager *>(c->mgr->userdata);
+  if (was_empty && st != nullptr && m != nullptr) m->queue_flush(c, st);
   if (st != nullptr && (st->hold & kHoldSendQueue) == 0) {
     const std::uint64_t cap = st->limit(MGFFI_LIMIT_MAX_SEND_QUEUE);
     // Over the cap, the connection is not read until half of it has gone
     // out: an echo to a peer that does not read cannot grow.
     if (cap != 0 && c->send.len >= cap) {
-      static_cast<Manager *>(c->mgr->userdata)->set_hold(c, st, kHoldSendQueue, true);
+      m->set_hold(c, st, kHoldSendQueue, true);
     }
   }
   return true;
+}
+
+// Writes what c's send buffer holds now (plain TCP), as Mongoose's
+// write_conn would at its next poll; saves that poll's epoll changes. With
+// more, the kernel may hold a partial segment for the file that follows.
+// True when the buffer is empty.
+bool Manager::flush_now(mg_connection *c, ConnState *st, bool more) {
+  if (c->send.len == 0) return true;
+  if (c->is_tls || c->is_tls_hs || c->is_closing || c->is_connecting || c->is_resolving ||
+      c->is_listening || c->is_udp || c->fd == nullptr) {
+    return false;
+  }
+  std::size_t total = 0;
+  while (c->send.len > 0) {
+    const auto n =
+        ::send(sock_of(c), reinterpret_cast<const char *>(c->send.buf),
+               static_cast<io_len_t>(c->send.len), kSendFlags | (more ? kSendMoreFlag : 0));
+    const int err = n < 0 ? sock_errno() : 0;
+    if (n > 0) {
+      mg_iobuf_del(&c->send, 0, static_cast<std::size_t>(n));
+      total += static_cast<std::size_t>(n);
+    } else if (n < 0 && sock_interrupted(err)) {
+      continue;
+    } else if (n < 0 && sock_would_block(err)) {
+      break;  // Mongoose sends the rest when the socket has room
+    } else {
+      c->is_closing = 1;  // as Mongoose does when a write fails
+      return false;
+    }
+  }
+  if (total == 0) return false;
+  // Mongoose armed EPOLLOUT for bytes that are gone now: it would report a
+  // writable socket at every poll.
+  if (c->send.len == 0 && st->out_armed && !st->parked) {
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLERR | EPOLLHUP;
+    ev.data.ptr = c;
+    epoll_ctl(mgr_.epoll_fd, EPOLL_CTL_MOD, fd_of(c), &ev);
+  }
+  on_write(c, st, static_cast<long>(total));
+  if (wants(st, MGFFI_EV_WRITE)) {  // as Mongoose's MG_EV_WRITE would report it
+    mgffi_event *e = record(c, st, MGFFI_EV_WRITE);
+    if (e != nullptr) e->value = static_cast<std::int64_t>(total);
+  }
+  return c->send.len == 0;
+}
+
+void Manager::queue_flush(mg_connection *c, ConnState *st) {
+  if (st->flush_queued || c->is_tls || c->is_udp) return;
+  try {
+    to_flush_.push_back(c->id);
+    st->flush_queued = true;
+  } catch (const std::bad_alloc &) {
+    // Mongoose writes it at its next poll.
+  }
+}
+
+bool Manager::flush_queued() {
+  bool hurry = false;
+  for (std::uint64_t id : to_flush_) {
+    auto it = conns_.find(id);
+    if (it == conns_.end()) continue;
+    mg_connection *c = it->second.first;
+    ConnState *st = it->second.second.get();
+    st->flush_queued = false;
+    if (st->parked || st->recorded_gen == queue_gen_ || !flush_now(c, st, false)) continue;
+    // Mongoose closes a draining connection whose output is out, and the
+    // glue half-closes one with shutdown_pending, at the next poll: it must
+    // not sleep first (nothing is left to wake it).
+    if (c->is_draining || st->shutdown_pending) hurry = true;
+  }
+  to_flush_.clear();
+  return hurry;
 }
 
 void Manager::set_hold(mg_connection *c, ConnState *st, std::uint8_t reason, bool on) {

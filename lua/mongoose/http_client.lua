@@ -228,11 +228,12 @@ local function exchange(mgr, req, deadline)
     sock:close()
     return nil, err, reused and type(req.body) ~= "function"
   end
-  local resp, keep = read_response(sock, req, deadline) -- or nil, err
+  local resp, keep, failed_early = read_response(sock, req, deadline) -- or nil, err, early
   if not resp then
     sock:close()
-    err = keep
-    return nil, err, reused and err == "closed before the status line" and IDEMPOTENT[req.method]
+    -- A kept-alive connection the server closed (or reset, when the
+    -- request reached it after its close) just as it was reused.
+    return nil, keep, reused and failed_early and IDEMPOTENT[req.method]
   end
   if keep and req.keepalive then
     sock:setkeepalive(req.keepalive_timeout, req.pool_size)

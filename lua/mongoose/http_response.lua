@@ -178,18 +178,22 @@ end
 
 --- Reads the response to req (method, on_chunk, max_body) from sock by
 -- deadline (ms). Returns the response and whether the connection may be
--- kept, or nil and an error ("closed before the status line" when the
--- connection closed before any of it arrived).
+-- kept, or nil, an error ("closed before the status line" when the
+-- connection closed before any of it arrived) and, when the connection
+-- failed (a close or a reset, not a timeout) before a status line, true.
 function _M.read(sock, req, deadline)
   local version, status, reason, fields
+  local first = true
   while true do
     local line, err = read_line(sock, deadline)
     if not line then
+      local nothing = first and err ~= "timeout"
       if err == "closed" then
-        return nil, "closed before the status line"
+        return nil, "closed before the status line", nothing
       end
-      return nil, err
+      return nil, err, nothing
     end
+    first = false
     version, status, reason = str_match(line, "^(HTTP/1%.%d) (%d%d%d) ?(.*)$")
     if not version then
       return nil, "invalid status line in response: " .. str_sub(line, 1, 80)
