@@ -149,6 +149,21 @@ function _M.decode(list, count)
   return t
 end
 
+--- The value of one field of count mgffi_header entries at list, as
+-- decode would give it (lname: the name lower-cased), without a table:
+-- only names of that length are compared. nil when absent.
+function _M.find(list, count, lname)
+  local len, value = #lname, nil
+  for i = 0, count - 1 do
+    local h = list[i]
+    if h.name.len == len and str_lower(ffi_string(h.name.ptr, len)) == lname then
+      local v = h.value.len > 0 and ffi_string(h.value.ptr, h.value.len) or ""
+      value = value and (value .. ", " .. v) or v
+    end
+  end
+  return value
+end
+
 --- The headers of an mgffi_http_message, decoded.
 function _M.of_message(h)
   return _M.decode(h.headers, h.header_count)

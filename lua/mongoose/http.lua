@@ -139,9 +139,9 @@ function Listener:handle(req)
     return
   end
   if type(status) == "number" then
-    res.sending_returned = true
+    self.sending_returned = res
     res:send(status, body, hdrs) -- raises on an invalid response: 500
-    res.sending_returned = false
+    self.sending_returned = nil
   elseif status ~= nil then
     self.mgr:log("error", "HTTP handler for " .. req.method .. " " .. req.path
                  .. " returned " .. type(status) .. " instead of a status number")
@@ -208,8 +208,8 @@ function Listener:on_event_error(err, res)
     return
   end
   local req = res.req
-  if res.sending_returned then
-    res.sending_returned = false
+  if self.sending_returned == res then
+    self.sending_returned = nil
     self.mgr:log("error", "HTTP handler for " .. req.method .. " " .. req.path
                  .. " returned an invalid response: " .. err)
   else

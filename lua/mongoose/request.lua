@@ -25,7 +25,7 @@ _M.Request = Request
 function _M.new(mgr, id, ev)
   local h = ev.http
   local query = h.query.len > 0 and ffi_string(h.query.ptr, h.query.len) or ""
-  return setmetatable({
+  local req = setmetatable({
     mgr = mgr,
     id = id,
     http = h,
@@ -34,9 +34,15 @@ function _M.new(mgr, id, ev)
     query = query,
     version = ffi_string(h.proto.ptr, h.proto.len),
     stale_after = nil,   -- poll_seq after which the C views are gone
-    streaming = bit_band(ev.flags, F.STREAMING) ~= 0,
   }, Request)
+  -- Eight fields, one hash part of 8 slots (a ninth would double it): the
+  -- class says streaming = false.
+  if bit_band(ev.flags, F.STREAMING) ~= 0 then
+    req.streaming = true
+  end
+  return req
 end
+Request.streaming = false
 
 -- Raises unless the request's bytes are still held by the glue; the error
 -- points at level (default 3: the caller of the method that calls this).
@@ -86,8 +92,14 @@ function Request:header(name)
   if type(name) ~= "string" then
     error("header name must be a string", 2)
   end
-  local t = decoded(self, "header_table", headers.of_message)
-  return t[str_lower(name)]
+  local t = self.header_table
+  if t then
+    return t[str_lower(name)]
+  end
+  -- One field: looked up in the C view, no table of all of them.
+  self:check_views(3)
+  local h = self.http
+  return headers.find(h.headers, h.header_count, str_lower(name))
 end
 
 --- Trailer fields of a chunked request (names lower-cased), once its body

@@ -38,9 +38,15 @@ local Response = core.class("mongoose.Response")
 _M.Response = Response
 
 --- The response to req (a mongoose.request object).
+-- Fields at their default live in the class: a hello-world response then
+-- holds seven fields (req, mgr, id, listener, sent, status, bytes), one
+-- hash part of 8 slots, half the garbage of storing them all.
+Response.sent = false
+Response.chunked = false
+Response.closed = false
+
 function _M.new(req)
-  return setmetatable({ req = req, mgr = req.mgr, id = req.id, sent = false,
-                        chunked = false, default_headers = nil, closed = false }, Response)
+  return setmetatable({ req = req, mgr = req.mgr, id = req.id }, Response)
 end
 
 local function check_status(status)
