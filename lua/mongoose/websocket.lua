@@ -114,10 +114,31 @@ WebSocket.closed = false
 WebSocket.compressed = false
 WebSocket.extensions = ""
 
+-- Fields made on first read (ws.state, and ws.request on the server
+-- side, see websocket_server.lua): an idle WebSocket is one table of eight
+-- fields and a string, whatever it is asked later. Each object less per
+-- idle connection is less for every garbage collection to visit.
+local LAZY = {}
+function LAZY.state()
+  return {}
+end
+local rawset = rawset
+function WebSocket.__index(self, k)
+  local v = WebSocket[k]
+  if v == nil then
+    local make = LAZY[k]
+    if make then
+      v = make(self)
+      rawset(self, k, v)
+    end
+  end
+  return v
+end
+
 -- The handlers stay in opts (shared by a listener's WebSockets); one set
 -- on the WebSocket itself (ws.on_message = fn) takes precedence.
 local function new_ws(mgr, id, opts)
-  return setmetatable({ mgr = mgr, id = id, handlers = opts, state = {} }, WebSocket)
+  return setmetatable({ mgr = mgr, id = id, handlers = opts }, WebSocket)
 end
 
 local function handler_of(self, name)
@@ -502,6 +523,7 @@ end
 _M.check_options = check_options
 _M.apply_deflate = apply_deflate
 _M.new_ws = new_ws
+_M.LAZY = LAZY
 _M.opcode = opcode
 
 --- Sends to the WebSocket with connection id from anywhere in the program.

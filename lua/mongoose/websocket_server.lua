@@ -14,6 +14,7 @@ int mgffi_http_parse_head(const char *p, size_t len, mgffi_http_message *out);
 ]]
 
 local C, ERR, ffi_string = core.C, core.ERR, ffi.string
+local str_find = string.find
 local type, error, ipairs, next, setmetatable = type, error, ipairs, next, setmetatable
 local C_ws_send = C.mgffi_ws_send
 local check_options, apply_deflate = websocket.check_options, websocket.apply_deflate
@@ -22,10 +23,12 @@ local new_ws, opcode = websocket.new_ws, websocket.opcode
 local _M = {}
 
 -- ws.request: a copy of the upgrade request (its bytes in the C layer are
--- released at the next poll). It keeps the raw head and the peer's address
--- only; method, path, query and headers are made from the head when first
--- read, since most WebSockets read them in on_open or never, and thousands
--- of idle ones should not each hold a table of headers.
+-- released at the next poll). The WebSocket keeps the raw head and the
+-- peer's IP and port only (ws._head, _ip, _port); the copy is made when
+-- ws.request is first read (websocket.LAZY), its method, path, query and
+-- headers from the head when first read in turn, since most WebSockets
+-- read them in on_open or never, and thousands of idle ones should not
+-- each hold a table of headers.
 local RequestCopy = {}
 local head_view = ffi.new("mgffi_http_message")
 local rawget, rawset = rawget, rawset
@@ -46,13 +49,26 @@ function RequestCopy.__index(t, k)
   return rawget(t, k)
 end
 
-local function request_copy(req)
+local function keep_request(ws, req)
   req:check_views()
   local h = req.http
-  return setmetatable({
-    _head = ffi_string(h.head.ptr, h.head.len),
-    remote_addr = req:remote_addr(), remote_ip = req:remote_ip(), remote_port = req:remote_port(),
-  }, RequestCopy)
+  ws._head = ffi_string(h.head.ptr, h.head.len)
+  ws._ip, ws._port = req:remote_ip(), req:remote_port()
+end
+
+function websocket.LAZY.request(ws)
+  local head = rawget(ws, "_head")
+  if head == nil then
+    return nil -- a client's WebSocket
+  end
+  local ip, port = rawget(ws, "_ip"), rawget(ws, "_port")
+  ws._head, ws._ip, ws._port = nil, nil, nil
+  local addr
+  if ip and port then
+    addr = str_find(ip, ":", 1, true) and "[" .. ip .. "]:" .. port or ip .. ":" .. port
+  end
+  return setmetatable({ _head = head, remote_addr = addr, remote_ip = ip, remote_port = port },
+                      RequestCopy)
 end
 
 --- Upgrades the request of res to a WebSocket (Response:upgrade). opts:
@@ -86,7 +102,7 @@ function _M.upgrade(res, opts, level)
   end
   local block = headers.build(extra, res.default_headers, level + 1)
   local ws = new_ws(res.mgr, res.id, opts)
-  ws.request = request_copy(req)
+  keep_request(ws, req)
   ws.protocol = opts.protocol
   ws.listener = res.listener
   local mgr = res.mgr
