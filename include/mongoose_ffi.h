@@ -477,6 +477,10 @@ MGFFI_API int mgffi_http_parse_head(const char *p, size_t len, mgffi_http_messag
 MGFFI_API int mgffi_ws_upgrade(mgffi_manager *m, uint64_t id, const char *extra_headers,
                                size_t extra_len);
 
+/* The head of the upgrade request of server WebSocket id, kept in C while
+ * it is open (and attached to its CLOSE event). MGFFI_ERR_STATE otherwise. */
+MGFFI_API int mgffi_ws_request_head(mgffi_manager *m, uint64_t id, mgffi_str *head);
+
 /* Opens a WebSocket client connection to url ("ws://host:port/path");
  * extra_headers go into the handshake request. WS_OPEN (http: the 101
  * response) or ERROR + CLOSE follows. */

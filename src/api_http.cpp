@@ -159,6 +159,17 @@ int mgffi_ws_upgrade(mgffi_manager *m, uint64_t id, const char *extra_headers, s
   });
 }
 
+int mgffi_ws_request_head(mgffi_manager *m, uint64_t id, mgffi_str *head) {
+  if (head == nullptr) return bad_arg(m, "head is NULL");
+  if (m == nullptr) return MGFFI_ERR_ARG;
+  mg_connection *c = m->impl.lookup(id);  // a query: a parked connection stays parked
+  if (c == nullptr) return MGFFI_ERR_NO_CONN;
+  const mgffi::ConnState *st = Manager::state_of(c);
+  if (!st->ws || st->ws->client) return m->impl.fail(MGFFI_ERR_STATE, "not a server WebSocket");
+  *head = mgffi_str{st->ws->request_head.data(), st->ws->request_head.size()};
+  return MGFFI_OK;
+}
+
 int mgffi_ws_connect(mgffi_manager *m, const char *url, size_t url_len, const char *extra_headers,
                      size_t extra_len, uint64_t *id) {
   if (m == nullptr) return MGFFI_ERR_ARG;

@@ -106,6 +106,7 @@ struct WsState {
   std::unique_ptr<Deflater> own_deflater;  // only with context takeover
   std::unique_ptr<Inflater> own_inflater;  // only with the peer's context takeover
   std::unique_ptr<WsClientHello> hello;    // client: until the 101
+  std::string request_head;                // server: the upgrade request's head
   std::unique_ptr<WsPong> pong;            // kept once allocated
   bool client = false;
   bool open = false;       // client: the 101 has arrived

@@ -289,7 +289,11 @@ void Manager::on_open(mg_connection *c) {
 }
 
 void Manager::on_close(mg_connection *c, ConnState *st) {
-  if (!freeing_ && wants(st, MGFFI_EV_CLOSE)) record(c, st, MGFFI_EV_CLOSE);
+  if (!freeing_ && wants(st, MGFFI_EV_CLOSE) && record(c, st, MGFFI_EV_CLOSE) != nullptr &&
+      st->ws && !st->ws->client) {
+    // ws.request can still be made in on_close and after.
+    back_->attach_data(st->ws->request_head.data(), st->ws->request_head.size());
+  }
   c->fn_data = nullptr;
   st->http.file = FileSend();  // a body being sent: its file goes now
   forget_child(c, st);

@@ -107,6 +107,14 @@ int Manager::ws_upgrade(mg_connection *c, const char *extra, std::size_t extra_l
   }
   std::unique_ptr<WsState> ws = take_ws(false);
   if (!ws) return fail(MGFFI_ERR_NOMEM, "out of memory");
+  try {
+    // Kept here rather than as a Lua string on every idle WebSocket (see
+    // mgffi_ws_request_head).
+    const mgffi_str &head = r.store->view().head;
+    ws->request_head.assign(head.ptr, head.len);
+  } catch (const std::bad_alloc &) {
+    return fail(MGFFI_ERR_NOMEM, "out of memory");
+  }
   std::string extension;
   if (st->deflate) {
     const std::string offers = all_values(hm, "Sec-WebSocket-Extensions");

@@ -122,7 +122,7 @@ local LAZY = {}
 function LAZY.state()
   return {}
 end
-local rawset = rawset
+local rawget, rawset = rawget, rawset
 function WebSocket.__index(self, k)
   local v = WebSocket[k]
   if v == nil then
@@ -451,6 +451,11 @@ function WebSocket:on_event(ev, id)
     self.error = ffi_string(ev.data.ptr, ev.data.len)
     call(self, "on_error", self.error)
   elseif t == EV.CLOSE then
+    if ev.data.len > 0 and not self.is_client and rawget(self, "request") == nil then
+      -- The upgrade request's head, from C: ws.request can still be made.
+      self._head = ffi_string(ev.data.ptr, ev.data.len)
+      self._ip, self._port = core.format_addr(ev.remote, false), ev.remote.port
+    end
     self.closed = true
     self.open = false
     local l = self.listener

@@ -10,6 +10,7 @@ local websocket = require("mongoose.websocket")
 
 ffi.cdef [[
 int mgffi_ws_upgrade(mgffi_manager *m, uint64_t id, const char *extra_headers, size_t extra_len);
+int mgffi_ws_request_head(mgffi_manager *m, uint64_t id, mgffi_str *head);
 int mgffi_http_parse_head(const char *p, size_t len, mgffi_http_message *out);
 ]]
 
@@ -22,13 +23,13 @@ local new_ws, opcode = websocket.new_ws, websocket.opcode
 
 local _M = {}
 
--- ws.request: a copy of the upgrade request (its bytes in the C layer are
--- released at the next poll). The WebSocket keeps the raw head and the
--- peer's IP and port only (ws._head, _ip, _port); the copy is made when
--- ws.request is first read (websocket.LAZY), its method, path, query and
--- headers from the head when first read in turn, since most WebSockets
--- read them in on_open or never, and thousands of idle ones should not
--- each hold a table of headers.
+-- ws.request: a copy of the upgrade request, made when first read
+-- (websocket.LAZY) from the head the C layer keeps for the connection
+-- (mgffi_ws_request_head; after the close, from the CLOSE event) and the
+-- peer's address; its method, path, query and headers are made from the
+-- head when first read in turn. An idle WebSocket that was never asked
+-- holds no string and no table but itself: each object less per idle
+-- connection is less for every garbage collection to visit.
 local RequestCopy = {}
 local head_view = ffi.new("mgffi_http_message")
 local rawget, rawset = rawget, rawset
@@ -49,20 +50,26 @@ function RequestCopy.__index(t, k)
   return rawget(t, k)
 end
 
-local function keep_request(ws, req)
-  req:check_views()
-  local h = req.http
-  ws._head = ffi_string(h.head.ptr, h.head.len)
-  ws._ip, ws._port = req:remote_ip(), req:remote_port()
-end
+local head_str = ffi.new("mgffi_str")
 
 function websocket.LAZY.request(ws)
-  local head = rawget(ws, "_head")
-  if head == nil then
-    return nil -- a client's WebSocket
+  if ws.is_client then
+    return nil
   end
-  local ip, port = rawget(ws, "_ip"), rawget(ws, "_port")
-  ws._head, ws._ip, ws._port = nil, nil, nil
+  local head, ip, port = rawget(ws, "_head"), rawget(ws, "_ip"), rawget(ws, "_port")
+  if head then -- kept from the CLOSE event
+    ws._head, ws._ip, ws._port = nil, nil, nil
+  else
+    local cm = ws.mgr.cm
+    if cm == nil or C.mgffi_ws_request_head(cm, ws.id, head_str) ~= 0 then
+      return nil
+    end
+    head = ffi_string(head_str.ptr, head_str.len)
+    local info = core.conn_info(cm, ws.id)
+    if info then
+      ip, port = core.format_addr(info.remote, false), info.remote.port
+    end
+  end
   local addr
   if ip and port then
     addr = str_find(ip, ":", 1, true) and "[" .. ip .. "]:" .. port or ip .. ":" .. port
@@ -102,7 +109,6 @@ function _M.upgrade(res, opts, level)
   end
   local block = headers.build(extra, res.default_headers, level + 1)
   local ws = new_ws(res.mgr, res.id, opts)
-  keep_request(ws, req)
   ws.protocol = opts.protocol
   ws.listener = res.listener
   local mgr = res.mgr

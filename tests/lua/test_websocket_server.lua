@@ -104,11 +104,13 @@ async def main():
 end)
 
 T.test("ws.request: the upgrade request's path, query and headers in on_open, and after the close", function()
-  local seen, late, late_query, late_header
+  local seen, late, late_query, late_header, lazy
   local opened = 0
   local mgr, _, url = ws_server({
     on_open = function(ws)
       opened = opened + 1
+      -- Nothing is made for ws.request and ws.state until they are read.
+      lazy = lazy ~= false and rawget(ws, "request") == nil and rawget(ws, "state") == nil
       ws.state.n = opened
       if opened == 2 then
         return -- its request is read only at its close
@@ -147,6 +149,9 @@ async def main():
   T.eq(late_query, "late=1", "query first read after the close")
   T.eq(late_header, "later", "headers first read after the close")
   T.eq(late.method, "GET")
+  T.eq(late.remote_ip, "127.0.0.1", "the peer's address after the close")
+  T.match(late.remote_addr, "^127%.0%.0%.1:%d+$")
+  T.ok(lazy, "ws.request and ws.state are made when first read")
   mgr:close()
 end)
 
