@@ -141,8 +141,8 @@ struct ConnState {
   bool park_watched = false;      // parked with its socket in the glue's epoll set
   bool shutdown_pending = false;  // half-close once the send buffer is empty
   bool per_ip_counted = false;
-  bool input_pending = false;  // recv holds bytes to parse at the next poll
-  bool flush_queued = false;   // in Manager::to_flush_ (output to write at the next poll)
+  bool input_pending = false;      // recv holds bytes to parse at the next poll
+  bool flush_queued = false;       // in Manager::to_flush_ (output to write at the next poll)
   std::uint32_t recorded_gen = 0;  // Manager::queue_gen_ when its last event was queued
   std::shared_ptr<Limits> limits;
   std::shared_ptr<const TlsConfig> tls;
