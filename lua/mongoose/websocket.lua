@@ -115,9 +115,10 @@ WebSocket.compressed = false
 WebSocket.extensions = ""
 
 -- Fields made on first read (ws.state, and ws.request on the server
--- side, see websocket_server.lua): an idle WebSocket is one table of eight
--- fields and a string, whatever it is asked later. Each object less per
--- idle connection is less for every garbage collection to visit.
+-- side, see websocket_server.lua): an idle WebSocket that was never asked
+-- is one table of five fields (mgr, id, handlers, listener, open). Each
+-- object less per idle connection is less for every garbage collection
+-- to visit.
 local LAZY = {}
 function LAZY.state()
   return {}
