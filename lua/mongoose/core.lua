@@ -330,6 +330,11 @@ function _M.format_addr(addr, with_port)
   return ffi_string(addr_buf, n)
 end
 
+--- A peer's address as ("1.2.3.4:5678" or "[::1]:5678", its IP, its port).
+function _M.peer_strings(addr)
+  return _M.format_addr(addr, true), _M.format_addr(addr, false), addr.port
+end
+
 -- Scratch buffers shared by every module (one call at a time: LuaJIT runs
 -- one coroutine at a time, and none of these is kept across a yield).
 local info_buf = ffi.new("mgffi_conn_info")

@@ -190,10 +190,8 @@ local function load_remote(req)
     if not info then
       return false
     end
-    local r = info.remote
-    req.remote_string = core.format_addr(r, true)
-    req.remote_ip_string = core.format_addr(r, false)
-    req.remote_port_number = r.port
+    req.remote_string, req.remote_ip_string, req.remote_port_number =
+      core.peer_strings(info.remote)
   end
   return true
 end

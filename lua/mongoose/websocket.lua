@@ -455,7 +455,7 @@ function WebSocket:on_event(ev, id)
     if ev.data.len > 0 and not self.is_client and rawget(self, "request") == nil then
       -- The upgrade request's head, from C: ws.request can still be made.
       self._head = ffi_string(ev.data.ptr, ev.data.len)
-      self._ip, self._port = core.format_addr(ev.remote, false), ev.remote.port
+      self._addr, self._ip, self._port = core.peer_strings(ev.remote)
     end
     self.closed = true
     self.open = false

@@ -15,7 +15,6 @@ int mgffi_http_parse_head(const char *p, size_t len, mgffi_http_message *out);
 ]]
 
 local C, ERR, ffi_string = core.C, core.ERR, ffi.string
-local str_find = string.find
 local type, error, ipairs, next, setmetatable = type, error, ipairs, next, setmetatable
 local C_ws_send = C.mgffi_ws_send
 local check_options, apply_deflate = websocket.check_options, websocket.apply_deflate
@@ -56,9 +55,10 @@ function websocket.LAZY.request(ws)
   if ws.is_client then
     return nil
   end
-  local head, ip, port = rawget(ws, "_head"), rawget(ws, "_ip"), rawget(ws, "_port")
+  local head, addr, ip, port = rawget(ws, "_head"), rawget(ws, "_addr"), rawget(ws, "_ip"),
+                               rawget(ws, "_port")
   if head then -- kept from the CLOSE event
-    ws._head, ws._ip, ws._port = nil, nil, nil
+    ws._head, ws._addr, ws._ip, ws._port = nil, nil, nil, nil
   else
     local cm = ws.mgr.cm
     if cm == nil or C.mgffi_ws_request_head(cm, ws.id, head_str) ~= 0 then
@@ -67,12 +67,8 @@ function websocket.LAZY.request(ws)
     head = ffi_string(head_str.ptr, head_str.len)
     local info = core.conn_info(cm, ws.id)
     if info then
-      ip, port = core.format_addr(info.remote, false), info.remote.port
+      addr, ip, port = core.peer_strings(info.remote)
     end
-  end
-  local addr
-  if ip and port then
-    addr = str_find(ip, ":", 1, true) and "[" .. ip .. "]:" .. port or ip .. ":" .. port
   end
   return setmetatable({ _head = head, remote_addr = addr, remote_ip = ip, remote_port = port },
                       RequestCopy)
