@@ -244,9 +244,15 @@ mgr_test("backpressure: send_queued grows while the peer does not read", functio
     max_send_queue = 0, -- no cap: the queue may grow (the cap: test_hostile)
   }))
   local chunk = string.rep("q", 1024 * 1024)
+  -- A small receive buffer: what the kernels hold for a peer that does not
+  -- read stays well under the 4 MB of the first sample (the glue writes
+  -- into the socket as soon as it can, so only the rest is queued).
   local job = T.spawn("timeout 60 " .. py .. " " .. pyfile([[
 import socket, sys, time
-s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=30)
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.settimeout(30)
+s.connect(('127.0.0.1', int(sys.argv[1])))
 time.sleep(float(sys.argv[2]))
 n = 0
 while True:
