@@ -66,7 +66,7 @@ local function end_owned(task)
   for i = 1, owned.n do
     local obj = owned[i]
     owned[i] = nil
-    local ok, err = pcall(obj.on_task_end, obj)
+    local ok, err = pcall(obj.on_task_end, obj, task)
     if not ok and task.mgr then
       task.mgr:log_failure("closing what a task left open", err)
     end
@@ -74,7 +74,7 @@ local function end_owned(task)
   owned.n = 0
 end
 
---- Ties obj to task: obj:on_task_end() is called when the task ends.
+--- Ties obj to task: obj:on_task_end(task) is called when the task ends.
 function _M.adopt(task, obj)
   local owned = task.owned
   if not owned then

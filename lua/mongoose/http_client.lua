@@ -192,27 +192,32 @@ end
 -- nil, err and whether the request may be sent again on a new connection
 -- (a pooled connection the server had closed).
 local function exchange(mgr, req, deadline)
-  local sock = socket.tcp(mgr)
   local left = deadline - now_ms()
   if left <= 0 then
     return nil, "timeout"
   end
-  sock:settimeout(left)
   local material = req.tls_material
   req.tls_material = nil -- read once: a later connection reads the files again
-  if material == nil and req.tls_url and socket.pool_count(mgr, req.key) == 0 then
-    -- A new TLS connection: the certificates are read now (files).
-    local err
-    material, err = require("mongoose.tls").prepare(req.tls_url, req.tls_opts, true)
-    if not material then
+  local sock = socket.take_pooled(mgr, req.key)
+  local reused = sock ~= nil
+  local ok, err
+  if reused then
+    sock:settimeout(left)
+  else
+    sock = socket.tcp_reusable(mgr)
+    sock:settimeout(left)
+    if material == nil and req.tls_url then
+      -- A new TLS connection: the certificates are read now (files).
+      material, err = require("mongoose.tls").prepare(req.tls_url, req.tls_opts, true)
+      if not material then
+        return nil, err
+      end
+    end
+    ok, err = sock:connect(req.host, req.port, { pool = req.key, tls_material = material })
+    if not ok then
       return nil, err
     end
   end
-  local ok, err = sock:connect(req.host, req.port, { pool = req.key, tls_material = material })
-  if not ok then
-    return nil, err
-  end
-  local reused = sock.reused > 0
   ok, err = sock:send(req.head)
   if ok then
     local body = req.body
@@ -243,9 +248,29 @@ local function exchange(mgr, req, deadline)
   return resp
 end
 
+-- Requests prepared for plain GETs by their URL (no headers, no body, no
+-- TLS): a proxy sends the same few, and exchange only reads them. Each
+-- holds the options it was made with; one made with others is made anew.
+local simple, simple_count = {}, 0
+
+local function same_options(req, opts)
+  return req.keepalive == (opts.keepalive ~= false) and req.on_chunk == opts.on_chunk
+    and req.keepalive_timeout == (opts.keepalive_timeout or DEFAULT_KEEPALIVE)
+    and req.pool_size == (opts.keepalive_pool or DEFAULT_POOL)
+    and req.max_body == (opts.max_body or DEFAULT_MAX_BODY)
+end
+
 -- The request of opts for url: what exchange needs, or nil, err. With
 -- mgr, the TLS files of a new https connection are read now.
 local function prepare(url, opts, mgr)
+  local cacheable = opts.headers == nil and opts.body == nil
+    and (opts.method == nil or opts.method == "GET")
+  if cacheable then
+    local req = simple[url]
+    if req ~= nil and same_options(req, opts) then
+      return req
+    end
+  end
   local scheme, host, port, authority, target = parse_url(url)
   if not scheme then
     return nil, host
@@ -297,6 +322,14 @@ local function prepare(url, opts, mgr)
       end
       req.tls_material = material
     end
+  elseif cacheable then
+    if simple_count >= 256 then
+      simple, simple_count = {}, 0
+    end
+    if simple[url] == nil then
+      simple_count = simple_count + 1
+    end
+    simple[url] = req
   end
   return req
 end

@@ -6,7 +6,9 @@
 local tonumber, setmetatable, str_lower = tonumber, setmetatable, string.lower
 local str_find, str_match, str_sub, str_byte = string.find, string.match, string.sub, string.byte
 local concat = table.concat
+local new_tab = require("table.new")
 local now_ms = require("mongoose.coro").now_ms
+local receive_fn = require("mongoose.socket_read").receive_fn
 
 local _M = {}
 
@@ -47,7 +49,7 @@ end
 -- Header lines up to the empty line: a table of lower-cased names
 -- (repeated fields joined with ", "), or nil, err.
 local function read_fields(sock, deadline)
-  local t, count, bytes = {}, 0, 0
+  local t, count, bytes, prev = {}, 0, 0, nil
   while true do
     local line, err = read_line(sock, deadline)
     if not line then
@@ -61,26 +63,32 @@ local function read_fields(sock, deadline)
       return nil, "response head too large"
     end
     -- Plain finds and byte loops (the JIT compiles them; patterns not).
-    local colon = str_find(line, ":", 1, true)
-    if not colon or colon == 1 or str_find(line, " ", 1, true) == colon - 1
-       or str_find(line, "\t", 1, true) == colon - 1 then
-      return nil, "invalid header line in response: " .. str_sub(line, 1, 80)
-    end
-    local name = str_lower(str_sub(line, 1, colon - 1))
-    local first, last = colon + 1, #line
-    local b = str_byte(line, first)
-    while b == 32 or b == 9 do
-      first = first + 1
-      b = str_byte(line, first)
-    end
-    b = str_byte(line, last)
-    while last >= first and (b == 32 or b == 9) do
-      last = last - 1
+    local lead = str_byte(line)
+    if (lead == 32 or lead == 9) and prev then -- obs-fold: it continues the field before
+      t[prev] = t[prev] .. " " .. str_match(line, "^[ \t]*(.-)[ \t]*$")
+    else
+      local colon = str_find(line, ":", 1, true)
+      if not colon or colon == 1 or lead == 32 or lead == 9 or str_find(line, " ", 1, true) == colon - 1
+         or str_find(line, "\t", 1, true) == colon - 1 then
+        return nil, "invalid header line in response: " .. str_sub(line, 1, 80)
+      end
+      local name = str_lower(str_sub(line, 1, colon - 1))
+      local first, last = colon + 1, #line
+      local b = str_byte(line, first)
+      while b == 32 or b == 9 do
+        first = first + 1
+        b = str_byte(line, first)
+      end
       b = str_byte(line, last)
+      while last >= first and (b == 32 or b == 9) do
+        last = last - 1
+        b = str_byte(line, last)
+      end
+      local value = str_sub(line, first, last)
+      local old = t[name]
+      t[name] = old and (old .. ", " .. value) or value
+      prev = name
     end
-    local value = str_sub(line, first, last)
-    local old = t[name]
-    t[name] = old and (old .. ", " .. value) or value
   end
 end
 
@@ -176,32 +184,169 @@ local function read_to_close(sock, deadline, parts, on_chunk, resp, max)
   end
 end
 
+-- Where the head that starts at sock.pos ends: the index of the last
+-- byte of its CR LF CR LF; 0 when it has bare LF line ends (it is read
+-- line by line); -1 when it is over MAX_HEAD_BYTES; nil: not all there.
+local function head_end(sock)
+  local buf, pos = sock.buf, sock.pos
+  local e = str_find(buf, "\r\n\r\n", pos, true)
+  if e then
+    return e + 3
+  end
+  if str_find(buf, "\n\n", pos, true) or str_find(buf, "\n\r\n", pos, true) then
+    return 0
+  end
+  if #buf - pos >= MAX_HEAD_BYTES then
+    return -1
+  end
+  return nil
+end
+
+-- Parses the head in sock's buffer from sock.pos to stop (head_end) in
+-- place: version, status, reason and the fields (as read_fields), and
+-- consumes it; or nil when it is anything but plain (a bare LF, an
+-- invalid line, a limit passed), for the line reader to handle or reject.
+local function parse_head(sock, stop)
+  local buf, pos = sock.buf, sock.pos
+  local le = str_find(buf, "\n", pos, true)
+  if str_find(buf, "HTTP/1.", pos, true) ~= pos or le < pos + 13 or str_byte(buf, le - 1) ~= 13 then
+    return nil
+  end
+  local v, sp, d1, d2, d3, sp2 = str_byte(buf, pos + 7, pos + 12)
+  if sp ~= 32 or d1 < 48 or d1 > 57 or d2 < 48 or d2 > 57 or d3 < 48 or d3 > 57
+     or (sp2 ~= 32 and pos + 12 ~= le - 1) then
+    return nil
+  end
+  local version = v == 49 and "HTTP/1.1" or v == 48 and "HTTP/1.0" or nil
+  if version == nil then
+    return nil
+  end
+  local status = (d1 - 48) * 100 + (d2 - 48) * 10 + d3 - 48
+  local reason = sp2 == 32 and str_sub(buf, pos + 13, le - 2) or ""
+  local t, count, last = new_tab(0, 4), 0, nil
+  local i = le + 1
+  while i < stop - 1 do
+    le = str_find(buf, "\n", i, true)
+    if str_byte(buf, le - 1) ~= 13 then
+      return nil
+    end
+    count = count + 1
+    if count > MAX_HEADERS then
+      return nil
+    end
+    local b = str_byte(buf, i)
+    local first, e, colon = i, le - 2, nil
+    if b == 32 or b == 9 then -- obs-fold: the line continues the field before
+      if last == nil then
+        return nil
+      end
+    else
+      colon = str_find(buf, ":", i, true)
+      if not colon or colon > e or colon == i then
+        return nil
+      end
+      b = str_byte(buf, colon - 1)
+      if b == 32 or b == 9 then
+        return nil
+      end
+      first = colon + 1
+    end
+    b = str_byte(buf, first)
+    while first <= e and (b == 32 or b == 9) do
+      first = first + 1
+      b = str_byte(buf, first)
+    end
+    b = str_byte(buf, e)
+    while e >= first and (b == 32 or b == 9) do
+      e = e - 1
+      b = str_byte(buf, e)
+    end
+    local value = str_sub(buf, first, e)
+    if colon == nil then -- a continuation line
+      t[last] = t[last] .. " " .. value
+    else
+      local name = str_lower(str_sub(buf, i, colon - 1))
+      local old = t[name]
+      t[name] = old and (old .. ", " .. value) or value
+      last = name
+    end
+    i = le + 1
+  end
+  sock.pos = stop + 1
+  return version, status, reason, t
+end
+
+-- The head, line by line (bare LF line ends, and what parse_head leaves
+-- to it): version, status, reason, fields; or nil, err.
+local function read_head_lines(sock, deadline)
+  local line, err = read_line(sock, deadline)
+  if not line then
+    return nil, err
+  end
+  local version, status, reason = str_match(line, "^(HTTP/1%.%d) (%d%d%d) ?(.*)$")
+  if not version then
+    return nil, "invalid status line in response: " .. str_sub(line, 1, 80)
+  end
+  local fields
+  fields, err = read_fields(sock, deadline)
+  if not fields then
+    return nil, err
+  end
+  return version, tonumber(status), reason, fields
+end
+
+-- The value of a string of decimal digits (at most 15), or nil.
+local function digits(text)
+  local len = #text
+  if len == 0 or len > 15 then
+    return nil
+  end
+  local n = 0
+  for i = 1, len do
+    local b = str_byte(text, i)
+    if b < 48 or b > 57 then
+      return nil
+    end
+    n = n * 10 + b - 48
+  end
+  return n
+end
+
 --- Reads the response to req (method, on_chunk, max_body) from sock by
 -- deadline (ms). Returns the response and whether the connection may be
 -- kept, or nil, an error ("closed before the status line" when the
 -- connection closed before any of it arrived) and, when the connection
--- failed (a close or a reset, not a timeout) before a status line, true.
+-- failed (a close or a reset, not a timeout) before any byte of the
+-- response, true.
 function _M.read(sock, req, deadline)
   local version, status, reason, fields
   local first = true
   while true do
-    local line, err = read_line(sock, deadline)
-    if not line then
-      local nothing = first and err ~= "timeout"
-      if err == "closed" then
-        return nil, "closed before the status line", nothing
+    local stop, err, rest
+    if left(sock, deadline) then
+      stop, err, rest = receive_fn(sock, head_end)
+    else
+      err = "timeout"
+    end
+    if not stop then
+      if err == "closed" and first and (rest == nil or rest == "") then
+        return nil, "closed before the status line", true
       end
-      return nil, err, nothing
+      return nil, err == "closed" and "connection closed in the response head" or err,
+             first and err ~= "timeout" and (rest == nil or rest == "")
     end
     first = false
-    version, status, reason = str_match(line, "^(HTTP/1%.%d) (%d%d%d) ?(.*)$")
-    if not version then
-      return nil, "invalid status line in response: " .. str_sub(line, 1, 80)
+    if stop == -1 then
+      return nil, "response head too large"
     end
-    status = tonumber(status)
-    fields, err = read_fields(sock, deadline)
-    if not fields then
-      return nil, err
+    if stop > 0 then
+      version, status, reason, fields = parse_head(sock, stop)
+    end
+    if not version then
+      version, status, reason, fields = read_head_lines(sock, deadline)
+      if not version then
+        return nil, status
+      end
     end
     if status >= 200 or status == 101 then
       break
@@ -221,26 +366,39 @@ function _M.read(sock, req, deadline)
     return resp, keep and status ~= 101
   end
   local on_chunk, max = req.on_chunk, req.max_body
-  local parts = {}
   local ok, err
   local te = fields["transfer-encoding"]
   local cl = fields["content-length"]
-  if te and str_find(str_lower(te), "chunked", 1, true) then
-    ok, err = read_chunked(sock, deadline, parts, on_chunk, resp, max)
-  elseif cl then
-    local n = str_match(cl, "^%d+$") and tonumber(cl)
+  if cl and not te then
+    local n = digits(cl)
     if not n then
       return nil, "invalid Content-Length in response: " .. str_sub(cl, 1, 40)
     end
-    if on_chunk == nil and n > max then
-      return nil, "response body too large (" .. n .. " bytes, over " .. max .. ")"
+    if n == 0 then
+      return resp, keep
     end
-    if n > 0 then
-      ok, err = read_n(sock, n, deadline, parts, on_chunk, resp)
-    else
-      ok = true
+    if on_chunk == nil then -- the body in one piece: no parts
+      if n > max then
+        return nil, "response body too large (" .. n .. " bytes, over " .. max .. ")"
+      end
+      if not left(sock, deadline) then
+        return nil, "timeout"
+      end
+      local data
+      data, err = sock:receive(n)
+      if not data then
+        return nil, err
+      end
+      resp.body = data
+      return resp, keep
     end
-  else
+  end
+  local parts = {}
+  if te and str_find(str_lower(te), "chunked", 1, true) then
+    ok, err = read_chunked(sock, deadline, parts, on_chunk, resp, max)
+  elseif cl and not te then
+    ok, err = read_n(sock, digits(cl), deadline, parts, on_chunk, resp)
+  else -- no length, or a Transfer-Encoding without chunked: to the close
     keep = false
     ok, err = read_to_close(sock, deadline, parts, on_chunk, resp, max)
   end

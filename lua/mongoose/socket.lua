@@ -103,6 +103,7 @@ _M.check_peer = check_peer
 local function adopt(sock)
   local task = coro.current()
   if task then
+    sock.owner = task
     coro.adopt(task, sock)
   end
   return sock
@@ -141,16 +142,45 @@ _M.resolve = resolve
 local Tcp = core.class("mongoose.socket.tcp")
 _M.Tcp = Tcp
 
---- A new, unconnected TCP cosocket of mgr (default: the running task's
--- manager, else the most recent one).
-function _M.tcp(mgr)
-  mgr = manager_for(mgr, 2)
-  return adopt(setmetatable({
+local function new_tcp(mgr)
+  return setmetatable({
     mgr = mgr, id = nil, buf = "", pos = 1, eof = false, err = nil, reused = 0,
     ctimeout = DEFAULT_TIMEOUT, stimeout = DEFAULT_TIMEOUT, rtimeout = DEFAULT_TIMEOUT,
     reader = nil, want = nil, want_n = 0, connector = nil, writer = nil, paused = false,
-    key = nil, tls = false,
-  }, Tcp))
+    key = nil, tls = false, owner = nil, reusable = false,
+  }, Tcp)
+end
+
+--- A new, unconnected TCP cosocket of mgr (default: the running task's
+-- manager, else the most recent one).
+function _M.tcp(mgr)
+  return adopt(new_tcp(manager_for(mgr, 2)))
+end
+
+--- For the HTTP client: a socket connected by a connection of the pool
+-- key, taken from it (the socket object that was pooled with it when
+-- there is one: see Tcp:setkeepalive), given to the running task; or nil
+-- when the pool is empty. Such sockets are pooled with their objects.
+function _M.take_pooled(mgr, key)
+  local id, reused, tls, sock = pool.take(mgr, key)
+  if id == nil then
+    return nil
+  end
+  if not sock then
+    sock = new_tcp(mgr)
+  end
+  sock.id, sock.reused, sock.tls, sock.key, sock.reusable = id, reused + 1, tls, key, true
+  sock.err, sock.eof = nil, false
+  mgr:own(id, sock)
+  return adopt(sock)
+end
+
+--- For the HTTP client: a new socket, pooled with its object (see
+-- take_pooled).
+function _M.tcp_reusable(mgr)
+  local sock = adopt(new_tcp(mgr))
+  sock.reusable = true
+  return sock
 end
 
 function Tcp:settimeout(ms)
@@ -475,7 +505,12 @@ function Tcp:setkeepalive(timeout, size)
     C_pause(mgr.cm, id, 0)
   end
   detach(self)
-  pool.put(mgr, self.key, id, self.reused, timeout or DEFAULT_KEEPALIVE, size, self.tls)
+  local reusable = self.reusable
+  if reusable then -- the HTTP client's: the object goes with the connection
+    self.owner = nil
+  end
+  pool.put(mgr, self.key, id, self.reused, timeout or DEFAULT_KEEPALIVE, size, self.tls,
+           reusable and self or nil)
   return 1
 end
 
@@ -499,8 +534,13 @@ function Tcp:close()
   return 1
 end
 
--- The task that created the socket ended: a connection it left is closed.
-function Tcp:on_task_end()
+-- The task that created the socket ended: a connection it left is closed
+-- (unless the socket went to the pool and then to another task).
+function Tcp:on_task_end(task)
+  if self.owner ~= task then
+    return
+  end
+  self.owner = nil
   if self.id and not self.reader and not self.connector then
     self:close()
   end

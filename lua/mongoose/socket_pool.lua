@@ -2,7 +2,9 @@
 -- and of the HTTP client: idle connections of a manager by key
 -- ("host:port", a pool name), most recently used first. An idle
 -- connection that receives a byte or closes leaves its pool; the glue
--- closes one that stays idle for its keepalive timeout.
+-- closes one that stays idle for its keepalive timeout. The HTTP client's
+-- sockets are pooled with their connections (the socket object is reused
+-- with it: nothing is allocated for a pooled request).
 local core = require("mongoose.core")
 
 local C, EV, setmetatable = core.C, core.EV, setmetatable
@@ -28,7 +30,7 @@ local function pool_of(mgr, key, create)
   local p = pools[key]
   if p == nil and create then
     p = setmetatable({ mgr = mgr, key = key, n = 0, ids = {}, reused = {}, tls = {},
-                       size = DEFAULT_POOL_SIZE }, Pool)
+                       socks = {}, size = DEFAULT_POOL_SIZE }, Pool)
     pools[key] = p
   end
   return p
@@ -36,11 +38,11 @@ end
 
 local function pool_drop(p, i)
   local n = p.n
-  local ids, reused, tls = p.ids, p.reused, p.tls
+  local ids, reused, tls, socks = p.ids, p.reused, p.tls, p.socks
   for j = i, n - 1 do
-    ids[j], reused[j], tls[j] = ids[j + 1], reused[j + 1], tls[j + 1]
+    ids[j], reused[j], tls[j], socks[j] = ids[j + 1], reused[j + 1], tls[j + 1], socks[j + 1]
   end
-  ids[n], reused[n], tls[n] = nil, nil, nil
+  ids[n], reused[n], tls[n], socks[n] = nil, nil, nil, nil
   p.n = n - 1
 end
 
@@ -62,22 +64,26 @@ function Pool:on_event(ev, id)
   end
 end
 
--- Takes the most recently pooled connection; returns id, its reuse count
--- and whether it speaks TLS, or nil.
+-- Takes the most recently pooled connection; returns id, its reuse count,
+-- whether it speaks TLS and the socket pooled with it (or false), or nil.
 function _M.take(mgr, key)
   local p = pool_of(mgr, key, false)
   if p == nil or p.n == 0 then
     return nil
   end
   local n = p.n
-  local id, reused, tls = p.ids[n], p.reused[n], p.tls[n]
-  p.ids[n], p.reused[n], p.tls[n] = nil, nil, nil
+  local socks = p.socks
+  local id, reused, tls, sock = p.ids[n], p.reused[n], p.tls[n], socks[n]
+  p.ids[n], p.reused[n], p.tls[n], socks[n] = nil, nil, nil, nil
   p.n = n - 1
   C.mgffi_set_limit(mgr.cm, id, IDLE_TIMEOUT, 0)
-  return id, reused, tls
+  return id, reused, tls, sock
 end
 
-function _M.put(mgr, key, id, reused, timeout, size, tls)
+-- Pools connection id under key for timeout ms (0: until the peer
+-- closes), in a pool of at most size (nil: as it is); sock: the socket
+-- object to hand out with it again, or nil.
+function _M.put(mgr, key, id, reused, timeout, size, tls, sock)
   local p = pool_of(mgr, key, true)
   if size and size > 0 then
     p.size = size
@@ -89,7 +95,7 @@ function _M.put(mgr, key, id, reused, timeout, size, tls)
   end
   local n = p.n + 1
   p.n = n
-  p.ids[n], p.reused[n], p.tls[n] = id, reused, tls or false
+  p.ids[n], p.reused[n], p.tls[n], p.socks[n] = id, reused, tls or false, sock or false
   mgr:own(id, p)
   -- The glue closes it after timeout ms without traffic (0: never).
   C.mgffi_set_limit(mgr.cm, id, IDLE_TIMEOUT, timeout)

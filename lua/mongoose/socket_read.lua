@@ -248,6 +248,32 @@ function _M.receiveany(self, max)
   return a, b
 end
 
+--- Waits until fn(sock), evaluated on the buffer (sock.buf from sock.pos)
+-- whenever bytes arrive, gives something other than nil, and returns it;
+-- fn consumes what it takes (advances sock.pos). Returns nil, an error
+-- ("closed", "timeout") and what had arrived when the wait ends first.
+-- For readers of the library's own (the HTTP client's response head).
+function _M.receive_fn(sock, fn)
+  if sock.id == nil and not sock.eof then
+    return nil, "closed"
+  end
+  sock.want, sock.until_fn = "u", fn
+  local got = take_now(sock)
+  if got ~= nil then
+    return got
+  end
+  if sock.eof then
+    local rest = str_sub(sock.buf, sock.pos)
+    sock.buf, sock.pos = "", 1
+    return nil, sock.err or "closed", rest
+  end
+  local task = running()
+  if task == nil then
+    return coro.call_blocking(sock.mgr, 2, _M.receive_fn, sock, fn)
+  end
+  return read_wait(sock, task)
+end
+
 --- Returns an iterator reading up to (and consuming) pattern: it[size]
 -- gives the bytes before the next pattern (at most size of them per call
 -- when size is given, then nil at the pattern). opts.inclusive: the
