@@ -172,7 +172,8 @@ function _M.run(mgr, finish, ctx, fn, a, b, c, d)
     return after(task, ok, marker)
   end
   task = setmetatable({ co = nil, mgr = mgr, gen = 0, waiting = nil, cancelled = false,
-                        cancel_waits = 0, due = 0, hpos = nil, thread = nil,
+                        cancel_waits = 0, due = 0, hseq = 0, hpos = nil, thread = nil, owned = nil,
+                        handler_deadline = nil,
                         finish = finish, ctx = ctx }, Task)
   task.co = co_create(body)
   created = created + 1

@@ -72,11 +72,14 @@ local error_text = core.error_text
 
 -- What bounds a handler that waits: at its listener's request_timeout it
 -- is answered 504 (unless it answered) and its waits are cancelled. The
--- response itself is the scheduler's heap entry (res.due, res.hpos), with
--- this as its on_deadline field: nothing is allocated per request.
-local function handler_deadline(res)
-  local task = res.task
-  if res.sent or res.closed or task == nil then
+-- deadline is an entry of the scheduler's heap that belongs to the task
+-- the handler runs in (task.handler_deadline, made once per task; tasks
+-- are pooled): nothing is allocated per request.
+local function handler_deadline(entry)
+  local res = entry.res
+  entry.res = nil
+  local task = res and res.task
+  if res == nil or res.sent or res.closed or task == nil then
     return -- it answered; what it still does is its own business
   end
   local req = res.req
@@ -104,10 +107,28 @@ function Listener:detach(task)
   res.task = task
   local ms = self.handler_timeout
   if ms > 0 then
-    res.on_deadline = handler_deadline
-    self.mgr.sched:add(res, coro.now_ms() + ms)
+    local entry = task.handler_deadline
+    if entry == nil then
+      entry = { res = nil, due = 0, hseq = 0, hpos = nil, on_deadline = handler_deadline }
+      task.handler_deadline = entry
+    end
+    entry.res = res
+    self.mgr.sched:add(entry, coro.now_ms() + ms)
   end
   return res
+end
+
+-- The handler of res no longer waits (it returned, or its client went
+-- away): its deadline goes.
+local function attached(sched, res)
+  local entry = res.task.handler_deadline
+  res.task = nil
+  if entry and entry.res == res then
+    entry.res = nil
+    if entry.hpos then
+      sched:remove(entry)
+    end
+  end
 end
 
 -- Handles the request: calls the handler and sends what it returned if it
@@ -118,8 +139,7 @@ end
 -- the next event. A handler that waits suspends the dispatcher task it
 -- runs in (detach above); this goes on when it returns.
 function Listener:handle(req)
-  local res = new_response(req)
-  res.listener = self
+  local res = new_response(req, self)
   if self.on_response then
     res.started = millis()
   end
@@ -127,10 +147,7 @@ function Listener:handle(req)
   self.current = res
   local status, body, hdrs = self.handler(req, res)
   if res.task then -- it had waited (self.current is no longer res)
-    res.task = nil
-    if res.hpos then
-      self.mgr.sched:remove(res)
-    end
+    attached(self.mgr.sched, res)
   end
   if res.sent or res.chunked or res.closed then
     if self.current == res then
@@ -235,10 +252,7 @@ function Listener:on_event(ev, id)
       end
       local task = res.task
       if task then -- the handler waits: its waits return nil, "closed"
-        res.task = nil
-        if res.hpos then
-          self.mgr.sched:remove(res)
-        end
+        attached(self.mgr.sched, res)
         coro.cancel(task)
       end
       res.req:end_body("closed")

@@ -37,16 +37,18 @@ local _M = {}
 local Response = core.class("mongoose.Response")
 _M.Response = Response
 
---- The response to req (a mongoose.request object).
--- Fields at their default live in the class: a hello-world response then
--- holds seven fields (req, mgr, id, listener, sent, status, bytes), one
--- hash part of 8 slots, half the garbage of storing them all.
+--- The response to req (a mongoose.request object) of listener.
+-- Fields at their default live in the class: a response then holds eight
+-- fields (req, mgr, id, listener, the task of a handler that waits, sent,
+-- status, bytes), one hash part of 8 slots made at once (the nil fields
+-- of the constructor reserve their slots: nothing is rehashed).
 Response.sent = false
 Response.chunked = false
 Response.closed = false
 
-function _M.new(req)
-  return setmetatable({ req = req, mgr = req.mgr, id = req.id }, Response)
+function _M.new(req, listener)
+  return setmetatable({ req = req, mgr = req.mgr, id = req.id, listener = listener, task = nil,
+                        status = nil, bytes = nil }, Response)
 end
 
 local function check_status(status)
