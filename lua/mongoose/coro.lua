@@ -12,8 +12,8 @@
 -- values; on a timeout or a cancellation obj:abort_wait(task, why) undoes
 -- the wait (removes a reader, ...) and gives the values the wait returns.
 -- Deadlines live in one binary heap per manager (the scheduler) whose
--- entries are the objects themselves (obj.due, obj.hpos), so a wait that
--- ends early leaves nothing behind.
+-- entries are the objects themselves (obj.due, obj.hpos), lazily: a wait
+-- that ends early leaves its entry for the next one (see Sched:add).
 local heap = require("mongoose.heap")
 local core = require("mongoose.core")
 
@@ -172,8 +172,8 @@ function _M.run(mgr, finish, ctx, fn, a, b, c, d)
     return after(task, ok, marker)
   end
   task = setmetatable({ co = nil, mgr = mgr, gen = 0, waiting = nil, cancelled = false,
-                        cancel_waits = 0, due = 0, hseq = 0, hpos = nil, thread = nil, owned = nil,
-                        handler_deadline = nil,
+                        cancel_waits = 0, due = 0, hseq = 0, hpos = nil, want_due = nil,
+                        thread = nil, owned = nil, handler_deadline = nil,
                         finish = finish, ctx = ctx }, Task)
   task.co = co_create(body)
   created = created + 1
@@ -220,8 +220,28 @@ function _M.new_scheduler(mgr)
 end
 
 -- Sched:add(obj, due) calls obj:on_deadline() at time due (ms of
--- mgffi_millis) unless Sched:remove(obj) is called first (mongoose.heap:
--- an object has one deadline at a time).
+-- mgffi_millis) unless Sched:remove(obj) is called first (an object has
+-- one deadline at a time). Deadlines are lazy, since most waits end
+-- early and the next one of the same task is due later: remove only
+-- forgets the deadline (obj.want_due), leaving the object's heap entry
+-- where it is, and an add that is not earlier than that entry only notes
+-- its time; an entry that comes due then goes again at the time wanted
+-- (or is dropped). A request then costs no heap operation in steady state,
+-- and the heap holds at most one entry per object.
+local Heap_add, Heap_remove = heap.Heap.add, heap.Heap.remove
+
+function Sched:add(obj, due)
+  local i = obj.hpos
+  obj.want_due = due
+  if i and self[i] == obj and obj.due <= due then
+    return -- its entry comes first; it goes again at due then
+  end
+  Heap_add(self, obj, due)
+end
+
+function Sched:remove(obj)
+  obj.want_due = nil
+end
 
 --- Queues task to be resumed with val after this poll's events, if it is
 -- still in the wait it is in now.
@@ -244,8 +264,16 @@ end
 function Sched:run(now)
   while self.n > 0 and self[1].due <= now do
     local obj = self[1]
-    self:remove(obj)
-    obj:on_deadline(now)
+    Heap_remove(self, obj)
+    local want = obj.want_due
+    if want ~= nil then
+      if want > now then
+        Heap_add(self, obj, want)
+      else
+        obj.want_due = nil
+        obj:on_deadline(now)
+      end
+    end
   end
   local rn = self.rn
   if rn == 0 then

@@ -57,10 +57,12 @@ local function down(h, i)
   end
 end
 
+local remove
+
 --- Puts obj in the heap at time due (moving it if it is there already).
 function Heap:add(obj, due)
   if obj.hpos then
-    self:remove(obj)
+    remove(self, obj)
   end
   local n, seq = self.n + 1, self.seq + 1
   self.n, self.seq = n, seq
@@ -70,7 +72,7 @@ function Heap:add(obj, due)
 end
 
 --- Takes obj out of the heap (nothing if it is not in it).
-function Heap:remove(obj)
+function remove(self, obj)
   local i = obj.hpos
   if not i or self[i] ~= obj then
     return
@@ -89,6 +91,8 @@ function Heap:remove(obj)
     up(self, i)
   end
 end
+
+Heap.remove = remove
 
 --- Milliseconds from now until the first object is due (0 if overdue),
 -- or nil when the heap is empty.

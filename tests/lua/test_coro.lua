@@ -384,4 +384,40 @@ T.test("spawn, thread wait and kill, semaphores", function()
   T.match(res.fail[2], "thread broke", "its error")
 end)
 
+T.test("deadlines are lazy but exact: a wait that ended early leaves none that fires for the next", function()
+  local thread = require("mongoose.thread")
+  local res = {}
+  mgr:spawn(function()
+    local sem = thread.semaphore(0)
+    -- A long wait ended early, then a short one: it times out on time.
+    mgr:set_timeout(5, function() sem:post(1) end)
+    res.early = { sem:wait(5000) }
+    local t0 = millis()
+    res.short = { sem:wait(60) }
+    res.short_ms = millis() - t0
+    -- A short wait ended early, then a longer one: not cut at the first's time.
+    mgr:set_timeout(5, function() sem:post(1) end)
+    res.early2 = { sem:wait(40) }
+    t0 = millis()
+    res.long = { sem:wait(250) }
+    res.long_ms = millis() - t0
+    -- A wait with a deadline ended early, then one without: it is not timed out.
+    mgr:set_timeout(5, function() sem:post(1) end)
+    sem:wait(30)
+    mgr:set_timeout(150, function() sem:post(1) end)
+    t0 = millis()
+    res.untimed = { sem:wait() }
+    res.untimed_ms = millis() - t0
+  end)
+  T.ok(T.poll_until(mgr, function() return res.untimed ~= nil end, 5000), "the task ended")
+  T.eq(res.early[1], true, "the first wait ended by a post")
+  T.eq(res.short[2], "timeout", "the short wait timed out")
+  T.ok(res.short_ms >= 55 and res.short_ms < 1000, "at its own deadline: " .. res.short_ms .. " ms")
+  T.eq(res.early2[1], true, "the second short wait ended by a post")
+  T.eq(res.long[2], "timeout", "the longer wait timed out")
+  T.ok(res.long_ms >= 245, "not at the earlier wait's deadline: " .. res.long_ms .. " ms")
+  T.eq(res.untimed[1], true, "the wait without a deadline ended by its post")
+  T.ok(res.untimed_ms >= 140, "not cut by a stale deadline: " .. res.untimed_ms .. " ms")
+end)
+
 T.run()
