@@ -438,7 +438,7 @@ T.test("fetch from python's server while this manager also serves", function()
 end)
 
 -- A python server speaking raw HTTP; behaviour picked by argv[2].
-local RAW_SERVER = [[
+local RAW_SERVER = [==[
 import socket, sys, os, time
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -449,13 +449,25 @@ os.rename(sys.argv[1] + ".tmp", sys.argv[1])
 s.settimeout(10)
 c, _ = s.accept()
 c.settimeout(10)
+ANSWERS = {
+    "close": [b"HTTP/1.0 200 OK\r\nX-Raw: 1\r\n\r\nbody until close"],
+    "barelf": [b"HTTP/1.1 200 OK\nX-Raw: 1\nContent-Length: 5\n\nhello"],
+    "fold": [b"HTTP/1.1 200 OK\r\nX-Fold: a\r\n \t b \r\nContent-Length: 2\r\n\r\nok"],
+    "split": [b"HTTP/1.1 20", b"0 OK\r\nX-Raw: 1\r", b"\nContent-Length: 4\r\n\r", b"\nbody"],
+    "te-cl": [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n"
+              b"5\r\nhello\r\n0\r\n\r\n"],
+    "te-other": [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 2\r\n\r\n"
+                 b"not gzip, up to the close"],
+}
 if sys.argv[2] == "silent":
     time.sleep(10)
 else:
     c.recv(65536)
-    c.sendall(b"HTTP/1.0 200 OK\r\nX-Raw: 1\r\n\r\nbody until close")
+    for piece in ANSWERS[sys.argv[2]]:
+        c.sendall(piece)
+        time.sleep(0.05)
     c.close()
-]]
+]==]
 
 local function raw_server(mode)
   script_seq = script_seq + 1
@@ -484,6 +496,33 @@ T.test("a response without Content-Length is read until the server closes", func
   T.eq(resp.version, "HTTP/1.0", "version")
   T.eq(resp:header("X-Raw"), "1", "header")
   T.eq(resp.body, "body until close", "body")
+end)
+
+T.test("response heads: bare LF line ends, folded lines, a head in pieces", function()
+  local resp, err = mgr:fetch(raw_server("barelf") .. "/", { timeout = 3000 })
+  T.ok(resp, "bare LF: response (" .. tostring(err) .. ")")
+  T.eq(resp.status, 200, "bare LF: status")
+  T.eq(resp.reason, "OK", "bare LF: reason")
+  T.eq(resp:header("X-Raw"), "1", "bare LF: header")
+  T.eq(resp.body, "hello", "bare LF: body")
+  resp, err = mgr:fetch(raw_server("fold") .. "/", { timeout = 3000 })
+  T.ok(resp, "folded: response (" .. tostring(err) .. ")")
+  T.eq(resp:header("X-Fold"), "a b", "a folded line joins its field with a space")
+  T.eq(resp.body, "ok", "folded: body")
+  resp, err = mgr:fetch(raw_server("split") .. "/", { timeout = 3000 })
+  T.ok(resp, "in pieces: response (" .. tostring(err) .. ")")
+  T.eq(resp.status, 200, "in pieces: status")
+  T.eq(resp:header("x-raw"), "1", "in pieces: header")
+  T.eq(resp.body, "body", "in pieces: body")
+end)
+
+T.test("body length: chunked over Content-Length, another transfer coding up to the close", function()
+  local resp, err = mgr:fetch(raw_server("te-cl") .. "/", { timeout = 3000 })
+  T.ok(resp, "chunked and Content-Length: response (" .. tostring(err) .. ")")
+  T.eq(resp.body, "hello", "chunked wins over Content-Length")
+  resp, err = mgr:fetch(raw_server("te-other") .. "/", { timeout = 3000 })
+  T.ok(resp, "gzip: response (" .. tostring(err) .. ")")
+  T.eq(resp.body, "not gzip, up to the close", "read to the close, not Content-Length")
 end)
 
 -- Background processes are killed whatever happens to the tests.

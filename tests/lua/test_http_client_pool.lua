@@ -77,6 +77,53 @@ T.test("keep-alive: ten fetches share one connection", function()
   T.eq(socket.pool_count(mgr, "http://127.0.0.1:" .. H.PORT), 1, "one idle connection")
 end)
 
+T.test("keep-alive across tasks: a task that ends does not close the connection another took", function()
+  -- Each fetch runs in a task of its own (http_request); the pooled
+  -- connection (and its socket object) goes from one to the next while
+  -- the tasks before end.
+  local ports, done = {}, 0
+  local function step(i)
+    assert(mgr:http_request(H.BASE .. "/port", nil, function(resp, err)
+      ports[i] = resp and resp.body or err
+      done = done + 1
+      if i < 5 then
+        step(i + 1)
+      end
+    end))
+  end
+  step(1)
+  T.ok(T.poll_until(mgr, function() return done == 5 end, 5000), "five requests done")
+  for i = 2, 5 do
+    T.eq(ports[i], ports[1], "request " .. i .. " came from the same port")
+  end
+  T.eq(socket.pool_count(mgr, "http://127.0.0.1:" .. H.PORT), 1, "one idle connection")
+end)
+
+routes["/slow-port"] = function(req)
+  req:read_body()
+  return 200, tostring(req:remote_port())
+end
+
+T.test("a task that ends while another uses the connection it had pooled leaves it alone", function()
+  local a_port, b_result
+  mgr:spawn(function()
+    a_port = assert(mgr:fetch(H.BASE .. "/port")).body -- pooled now
+    mongoose.sleep(80) -- B takes the connection meanwhile; A ends during B's fetch
+  end)
+  mgr:spawn(function()
+    mongoose.sleep(30)
+    -- Its streamed body waits while it holds the connection, not reading.
+    local pieces = { "a", "b" }
+    local resp, err = mgr:fetch(H.BASE .. "/slow-port", { method = "POST", body = function()
+      mongoose.sleep(60)
+      return table.remove(pieces, 1)
+    end })
+    b_result = resp and resp.body or ("error: " .. tostring(err))
+  end)
+  T.ok(T.poll_until(mgr, function() return b_result ~= nil end, 5000), "B done")
+  T.eq(b_result, a_port, "B's fetch went over A's pooled connection and was answered")
+end)
+
 T.test("Connection: close from the server, or keepalive = false: a new connection each time", function()
   local a = assert(mgr:fetch(H.BASE .. "/close-after")).body
   local b = assert(mgr:fetch(H.BASE .. "/close-after")).body
