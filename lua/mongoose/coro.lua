@@ -172,8 +172,8 @@ function _M.run(mgr, finish, ctx, fn, a, b, c, d)
     return after(task, ok, marker)
   end
   task = setmetatable({ co = nil, mgr = mgr, gen = 0, waiting = nil, cancelled = false,
-                        cancel_waits = 0, due = 0, hseq = 0, hpos = nil, want_due = nil,
-                        thread = nil, owned = nil, handler_deadline = nil,
+                        cancel_waits = 0, due = 0, hseq = 0, hpos = nil, hheap = nil,
+                        want_due = nil, thread = nil, owned = nil, handler_deadline = nil,
                         finish = finish, ctx = ctx }, Task)
   task.co = co_create(body)
   created = created + 1
@@ -233,7 +233,7 @@ local Heap_add, Heap_remove = heap.Heap.add, heap.Heap.remove
 function Sched:add(obj, due)
   local i = obj.hpos
   obj.want_due = due
-  if i and self[i] == obj and obj.due <= due then
+  if i and obj.hheap == self and self[i] == obj and obj.due <= due then
     return -- its entry comes first; it goes again at due then
   end
   Heap_add(self, obj, due)

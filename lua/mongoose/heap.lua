@@ -2,7 +2,7 @@
 -- in, first out), each object knowing its place (obj.hpos) so that it can
 -- be removed at once. The manager's timers (mongoose.timer) and its
 -- scheduler's deadlines (mongoose.coro) are one each; an object is in at
--- most one heap at a time.
+-- most one heap at a time (obj.hheap: adding it to another takes it out).
 local floor, setmetatable = math.floor, setmetatable
 
 local Heap = {}
@@ -59,11 +59,13 @@ end
 
 local remove
 
---- Puts obj in the heap at time due (moving it if it is there already).
+--- Puts obj in the heap at time due (moving it if it is there already,
+-- taking it out of another heap it is in: obj.hheap).
 function Heap:add(obj, due)
   if obj.hpos then
-    remove(self, obj)
+    remove(obj.hheap or self, obj)
   end
+  obj.hheap = self
   local n, seq = self.n + 1, self.seq + 1
   self.n, self.seq = n, seq
   self[n] = obj
@@ -77,7 +79,7 @@ function remove(self, obj)
   if not i or self[i] ~= obj then
     return
   end
-  obj.hpos = nil
+  obj.hpos, obj.hheap = nil, nil
   local n = self.n
   if i ~= n then
     local last = self[n]

@@ -109,7 +109,7 @@ function Listener:detach(task)
   if ms > 0 then
     local entry = task.handler_deadline
     if entry == nil then
-      entry = { res = nil, due = 0, hseq = 0, hpos = nil, want_due = nil,
+      entry = { res = nil, due = 0, hseq = 0, hpos = nil, hheap = nil, want_due = nil,
                 on_deadline = handler_deadline }
       task.handler_deadline = entry
     end

@@ -420,4 +420,32 @@ T.test("deadlines are lazy but exact: a wait that ended early leaves none that f
   T.ok(res.untimed_ms >= 140, "not cut by a stale deadline: " .. res.untimed_ms .. " ms")
 end)
 
+T.test("a pooled task's deadline moves with it from one manager to another", function()
+  local thread = require("mongoose.thread")
+  local other = assert(mongoose.new_manager())
+  local res = {}
+  -- In the other manager: a wait with a deadline that ends early (its
+  -- entry stays in that manager's heap, lazily), then the task is pooled.
+  other:spawn(function()
+    local sem = thread.semaphore(0)
+    other:set_timeout(5, function() sem:post(1) end)
+    res.first = { sem:wait(100) }
+  end)
+  T.ok(T.poll_until(other, function() return res.first ~= nil end, 2000), "first wait over")
+  -- The same pooled task now waits in this manager, and times out there.
+  mgr:spawn(function()
+    local sem = thread.semaphore(0)
+    local t0 = millis()
+    res.second = { sem:wait(50) }
+    res.second_ms = millis() - t0
+  end)
+  T.ok(T.poll_until(mgr, function() return res.second ~= nil end, 2000), "second wait over")
+  T.eq(res.second[2], "timeout", "timed out in this manager")
+  -- The other manager's heap no longer holds the task: its poll after the
+  -- first deadline returns (it would spin on an entry of another heap).
+  T.poll_until(other, function() return false end, 150)
+  T.eq(other.sched.n, 0, "nothing left in the other manager's heap")
+  other:close()
+end)
+
 T.run()
