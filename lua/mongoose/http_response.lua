@@ -46,6 +46,22 @@ local function read_line(sock, deadline)
   return sock:receive("*l")
 end
 
+-- s from first to last without the spaces and tabs around (plain byte
+-- loops: the JIT compiles them, not patterns).
+local function trimmed(s, first, last)
+  local b = str_byte(s, first)
+  while first <= last and (b == 32 or b == 9) do
+    first = first + 1
+    b = str_byte(s, first)
+  end
+  b = str_byte(s, last)
+  while last >= first and (b == 32 or b == 9) do
+    last = last - 1
+    b = str_byte(s, last)
+  end
+  return str_sub(s, first, last)
+end
+
 -- Header lines up to the empty line: a table of lower-cased names
 -- (repeated fields joined with ", "), or nil, err.
 local function read_fields(sock, deadline)
@@ -65,7 +81,7 @@ local function read_fields(sock, deadline)
     -- Plain finds and byte loops (the JIT compiles them; patterns not).
     local lead = str_byte(line)
     if (lead == 32 or lead == 9) and prev then -- obs-fold: it continues the field before
-      t[prev] = t[prev] .. " " .. str_match(line, "^[ \t]*(.-)[ \t]*$")
+      t[prev] = t[prev] .. " " .. trimmed(line, 1, #line)
     else
       local colon = str_find(line, ":", 1, true)
       if not colon or colon == 1 or lead == 32 or lead == 9 or str_find(line, " ", 1, true) == colon - 1
@@ -73,18 +89,7 @@ local function read_fields(sock, deadline)
         return nil, "invalid header line in response: " .. str_sub(line, 1, 80)
       end
       local name = str_lower(str_sub(line, 1, colon - 1))
-      local first, last = colon + 1, #line
-      local b = str_byte(line, first)
-      while b == 32 or b == 9 do
-        first = first + 1
-        b = str_byte(line, first)
-      end
-      b = str_byte(line, last)
-      while last >= first and (b == 32 or b == 9) do
-        last = last - 1
-        b = str_byte(line, last)
-      end
-      local value = str_sub(line, first, last)
+      local value = trimmed(line, colon + 1, #line)
       local old = t[name]
       t[name] = old and (old .. ", " .. value) or value
       prev = name
@@ -251,17 +256,7 @@ local function parse_head(sock, stop)
       end
       first = colon + 1
     end
-    b = str_byte(buf, first)
-    while first <= e and (b == 32 or b == 9) do
-      first = first + 1
-      b = str_byte(buf, first)
-    end
-    b = str_byte(buf, e)
-    while e >= first and (b == 32 or b == 9) do
-      e = e - 1
-      b = str_byte(buf, e)
-    end
-    local value = str_sub(buf, first, e)
+    local value = trimmed(buf, first, e)
     if colon == nil then -- a continuation line
       t[last] = t[last] .. " " .. value
     else
