@@ -213,6 +213,9 @@ end
 -- invalid line, a limit passed), for the line reader to handle or reject.
 local function parse_head(sock, stop)
   local buf, pos = sock.buf, sock.pos
+  if stop - pos >= MAX_HEAD_BYTES then
+    return nil -- the line reader says it is too large
+  end
   local le = str_find(buf, "\n", pos, true)
   if str_find(buf, "HTTP/1.", pos, true) ~= pos or le < pos + 13 or str_byte(buf, le - 1) ~= 13 then
     return nil
