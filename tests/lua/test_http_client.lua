@@ -456,6 +456,7 @@ ANSWERS = {
     "split": [b"HTTP/1.1 20", b"0 OK\r\nX-Raw: 1\r", b"\nContent-Length: 4\r\n\r", b"\nbody"],
     "te-cl": [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n"
               b"5\r\nhello\r\n0\r\n\r\n"],
+    "bighead": [b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 70000 + b"\r\nContent-Length: 2\r\n\r\nok"],
     "te-other": [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 2\r\n\r\n"
                  b"not gzip, up to the close"],
 }
@@ -514,6 +515,12 @@ T.test("response heads: bare LF line ends, folded lines, a head in pieces", func
   T.eq(resp.status, 200, "in pieces: status")
   T.eq(resp:header("x-raw"), "1", "in pieces: header")
   T.eq(resp.body, "body", "in pieces: body")
+end)
+
+T.test("a response head over 64 KiB is an error", function()
+  local resp, err = mgr:fetch(raw_server("bighead") .. "/", { timeout = 3000 })
+  T.eq(resp, nil, "no response")
+  T.eq(err, "response head too large", "error")
 end)
 
 T.test("body length: chunked over Content-Length, another transfer coding up to the close", function()
