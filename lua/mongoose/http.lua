@@ -126,9 +126,7 @@ local function attached(sched, res)
   res.task = nil
   if entry and entry.res == res then
     entry.res = nil
-    if entry.hpos then
-      sched:remove(entry)
-    end
+    sched:remove(entry)
   end
 end
 

@@ -200,12 +200,12 @@ local function exchange(mgr, req, deadline)
   req.tls_material = nil -- read once: a later connection reads the files again
   local sock = socket.take_pooled(mgr, req.key)
   local reused = sock ~= nil
-  local ok, err
-  if reused then
-    sock:settimeout(left)
-  else
+  if not reused then
     sock = socket.tcp_reusable(mgr)
-    sock:settimeout(left)
+  end
+  sock:settimeout(left)
+  local ok, err
+  if not reused then
     if material == nil and req.tls_url then
       -- A new TLS connection: the certificates are read now (files).
       material, err = require("mongoose.tls").prepare(req.tls_url, req.tls_opts, true)

@@ -327,11 +327,12 @@ function _M.read(sock, req, deadline)
       err = "timeout"
     end
     if not stop then
-      if err == "closed" and first and (rest == nil or rest == "") then
-        return nil, "closed before the status line", true
+      -- Not a byte of the response came: the request may go again.
+      local nothing = first and err ~= "timeout" and (rest == nil or rest == "")
+      if err == "closed" then
+        err = nothing and "closed before the status line" or "connection closed in the response head"
       end
-      return nil, err == "closed" and "connection closed in the response head" or err,
-             first and err ~= "timeout" and (rest == nil or rest == "")
+      return nil, err, nothing
     end
     first = false
     if stop == -1 then
