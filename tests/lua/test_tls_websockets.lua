@@ -21,12 +21,23 @@ T.test("WSS server: Python websockets with the test CA", function()
 import asyncio, ssl, sys
 import websockets
 
-async def main():
+async def echo():
     ctx = ssl.create_default_context(cafile=sys.argv[2])
     async with websockets.connect(sys.argv[1], ssl=ctx, open_timeout=5, close_timeout=5) as ws:
         await ws.send("over tls")
         print(await asyncio.wait_for(ws.recv(), 5))
         print(ws.transport.get_extra_info("ssl_object").version())
+
+async def main():
+    # A builtin-TLS server fails about one handshake in 250-600 with
+    # BAD_SIGNATURE (testtls.lua, CURL_RETRY): a fresh handshake is retried.
+    for attempt in range(3):
+        try:
+            await echo()
+            break
+        except ssl.SSLError as e:
+            if e.reason != "BAD_SIGNATURE" or attempt == 2:
+                raise
     try:
         async with websockets.connect(sys.argv[1], ssl=ssl.create_default_context(), open_timeout=5):
             print("unexpected: connected without the CA")
