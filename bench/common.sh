@@ -453,8 +453,8 @@ against_nginx() {
   shift 2
   # shellcheck disable=SC2034 # for the script's start_* functions
   MG_PORT="$PORT_BASE" NGINX_PORT=$((PORT_BASE + 1)) BACKEND_PORT=$((PORT_BASE + 9))
+  if has_side nginx; then need_nginx "$lua"; fi # first: it may bring luajit2
   need_tools wrk
-  if has_side nginx; then need_nginx "$lua"; fi
   build "$@"
   print_setup
   start_backend
@@ -489,6 +489,11 @@ need_nginx() {
   command -v nginx >/dev/null || pkgs+=(nginx-light)
   if [ "$want_lua" = 1 ] && [ ! -f /usr/lib/nginx/modules/ngx_http_lua_module.so ]; then
     pkgs+=(libnginx-mod-http-lua)
+  fi
+  # The module takes luajit's place with libluajit2, which brings no
+  # interpreter: luajit2 provides /usr/bin/luajit for the Lua sides.
+  if [ "$want_lua" = 1 ] && { [ "${#pkgs[@]}" -gt 0 ] || ! command -v luajit >/dev/null; }; then
+    pkgs+=(luajit2)
   fi
   [ "${#pkgs[@]}" -eq 0 ] && return 0
   [ "$(id -u)" -eq 0 ] || die "nginx side: apt-get install ${pkgs[*]} (as root), or SIDES=mongoose"

@@ -15,17 +15,18 @@
 #   SIDES    c (bench/ws_echo_c.c), lua (bench/ws_echo.lua), nginx (nginx-light
 #            + libnginx-mod-http-lua, one process) (default "c lua nginx")
 #   CONNECTIONS  wrk's connections (default 50)
-#   ROUNDS   times each side walks its levels (default 1); with more, req/s
-#            and CPU per request are the medians over the rounds (a change in
-#            background load between levels weighs less); RSS per idle
-#            connection is always the first round's
+#   ROUNDS   rounds (default 1); each walks the levels of every side in
+#            turn; with more, req/s and CPU per request are the medians over
+#            the rounds (a change in background load weighs less), and the
+#            verdict's ratios pair figures of one round (their median over
+#            the rounds)
 #
-# Each side's server runs alone, on CPU 0; wrk and the idle connections
-# (bench/idle_hold.c: one request or handshake each, then quiet; source
-# addresses 127.0.0.2-201) run on CPU 1. Per level: the server's RSS before,
-# the idle connections opened, a wrk warm-up and a measured run of DURATION
-# seconds, the RSS after; then the idle connections close. RSS per idle
-# connection is (after - before) / N. The nginx side installs nginx-light
+# Each level has a fresh server (of each side in turn) on CPU 0; wrk and
+# the idle connections (bench/idle_hold.c: one request or handshake each,
+# then quiet; source addresses 127.0.0.2-201) run on CPU 1. Per level: a
+# wrk warm-up, the server's RSS before, the idle connections opened, a
+# measured run of DURATION seconds, the RSS after; then the idle
+# connections close. RSS per idle connection is (after - before) / N. The nginx side installs nginx-light
 # and libnginx-mod-http-lua when missing (as root), which replaces luajit
 # with luajit2: both Lua servers then run on luajit2.
 BENCH_NAME=scale
@@ -41,6 +42,8 @@ LEVELS="${LEVELS:-0 1000 5000 15000}"
 KINDS="${KINDS:-http ws}"
 ROUNDS="${ROUNDS:-1}"
 RAW=()   # one per round: "kind|level|side|rps|us|rss_per_conn|alive"
+declare -A BY_ROUND  # "round|kind|level|side" -> "rps us" (the verdict's pairs)
+ROUND=1
 ROWS=()  # over the rounds (see summarize), same fields
 
 # The nginx + Lua side: hello on /, a WebSocket echo (Debian's
@@ -138,15 +141,17 @@ release() {
   HOLD_ALIVE="$(sed -n 's/^alive //p' "$out")"
 }
 
-# level SIDE KIND N PID PORT: one round; appends to ROWS.
+# level SIDE KIND N PID PORT: one level on a fresh server: a warm-up (the
+# JIT compiles, the heap grows to serve the load), the RSS before, the idle
+# connections opened, the measured run, the RSS after; appends to RAW.
 level() {
   local side="$1" kind="$2" n="$3" pid="$4" port="$5" before after per=- alive="$3"
-  before="$(rss_kb "$pid")"
-  if [ "$n" -gt 0 ]; then hold "$kind" "$n" "$port"; fi
-  sleep 1  # idle connections are parked once quiet for 250 ms
   if [ "$WARMUP" -gt 0 ]; then
     run_wrk "http://127.0.0.1:$port/" "$CONNECTIONS" "$WARMUP" "$side-$kind-$n-warmup" "$pid"
   fi
+  before="$(rss_kb "$pid")"
+  if [ "$n" -gt 0 ]; then hold "$kind" "$n" "$port"; fi
+  sleep 1  # idle connections are parked once quiet for 250 ms
   run_wrk "http://127.0.0.1:$port/" "$CONNECTIONS" "$DURATION" "$side-$kind-$n" "$pid"
   after="$(rss_kb "$pid")"
   if [ "$n" -gt 0 ]; then
@@ -154,14 +159,14 @@ level() {
     release "$kind" "$n"
     alive="$HOLD_ALIVE"
     [ "$alive" = "$n" ] || log "warning: $side closed $((n - ${alive:-0})) of the $n idle $kind connections"
-    sleep 1
   fi
   log "$side, $kind, $n idle: $WRK_RPS req/s, $WRK_US us CPU/req, RSS/idle conn $per B"
   RAW+=("$kind|$n|$side|$WRK_RPS|$WRK_US|$per|$alive")
+  BY_ROUND["$ROUND|$kind|$n|$side"]="$WRK_RPS $WRK_US"
 }
 
-# summarize: ROWS from RAW: req/s and CPU per request the medians over the
-# rounds, RSS per idle connection the first round's.
+# summarize: ROWS from RAW: req/s, CPU per request and RSS per idle
+# connection, each the median over the rounds.
 summarize() {
   local kind n side r rps us per alive
   for kind in $KINDS; do
@@ -174,10 +179,7 @@ summarize() {
           all_rps+=("$rps") all_us+=("$us") all_per+=("$per")
         done
         [ "${#all_rps[@]}" -gt 0 ] || continue
-        # RSS per connection from the first round only: memory a round's
-        # connections gave back to the allocator is reused by the next
-        # round's without the RSS growing again.
-        per="${all_per[0]}"
+        per="$(median "${all_per[@]}")"
         ROWS+=("$kind|$n|$side|$(median "${all_rps[@]}")|$(median "${all_us[@]}")|$per|$alive")
       done
     done
@@ -213,49 +215,68 @@ print_table() {
   done
 }
 
-# The targets of issue 11 for the Lua API at the largest level.
+# round_field ROUND KIND N SIDE FIELD(1 rps, 2 us): one round's figure.
+round_field() {
+  local v="${BY_ROUND["$1|$2|$3|$4"]:-}"
+  [ -n "$v" ] && echo "$v" | cut -d' ' -f"$5"
+}
+
+# The targets of issue 11 for the Lua API at the largest level. The ratios
+# pair figures of the same round (measured minutes, not a whole run,
+# apart), and the verdict is their median over the rounds.
 print_verdict() {
   has_side lua || return 0
-  local top kind us zero rps nginx per bound
+  local top kind per bound r cpu rate cpus rates
   # shellcheck disable=SC2086 # one level a line
   top="$(printf '%s\n' $LEVELS | sort -n | tail -n1)"
   [ "$top" -gt 0 ] || return 0
   echo
   for kind in $KINDS; do
-    us="$(row_field "$kind" "$top" lua 5)"
-    zero="$(row_field "$kind" 0 lua 5)"
-    rps="$(row_field "$kind" "$top" lua 4)"
-    nginx="$(row_field "$kind" "$top" nginx 4)"
+    cpus=() rates=()
+    for ((r = 1; r <= ROUNDS; r++)); do
+      cpu="$(ratio "$(round_field "$r" "$kind" "$top" lua 2)" "$(round_field "$r" "$kind" 0 lua 2)")"
+      rate="$(ratio "$(round_field "$r" "$kind" "$top" lua 1)" "$(round_field "$r" "$kind" "$top" nginx 1)")"
+      cpus+=("$cpu") rates+=("$rate")
+    done
     per="$(row_field "$kind" "$top" lua 6)"
     bound=$([ "$kind" = http ] && echo 1024 || echo 2048)
     echo "lua, $top idle $kind:" \
-      "CPU/req $(ratio "$us" "${zero:-0}") x zero-idle (target <= 1.15)," \
-      "req/s $(ratio "$rps" "${nginx:-0}") x nginx (target >= 0.90)," \
+      "CPU/req $(median "${cpus[@]}") x zero-idle (target <= 1.15; rounds ${cpus[*]})," \
+      "req/s $(median "${rates[@]}") x nginx (target >= 0.90; rounds ${rates[*]})," \
       "RSS $per B per idle connection (target <= $bound)"
   done
 }
 
 main() {
-  need_tools wrk
-  if has_side nginx; then
+  if has_side nginx; then # first: it may bring luajit2
     need_nginx 1
     need_openresty_lib lua-nginx-websocket nginx/websocket/server.lua
   fi
+  need_tools wrk
   build bench_c_ws_echo bench_idle_hold
   ulimit -n "$(ulimit -Hn)"
   print_setup
-  local side kind n round port="$PORT_BASE"
+  # Each round walks the levels of every side in turn (a change in the
+  # machine's background load falls on all sides alike), and each level
+  # has a server of its own, started for it: its RSS grows from a fresh
+  # start, not into memory that an earlier level's connections left free.
+  local side kind n port
+  declare -A SIDE_PORT
+  port="$PORT_BASE"
   for side in $SIDES; do
-    start_side "$side" "$port"
+    SIDE_PORT[$side]="$port"
+    port=$((port + 1))
+  done
+  for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
     for kind in $KINDS; do
-      for ((round = 1; round <= ROUNDS; round++)); do
-        for n in $LEVELS; do
-          level "$side" "$kind" "$n" "${SIDE_PID[$side]}" "$port"
+      for n in $LEVELS; do
+        for side in $SIDES; do
+          start_side "$side" "${SIDE_PORT[$side]}"
+          level "$side" "$kind" "$n" "${SIDE_PID[$side]}" "${SIDE_PORT[$side]}"
+          stop_sides "$side"
         done
       done
     done
-    stop_sides "$side"
-    port=$((port + 1))
   done
   summarize
   print_table
