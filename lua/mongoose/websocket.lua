@@ -114,17 +114,29 @@ WebSocket.closed = false
 WebSocket.compressed = false
 WebSocket.extensions = ""
 
+-- The fields every WebSocket has (ws.mgr, ws.id, ws.handlers,
+-- ws.listener, ws.open) live in its array part, made with the table in
+-- one allocation of 112 bytes; by name they would need a hash part of
+-- eight nodes (256 bytes in all). __index and __newindex map the names
+-- to the slots, so that they read and write as fields; this module uses
+-- the slots. An idle WebSocket that was never asked anything is that
+-- one allocation: fewer bytes for every garbage collection to visit, and
+-- for the heap to keep in reserve.
+local MGR, ID, HANDLERS_SLOT, LISTENER, OPEN = 1, 2, 3, 4, 5
+local SLOT = { mgr = MGR, id = ID, handlers = HANDLERS_SLOT, listener = LISTENER, open = OPEN }
+
 -- Fields made on first read (ws.state, and ws.request on the server
--- side, see websocket_server.lua): an idle WebSocket that was never asked
--- is one table of five fields (mgr, id, handlers, listener, open). Each
--- object less per idle connection is less for every garbage collection
--- to visit.
+-- side, see websocket_server.lua).
 local LAZY = {}
 function LAZY.state()
   return {}
 end
 local rawget, rawset = rawget, rawset
 function WebSocket.__index(self, k)
+  local slot = SLOT[k]
+  if slot ~= nil then
+    return rawget(self, slot)
+  end
   local v = WebSocket[k]
   if v == nil then
     local make = LAZY[k]
@@ -136,14 +148,18 @@ function WebSocket.__index(self, k)
   return v
 end
 
+function WebSocket.__newindex(self, k, v)
+  rawset(self, SLOT[k] or k, v)
+end
+
 -- The handlers stay in opts (shared by a listener's WebSockets); one set
 -- on the WebSocket itself (ws.on_message = fn) takes precedence.
 local function new_ws(mgr, id, opts)
-  return setmetatable({ mgr = mgr, id = id, handlers = opts }, WebSocket)
+  return setmetatable({ mgr, id, opts, nil, false }, WebSocket)
 end
 
 local function handler_of(self, name)
-  return self[name] or self.handlers[name]
+  return self[name] or self[HANDLERS_SLOT][name]
 end
 
 local WHAT = {} -- "WebSocket on_message", ... (made once per name)
@@ -156,7 +172,7 @@ local function call(self, name, a, b)
       what = "WebSocket " .. name
       WHAT[name] = what
     end
-    self.mgr:event_call(self, what, fn, self, a, b)
+    self[MGR]:event_call(self, what, fn, self, a, b)
   end
 end
 
@@ -184,7 +200,7 @@ function WebSocket:send(data, kind)
   if self.streaming then
     error("a message is being streamed: finish it first", 2)
   end
-  if not self.open then
+  if not self[OPEN] then
     local q = self.queued
     if not q then
       q = {}
@@ -193,7 +209,7 @@ function WebSocket:send(data, kind)
     q[#q + 1] = { data, op }
     return true
   end
-  return core.send_result(self.mgr, C_ws_send(self.mgr.cm, self.id, data, #data, op))
+  return core.send_result(self[MGR], C_ws_send(self[MGR].cm, self[ID], data, #data, op))
 end
 
 --- Sends a ping with optional data (at most 125 bytes).
@@ -202,10 +218,10 @@ function WebSocket:ping(data)
   if type(data) ~= "string" or #data > 125 then
     error("ping data must be a string of at most 125 bytes", 2)
   end
-  if self.closed or self.closing or not self.open then
+  if self.closed or self.closing or not self[OPEN] then
     return nil, "closed"
   end
-  if C_ws_send(self.mgr.cm, self.id, data, #data, OP_PING) ~= 0 then
+  if C_ws_send(self[MGR].cm, self[ID], data, #data, OP_PING) ~= 0 then
     return nil, "closed"
   end
   return true
@@ -238,11 +254,11 @@ function WebSocket:close(code, reason)
   end
   self.closing = true
   self.local_close_code, self.local_close_reason = code, reason
-  if self.open then
+  if self[OPEN] then
     local payload = str_char(floor(code / 256), code % 256) .. reason
-    C_ws_send(self.mgr.cm, self.id, payload, #payload, OP_CLOSE)
+    C_ws_send(self[MGR].cm, self[ID], payload, #payload, OP_CLOSE)
   end
-  C.mgffi_close(self.mgr.cm, self.id, 0)
+  C.mgffi_close(self[MGR].cm, self[ID], 0)
   return true
 end
 
@@ -265,7 +281,7 @@ Stream.__index = Stream
 -- refuses other messages; pings and close may go in between.
 function WebSocket:stream(kind)
   local op = opcode(kind, 2)
-  if self.closed or self.closing or not self.open then
+  if self.closed or self.closing or not self[OPEN] then
     return nil, "closed"
   end
   if self.streaming then
@@ -281,9 +297,9 @@ local function stream_frame(self, chunk, fin)
     return nil, "closed"
   end
   local op = self.started and 0 or self.op
-  local rc = C_ws_send_frame(ws.mgr.cm, ws.id, chunk, #chunk, op, fin and 1 or 0)
+  local rc = C_ws_send_frame(ws[MGR].cm, ws[ID], chunk, #chunk, op, fin and 1 or 0)
   if rc ~= 0 then
-    return core.send_failure(ws.mgr, rc)
+    return core.send_failure(ws[MGR], rc)
   end
   self.started = true
   if fin then
@@ -324,7 +340,7 @@ local function flush_queued(self)
   end
   self.queued = nil
   for i = 1, #q do
-    C_ws_send(self.mgr.cm, self.id, q[i][1], #q[i][1], q[i][2])
+    C_ws_send(self[MGR].cm, self[ID], q[i][1], #q[i][1], q[i][2])
   end
 end
 
@@ -356,7 +372,7 @@ local function queue_message(self, data, kind)
   q.tail = tail
   if tail - q.head + 1 > MAX_QUEUED and not self.inbox_paused then
     self.inbox_paused = true
-    C.mgffi_pause_reading(self.mgr.cm, self.id, 1)
+    C.mgffi_pause_reading(self[MGR].cm, self[ID], 1)
   end
 end
 
@@ -384,7 +400,7 @@ function WebSocket:receive(timeout_ms)
     q.head = head + 1
     if self.inbox_paused and q.tail - q.head < MAX_QUEUED / 2 then
       self.inbox_paused = false
-      C.mgffi_pause_reading(self.mgr.cm, self.id, 0)
+      C.mgffi_pause_reading(self[MGR].cm, self[ID], 0)
     end
     return data, kind
   end
@@ -393,7 +409,7 @@ function WebSocket:receive(timeout_ms)
   end
   local task = coro.running()
   if task == nil then
-    return coro.call_blocking(self.mgr, 2, WebSocket.receive, self, timeout_ms)
+    return coro.call_blocking(self[MGR], 2, WebSocket.receive, self, timeout_ms)
   end
   if self.receiver then
     return nil, "another task is receiving"
@@ -412,7 +428,7 @@ function WebSocket:on_event(ev, id)
     end
     call(self, "on_message", data, binary)
   elseif t == EV.WS_OPEN then
-    self.open = true
+    self[OPEN] = true
     if tonumber(ev.value) == 1 then
       self.compressed = true
     end
@@ -447,7 +463,7 @@ function WebSocket:on_event(ev, id)
     local reason = ev.data.len > 0 and ffi_string(ev.data.ptr, ev.data.len) or ""
     self.local_close_code, self.local_close_reason = tonumber(ev.value), reason
     self.closing = true
-    self.mgr:log("info", "WebSocket " .. id .. " closed with " .. tonumber(ev.value) .. ": " .. reason)
+    self[MGR]:log("info", "WebSocket " .. id .. " closed with " .. tonumber(ev.value) .. ": " .. reason)
   elseif t == EV.ERROR then
     self.error = ffi_string(ev.data.ptr, ev.data.len)
     call(self, "on_error", self.error)
@@ -458,12 +474,12 @@ function WebSocket:on_event(ev, id)
       self._addr, self._ip, self._port = core.peer_strings(ev.remote)
     end
     self.closed = true
-    self.open = false
-    local l = self.listener
+    self[OPEN] = false
+    local l = self[LISTENER]
     if l and l.websockets then
       l.websockets[id] = nil
     end
-    core.run_close_hooks(self, self.mgr, "WebSocket close hook")
+    core.run_close_hooks(self, self[MGR], "WebSocket close hook")
     local code, reason = self.close_code, self.close_reason
     if code == nil then
       code = self.local_close_code or 1006
@@ -530,6 +546,7 @@ _M.check_options = check_options
 _M.apply_deflate = apply_deflate
 _M.new_ws = new_ws
 _M.LAZY = LAZY
+_M.OPEN = OPEN
 _M.opcode = opcode
 
 --- Sends to the WebSocket with connection id from anywhere in the program.

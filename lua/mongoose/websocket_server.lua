@@ -18,7 +18,7 @@ local C, ERR, ffi_string = core.C, core.ERR, ffi.string
 local type, error, ipairs, next, setmetatable = type, error, ipairs, next, setmetatable
 local C_ws_send = C.mgffi_ws_send
 local check_options, apply_deflate = websocket.check_options, websocket.apply_deflate
-local new_ws, opcode = websocket.new_ws, websocket.opcode
+local new_ws, opcode, OPEN = websocket.new_ws, websocket.opcode, websocket.OPEN
 
 local _M = {}
 
@@ -105,7 +105,9 @@ function _M.upgrade(res, opts, level)
   end
   local block = headers.build(extra, res.default_headers, level + 1)
   local ws = new_ws(res.mgr, res.id, opts)
-  ws.protocol = opts.protocol
+  if opts.protocol ~= nil then
+    ws.protocol = opts.protocol
+  end
   ws.listener = res.listener
   local mgr = res.mgr
   local ok, err = core.apply_limits(mgr.cm, res.id, opts, "websocket")
@@ -155,7 +157,7 @@ function _M.broadcast(l, data, kind, except, opts, level)
   -- next(), not pairs(): see core.copy_table (a LuaJIT bug).
   local id, ws = next(all)
   while id ~= nil do
-    if ws ~= except and ws.open and not ws.closing and not ws.closed then
+    if ws ~= except and ws[OPEN] and not ws.closing and not ws.closed then
       local rc = C_ws_send(cm, id, data, #data, op)
       if rc == 0 then
         n = n + 1

@@ -42,6 +42,43 @@ T.test("text and binary echo", function()
   mgr:close()
 end)
 
+T.test("the common fields and fields of one's own read and write by name", function()
+  local seen = {}
+  local mgr, l, url
+  mgr, l, url = ws_server({
+    on_open = function(ws)
+      seen.open = { ws.open, ws.closed, ws.mgr == mgr, ws.listener == l, type(ws.id) }
+      ws.user = "bob" -- a field of the application's own
+      ws.state.n = 0
+    end,
+    on_message = function(ws, data)
+      ws.state.n = ws.state.n + 1
+      seen.msg = { ws.user, ws.state.n, tostring(ws) == "mongoose.WebSocket " .. ws.id,
+                   mgr:ws_send(ws.id, "via id: " .. data) }
+    end,
+    on_close = function(ws)
+      seen.close = { ws.open, ws.closed, ws.user }
+    end,
+  })
+  local out = py_ws(mgr, url, [[
+        await ws.send("hi")
+        out(await recv(ws))
+]])
+  T.eq(out, "via id: hi\n", "python output")
+  T.ok(T.poll_until(mgr, function() return seen.close ~= nil end, 5000), "closed")
+  local function list(t)
+    local parts = {}
+    for i = 1, #t do
+      parts[i] = tostring(t[i])
+    end
+    return table.concat(parts, " ")
+  end
+  T.eq(list(seen.open), "true false true true number", "in on_open")
+  T.eq(list(seen.msg), "bob 1 true true", "in on_message")
+  T.eq(list(seen.close), "false true bob", "in on_close")
+  mgr:close()
+end)
+
 T.test("a 1 MB message both ways, intact", function()
   local N = 1048576
   local expect_bin = byte_pattern(N)
