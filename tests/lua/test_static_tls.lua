@@ -28,8 +28,8 @@ end)
 local URL = "https://127.0.0.1:" .. port .. "/five.bin"
 
 local function curl_sha(args)
-  local out, rc, err = T.sh(mgr, "curl -sS -m 20 " .. TT.CURL_RETRY .. "--cacert " .. T.q(TT.CA) .. " " .. args .. " " .. T.q(URL)
-                               .. " | sha256sum", 30000)
+  local out, rc, err = T.sh(mgr, "curl -sS -m 20 " .. TT.CURL_RETRY .. "--cacert " .. T.q(TT.CA) .. " " .. args
+                               .. " " .. T.q(URL) .. " | sha256sum", 30000)
   T.eq(rc, 0, "curl and sha256sum (" .. err .. ")")
   return out:match("%x+")
 end
