@@ -512,21 +512,21 @@ nginx_lua_modules() {
   done
 }
 
-# serve_nginx SIDE PORT LUA CONF: nginx as SIDE, answering at
+# serve_nginx SIDE PORT LUA CONF [DIR]: nginx as SIDE, answering at
 # http://127.0.0.1:PORT/: one process in the foreground (master_process off,
 # one worker), the Lua module loaded with LUA=1, its pid file in
-# WORK_DIR/nginx (logs belong in WORK_DIR/nginx/logs), and CONF: the rest of
-# the config (error_log, events, http).
+# WORK_DIR/DIR (default nginx; logs belong in WORK_DIR/DIR/logs), and CONF:
+# the rest of the config (error_log, events, http).
 serve_nginx() {
-  local side="$1" port="$2" conf="$WORK_DIR/nginx/nginx.conf"
-  mkdir -p "$WORK_DIR/nginx/logs"
+  local side="$1" port="$2" dir="$WORK_DIR/${5:-nginx}"
+  mkdir -p "$dir/logs"
   {
     if [ "$3" = 1 ]; then nginx_lua_modules; fi
     echo "worker_processes 1;"
     echo "master_process off;"
     echo "daemon off;"
-    echo "pid $WORK_DIR/nginx/nginx.pid;"
+    echo "pid $dir/nginx.pid;"
     echo "$4"
-  } >"$conf"
-  serve "$side" nginx "http://127.0.0.1:$port/" nginx -p "$WORK_DIR/nginx" -c "$conf"
+  } >"$dir/nginx.conf"
+  serve "$side" "${5:-nginx}" "http://127.0.0.1:$port/" nginx -p "$dir" -c "$dir/nginx.conf"
 }

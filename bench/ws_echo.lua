@@ -27,6 +27,7 @@ assert(mgr:ws_listen("http://127.0.0.1:" .. port, {
     ws:send(data, is_binary and "binary" or "text")
   end,
   deflate = deflate,
+  idle_timeout = 300000, -- keep-alive connections, as nginx's keepalive_timeout in bench/scale.sh
   http = function()
     return 200, "hello, world\n", { ["Content-Type"] = "text/plain" }
   end,

@@ -325,10 +325,10 @@ end
 
 --- The open WebSockets of this listener, by connection id (a new table).
 function Listener:websocket_connections()
-  local open = {}
-  for id, ws in pairs(self.websockets or {}) do
-    if ws.open and not ws.closed then
-      open[id] = ws
+  local open, open_ws_of = {}, require("mongoose.websocket_server").open_ws_of
+  for id, owner in pairs(self.mgr.owners) do
+    if open_ws_of(self, owner) then
+      open[id] = owner
     end
   end
   return open

@@ -475,10 +475,6 @@ function WebSocket:on_event(ev, id)
     end
     self.closed = true
     self[OPEN] = false
-    local l = self[LISTENER]
-    if l and l.websockets then
-      l.websockets[id] = nil
-    end
     core.run_close_hooks(self, self[MGR], "WebSocket close hook")
     local code, reason = self.close_code, self.close_reason
     if code == nil then
@@ -546,7 +542,7 @@ _M.check_options = check_options
 _M.apply_deflate = apply_deflate
 _M.new_ws = new_ws
 _M.LAZY = LAZY
-_M.OPEN = OPEN
+_M.OPEN, _M.LISTENER = OPEN, LISTENER
 _M.opcode = opcode
 
 --- Sends to the WebSocket with connection id from anywhere in the program.

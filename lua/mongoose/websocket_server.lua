@@ -18,7 +18,8 @@ local C, ERR, ffi_string = core.C, core.ERR, ffi.string
 local type, error, ipairs, next, setmetatable = type, error, ipairs, next, setmetatable
 local C_ws_send = C.mgffi_ws_send
 local check_options, apply_deflate = websocket.check_options, websocket.apply_deflate
-local new_ws, opcode, OPEN = websocket.new_ws, websocket.opcode, websocket.OPEN
+local new_ws, opcode, OPEN, LISTENER = websocket.new_ws, websocket.opcode, websocket.OPEN, websocket.LISTENER
+local getmetatable = getmetatable
 
 local _M = {}
 
@@ -128,13 +129,19 @@ function _M.upgrade(res, opts, level)
     mgr:disown(res.id)
     return nil, mgr:last_error()
   end
-  local l = res.listener
-  if l then
-    l.websockets = l.websockets or {}
-    l.websockets[res.id] = ws
-  end
   return ws
 end
+
+-- Whether owner (a value of mgr.owners) is an open WebSocket of listener
+-- l. A listener keeps no list of its own: one index entry less per idle
+-- WebSocket for every garbage collection to visit; broadcast walks the
+-- manager's owners instead.
+local WebSocket = websocket.WebSocket
+local function open_ws_of(l, owner)
+  return getmetatable(owner) == WebSocket and rawget(owner, LISTENER) == l and owner[OPEN]
+    and not owner.closed
+end
+_M.open_ws_of = open_ws_of
 
 --- Sends data to every open WebSocket of listener l (but except). A slow
 -- consumer, whose send queue is at max_send_queue, is skipped
@@ -153,11 +160,11 @@ function _M.broadcast(l, data, kind, except, opts, level)
   end
   local n, slow_count = 0, 0
   local cm = l.mgr.cm
-  local all = l.websockets or {}
+  local all = l.mgr.owners
   -- next(), not pairs(): see core.copy_table (a LuaJIT bug).
   local id, ws = next(all)
   while id ~= nil do
-    if ws ~= except and ws[OPEN] and not ws.closing and not ws.closed then
+    if ws ~= except and open_ws_of(l, ws) and not ws.closing then
       local rc = C_ws_send(cm, id, data, #data, op)
       if rc == 0 then
         n = n + 1
