@@ -133,9 +133,12 @@ def worst_good(n=5, port=None):
 ]]
 
 -- Checks worst (what worst_good() printed) for good clients answered
--- within 100 ms.
+-- within 100 ms; 500 ms in a sanitizer build, whose server is several
+-- times slower (a starved client waits seconds or times out).
+local WORST_MS = T.sanitized and 500 or 100
 function _M.check_worst(worst)
-  T.ok(tonumber(worst) < 0.1, "good clients answered within 100 ms (worst " .. worst .. " s)")
+  T.ok(tonumber(worst) < WORST_MS / 1000, "good clients answered within " .. WORST_MS .. " ms (worst "
+       .. worst .. " s)")
 end
 
 -- Raw WebSocket frames, after HTTP: ws_open(path) does the handshake on a
