@@ -62,7 +62,9 @@ test("HTTP requests are served while a 10 ms luv timer keeps firing on time", fu
   T.eq(good, total, "good answers (" .. table.concat(bad, "; ") .. ")")
   print(string.format("       50 requests in %.0f ms, %d ticks of 10 ms, largest gap %.1f ms",
                       elapsed, ticks, max_gap))
-  T.ok(ticks >= elapsed / 10 * 0.5, "ticks: " .. ticks .. " in " .. elapsed .. " ms")
+  -- At least half the ticks (a quarter in a sanitizer build, where each
+  -- curl's spawn takes the loop longer); no gap of 100 ms either way.
+  T.ok(ticks >= elapsed / 10 * (T.sanitized and 0.25 or 0.5), "ticks: " .. ticks .. " in " .. elapsed .. " ms")
   T.ok(max_gap < 100, "largest gap between ticks: " .. max_gap .. " ms")
 end)
 
