@@ -326,9 +326,10 @@ end
 --- The open WebSockets of this listener, by connection id (a new table).
 function Listener:websocket_connections()
   local open, open_ws_of = {}, require("mongoose.websocket_server").open_ws_of
+  local object_of = require("mongoose.websocket").object_of
   for id, owner in pairs(self.mgr.owners) do
     if open_ws_of(self, owner) then
-      open[id] = owner
+      open[id] = object_of(owner, id) -- a sleeping one is woken
     end
   end
   return open

@@ -131,7 +131,24 @@ local LAZY = {}
 function LAZY.state()
   return {}
 end
-local rawget, rawset = rawget, rawset
+local rawget, rawset, getmetatable, next = rawget, rawset, getmetatable, next
+
+-- The owner of a sleeping WebSocket (see sleep below); one per listener,
+-- handlers and handshake outcome, shared by all of them.
+local Sleeper = {}
+Sleeper.__index = Sleeper
+_M.Sleeper = Sleeper
+
+-- A sleeping WebSocket that is given a field of its own (by the library,
+-- as ws.closing, or by the application) owns its connection again.
+local function pin(self)
+  local owners = rawget(self, MGR).owners
+  local id = rawget(self, ID)
+  if getmetatable(owners[id]) == Sleeper then
+    owners[id] = self
+  end
+end
+
 function WebSocket.__index(self, k)
   local slot = SLOT[k]
   if slot ~= nil then
@@ -143,6 +160,7 @@ function WebSocket.__index(self, k)
     if make then
       v = make(self)
       rawset(self, k, v)
+      pin(self)
     end
   end
   return v
@@ -150,6 +168,7 @@ end
 
 function WebSocket.__newindex(self, k, v)
   rawset(self, SLOT[k] or k, v)
+  pin(self)
 end
 
 -- The handlers stay in opts (shared by a listener's WebSockets); one set
@@ -161,6 +180,121 @@ local function new_ws(mgr, id, opts)
   local ws = table_new(5, 0)
   ws[MGR], ws[ID], ws[HANDLERS_SLOT], ws[OPEN] = mgr, id, opts, false
   return setmetatable(ws, WebSocket)
+end
+
+---------------------------------------------------------------------------
+-- Sleeping WebSockets. Once on_open has run, an open server WebSocket
+-- that holds nothing but what all of its listener's WebSockets with the
+-- same handlers and handshake hold (no field of its own, of the
+-- application's or the library's: no task waiting in receive(), no close
+-- hook, no ws.state) goes to sleep: mgr.owners names a shared Sleeper for
+-- it, and the object lives on only while something else refers to it
+-- (mgr.ws_awake is weak-valued). The next event of the connection finds
+-- it there, or makes it again, equal in every field. Thousands of idle
+-- WebSockets are then as many entries of two tables, not as many objects
+-- for every garbage collection to mark and sweep.
+---------------------------------------------------------------------------
+
+local function awake_of(mgr)
+  local awake = mgr.ws_awake
+  if awake == nil then
+    awake = setmetatable({}, { __mode = "v" })
+    mgr.ws_awake = awake
+  end
+  return awake
+end
+
+--- The WebSocket of connection id, which sleeper self stands for.
+function Sleeper:wake(id)
+  local mgr = self.mgr
+  local awake = awake_of(mgr)
+  local ws = awake[id]
+  if ws == nil then
+    ws = new_ws(mgr, id, self.handlers)
+    rawset(ws, LISTENER, self.listener)
+    rawset(ws, OPEN, true)
+    if self.compressed then
+      rawset(ws, "compressed", true)
+    end
+    if self.extensions ~= "" then
+      rawset(ws, "extensions", self.extensions)
+    end
+    if self.protocol ~= nil then
+      rawset(ws, "protocol", self.protocol)
+    end
+    awake[id] = ws
+  end
+  return ws
+end
+
+function Sleeper:on_event(ev, id)
+  local ws = self:wake(id)
+  self.mgr.dispatch_owner = ws -- its handlers are called directly (Manager:event_call)
+  return ws:on_event(ev, id)
+end
+
+-- The fields a sleeper keeps for its WebSockets; a WebSocket with any other
+-- in its hash part stays awake.
+local SLEEPER_KEYS = { compressed = true, extensions = true, protocol = true }
+local MAX_HANDLER_SETS = 16 -- per listener: sleepers are kept as long as it
+
+local function sleeper_for(self, l)
+  local sets = l.ws_sleepers
+  if sets == nil then
+    sets = { n = 0 }
+    l.ws_sleepers = sets
+  end
+  local handlers = self[HANDLERS_SLOT]
+  local set = sets[handlers]
+  if set == nil then
+    if sets.n >= MAX_HANDLER_SETS then
+      return nil -- a new opts table per res:upgrade: those stay awake
+    end
+    set = {}
+    sets[handlers], sets.n = set, sets.n + 1
+  end
+  local compressed, extensions, protocol = self.compressed, self.extensions, self.protocol
+  local key = (compressed and "1" or "0") .. (protocol or "") .. "\n" .. extensions
+  local s = set[key]
+  if s == nil then
+    s = setmetatable({
+      mgr = self[MGR], handlers = handlers, listener = l, compressed = compressed,
+      extensions = extensions, protocol = protocol,
+    }, Sleeper)
+    set[key] = s
+  end
+  return s
+end
+
+-- Puts the open server WebSocket self (connection id) to sleep if it holds
+-- nothing of its own.
+local function sleep(self, id)
+  local l, mgr = self[LISTENER], self[MGR]
+  if l == nil or not self[OPEN] or mgr.owners[id] ~= self or rawget(self, 0) ~= nil then
+    return
+  end
+  local k = next(self, OPEN)
+  while k ~= nil do
+    if not SLEEPER_KEYS[k] then
+      return
+    end
+    k = next(self, k)
+  end
+  local s = sleeper_for(self, l)
+  if s ~= nil then
+    awake_of(mgr)[id] = self
+    mgr.owners[id] = s
+  end
+end
+
+-- The WebSocket that owner (a value of mgr.owners, for connection id)
+-- stands for, or nil.
+function _M.object_of(owner, id)
+  local mt = getmetatable(owner)
+  if mt == Sleeper then
+    return owner:wake(id)
+  end
+  return mt == WebSocket and owner or nil
 end
 
 local function handler_of(self, name)
@@ -448,6 +582,7 @@ function WebSocket:on_event(ev, id)
     call(self, "on_open", self.response)
     if not self.closing then
       flush_queued(self)
+      sleep(self, id)
     end
   elseif t == EV.WS_CTL then
     local op = band(tonumber(ev.value), 15)
@@ -480,6 +615,10 @@ function WebSocket:on_event(ev, id)
     end
     self.closed = true
     self[OPEN] = false
+    local awake = self[MGR].ws_awake
+    if awake ~= nil then
+      awake[id] = nil
+    end
     core.run_close_hooks(self, self[MGR], "WebSocket close hook")
     local code, reason = self.close_code, self.close_reason
     if code == nil then
@@ -552,8 +691,8 @@ _M.opcode = opcode
 
 --- Sends to the WebSocket with connection id from anywhere in the program.
 function _M.send(mgr, id, data, kind)
-  local ws = mgr.owners[id]
-  if getmetatable(ws) ~= WebSocket then
+  local ws = _M.object_of(mgr.owners[id], id)
+  if ws == nil then
     return nil, "no WebSocket connection with id " .. tostring(id)
   end
   return ws:send(data, kind)

@@ -132,14 +132,17 @@ function _M.upgrade(res, opts, level)
   return ws
 end
 
--- Whether owner (a value of mgr.owners) is an open WebSocket of listener
--- l. A listener keeps no list of its own: one index entry less per idle
--- WebSocket for every garbage collection to visit; broadcast walks the
--- manager's owners instead.
-local WebSocket = websocket.WebSocket
+-- Whether owner (a value of mgr.owners) is, or stands for, an open
+-- WebSocket of listener l. A listener keeps no list of its own: one index
+-- entry less per idle WebSocket for every garbage collection to visit;
+-- broadcast walks the manager's owners instead.
+local WebSocket, Sleeper = websocket.WebSocket, websocket.Sleeper
 local function open_ws_of(l, owner)
-  return getmetatable(owner) == WebSocket and rawget(owner, LISTENER) == l and owner[OPEN]
-    and not owner.closed
+  local mt = getmetatable(owner)
+  if mt == Sleeper then
+    return owner.listener == l -- asleep: open, and neither closing nor streaming
+  end
+  return mt == WebSocket and rawget(owner, LISTENER) == l and owner[OPEN] and not owner.closed
 end
 _M.open_ws_of = open_ws_of
 
@@ -159,25 +162,28 @@ function _M.broadcast(l, data, kind, except, opts, level)
     error("opts.slow must be \"skip\" or \"close\"", level)
   end
   local n, slow_count = 0, 0
-  local cm = l.mgr.cm
-  local all = l.mgr.owners
+  local mgr = l.mgr
+  local cm, all, awake = mgr.cm, mgr.owners, mgr.ws_awake
   -- next(), not pairs(): see core.copy_table (a LuaJIT bug).
-  local id, ws = next(all)
+  local id, owner = next(all)
   while id ~= nil do
-    if ws ~= except and open_ws_of(l, ws) and not ws.closing then
+    local asleep = getmetatable(owner) == Sleeper
+    -- A sleeping WebSocket is except only if except is the object it has.
+    local is_except = except ~= nil and (asleep and awake[id] or owner) == except
+    if not is_except and open_ws_of(l, owner) and (asleep or not owner.closing) then
       local rc = C_ws_send(cm, id, data, #data, op)
       if rc == 0 then
         n = n + 1
       elseif rc == ERR.FULL then
         slow_count = slow_count + 1
         if slow == "close" then
-          ws:close(1008, "too slow")
+          websocket.object_of(owner, id):close(1008, "too slow")
         end
-      elseif rc == ERR.STATE and ws.streaming then
+      elseif rc == ERR.STATE and not asleep and owner.streaming then
         slow_count = slow_count + 1 -- mid-message (ws:stream): skipped, never closed for it
       end
     end
-    id, ws = next(all, id)
+    id, owner = next(all, id)
   end
   return n, slow_count
 end

@@ -98,7 +98,7 @@ local function hold(kind, bound)
   T.sleep_polling(mgr, 500)
   collectgarbage()
   collectgarbage()
-  local before = rss_kb()
+  local before, lua_before = rss_kb(), collectgarbage("count")
   local go = T.tmpdir() .. "/go-" .. kind
   local job = P.spawn(HOLDER, PORT .. " " .. N .. " "
                       .. kind .. " " .. T.q(go))
@@ -109,12 +109,18 @@ local function hold(kind, bound)
   collectgarbage()
   collectgarbage()
   local per = (rss_kb() - before) * 1024 / N
+  local lua_per = (collectgarbage("count") - lua_before) * 1024 / N
   T.ok(mgr:connection_count() >= N, kind .. ": all of them open at the server")
   T.write_file(go, "")
   local out, rc, err = T.wait(job, mgr, 30000)
   T.eq(rc, 0, kind .. " peer's exit status; stderr: " .. err)
   T.eq(out, "ready " .. N .. "\nfresh True True\nidle True True\n", kind .. ": served at once")
-  io.write(string.format("       %s: %.0f bytes of RSS per idle connection\n", kind, per))
+  io.write(string.format("       %s: %.0f bytes of RSS, %.0f of Lua heap per idle connection\n",
+                          kind, per, lua_per))
+  -- An idle connection has no Lua object of its own (a WebSocket sleeps):
+  -- its entries in the manager's tables only.
+  T.ok(lua_per <= 64, string.format("%s: %.0f bytes of Lua heap per idle connection (bound 64)",
+                                    kind, lua_per))
   if T.sanitized then
     io.write("       (sanitizer build: malloc's redzones and quarantine; the bound is not checked)\n")
   else

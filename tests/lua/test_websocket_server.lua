@@ -338,4 +338,126 @@ T.test("mgr:ws_send(id, ...) from a timer; sending to a closed connection", func
   mgr:close()
 end)
 
+---------------------------------------------------------------------------
+-- Sleeping WebSockets (mongoose.websocket: an idle one nobody refers to
+-- holds no object of its own)
+---------------------------------------------------------------------------
+
+-- The server ids of l's WebSockets that are asleep (their owner is a
+-- Sleeper), and how many objects mgr.ws_awake still holds.
+local Sleeper = require("mongoose.websocket").Sleeper
+local function asleep(mgr)
+  local n, awake = 0, 0
+  for _, owner in pairs(mgr.owners) do
+    if getmetatable(owner) == Sleeper then
+      n = n + 1
+    end
+  end
+  for _ in pairs(mgr.ws_awake or {}) do
+    awake = awake + 1
+  end
+  return n, awake
+end
+
+T.test("an idle WebSocket sleeps; its next event finds the same fields, object and state", function()
+  local kept             -- the first WebSocket: the application keeps it
+  local opened, seen, closes = {}, {}, {}
+  local function fields(ws)
+    return table.concat({ ws.id, tostring(ws.open), tostring(ws.compressed), ws.extensions,
+                          tostring(ws.protocol), tostring(ws.listener ~= nil) }, " ")
+  end
+  local mgr = assert(mongoose.new_manager({ log_level = "error" }))
+  local l = assert(mgr:ws_listen("http://127.0.0.1:0", {
+    path = "/ws", protocols = { "chat" },
+    on_open = function(ws)
+      kept = kept or ws
+      opened[#opened + 1] = fields(ws)
+    end,
+    on_message = function(ws, data)
+      if data == "pin" then
+        ws.count = 0 -- a field of its own: it stays awake from now on
+      elseif data == "count" then
+        ws.count = ws.count + 1
+      end
+      seen[#seen + 1] = { fields = fields(ws), kept = ws == kept, count = ws.count, data = data }
+      ws:send("echo " .. data)
+    end,
+    on_close = function(ws, code, reason)
+      closes[#closes + 1] = ws.id .. " " .. code .. " " .. reason
+    end,
+  }))
+  local url = "ws://127.0.0.1:" .. l:port() .. "/ws"
+  local got, clients = {}, {}
+  for i = 1, 3 do
+    clients[i] = assert(mgr:ws_connect(url, {
+      protocols = { "chat" }, deflate = true,
+      on_message = function(_, data)
+        got[#got + 1] = i .. ":" .. data
+      end,
+    }))
+  end
+  T.ok(T.poll_until(mgr, function() return #opened == 3 and asleep(mgr) == 3 end, 3000),
+       "three WebSockets opened and asleep")
+  T.match(opened[1], "^%d+ true true permessage%-deflate.* chat true$", "the fields in on_open")
+  collectgarbage()
+  collectgarbage()
+  local n, awake = asleep(mgr)
+  T.eq(n, 3, "asleep after a full collection")
+  T.eq(awake, 1, "only the object the application keeps is left")
+  -- 1. A message to one nobody kept: a new object, equal in every field.
+  local function say(i, data, count)
+    clients[i]:send(data)
+    T.ok(T.poll_until(mgr, function() return #got >= count end, 3000), "reply to " .. data)
+    return seen[#seen]
+  end
+  local s = say(2, "hello", 1)
+  T.eq(s.fields, opened[2], "woken with the fields it had at on_open")
+  T.eq(s.kept, false)
+  -- 2. The kept one: the same object.
+  s = say(1, "again", 2)
+  T.eq(s.fields, opened[1])
+  T.eq(s.kept, true, "the object the application keeps is the one its events go to")
+  -- 3. A field of its own keeps it awake, across collections.
+  say(3, "pin", 3)
+  collectgarbage()
+  collectgarbage()
+  s = say(3, "count", 4)
+  T.eq(s.count, 1, "its own field survived a full collection")
+  T.eq(select(1, asleep(mgr)), 2, "two still asleep")
+  -- 4. broadcast, websocket_connections and mgr:ws_send reach sleeping ones.
+  T.eq(l:broadcast("all"), 3, "broadcast to all three")
+  T.eq(l:broadcast("not 1", "text", kept), 2, "broadcast except the kept object")
+  local conns, ids = 0, {}
+  for id, ws in pairs(l:websocket_connections()) do
+    conns = conns + 1
+    ids[#ids + 1] = id
+    T.eq(ws.id, id, "websocket_connections gives the objects")
+  end
+  T.eq(conns, 3, "websocket_connections lists the sleeping ones")
+  local sleeping_id = tonumber(opened[2]:match("^%d+"))
+  T.ok(mgr:ws_send(sleeping_id, "by id"), "ws_send to a sleeping WebSocket")
+  T.ok(T.poll_until(mgr, function() return #got >= 10 end, 3000), "all of them arrived")
+  table.sort(got)
+  T.eq(table.concat(got, ","), "1:all,1:echo again,2:all,2:by id,2:echo hello,2:not 1,3:all,"
+                               .. "3:echo count,3:echo pin,3:not 1", "what the clients got")
+  -- 5. A close from the client: on_close of the woken object with its code.
+  collectgarbage()
+  clients[2]:close(4001, "bye")
+  T.ok(T.poll_until(mgr, function() return #closes == 1 end, 3000), "on_close ran")
+  T.eq(closes[1], sleeping_id .. " 4001 bye", "on_close's code and reason")
+  T.eq(mgr.owners[sleeping_id], nil, "forgotten after the close")
+  T.eq(mgr.ws_awake[sleeping_id], nil, "nor kept awake")
+  -- 6. A close from the server, after which nothing refers to the object:
+  -- closing is a field of its own, so the object and its close code stay.
+  local id1 = kept.id
+  kept:close(4002, "server side")
+  kept = nil
+  collectgarbage()
+  T.eq(getmetatable(mgr.owners[id1]), require("mongoose.websocket").WebSocket,
+       "a closing WebSocket is awake")
+  T.ok(T.poll_until(mgr, function() return #closes == 2 end, 3000), "on_close of the server's close")
+  T.eq(closes[2], id1 .. " 4002 server side", "its code and reason")
+  mgr:close()
+end)
+
 T.run()
