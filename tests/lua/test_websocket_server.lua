@@ -459,4 +459,38 @@ T.test("an idle WebSocket sleeps; its next event finds the same fields, object a
   mgr:close()
 end)
 
+T.test("res:upgrade: a shared opts table's WebSockets sleep; at most 16 opts tables per listener", function()
+  local mgr = assert(mongoose.new_manager({ log_level = "error" }))
+  local SHARED = { on_message = echo }
+  local l = assert(mgr:http_listen("http://127.0.0.1:0", function(req, res)
+    if req.path == "/shared" then
+      res:upgrade(SHARED)
+    else
+      res:upgrade({ on_message = echo }) -- a new table each time
+    end
+  end))
+  local base = "ws://127.0.0.1:" .. l:port()
+  local replies = 0
+  local function open(path, n)
+    for _ = 1, n do
+      assert(mgr:ws_connect(base .. path, {
+        on_open = function(ws)
+          ws:send("x")
+        end,
+        on_message = function()
+          replies = replies + 1
+        end,
+      }))
+    end
+  end
+  open("/shared", 5)
+  open("/fresh", 20)
+  T.ok(T.poll_until(mgr, function() return replies == 25 end, 5000), "every WebSocket echoed")
+  local n = asleep(mgr)
+  T.eq(n, 5 + 15, "sixteen sets of handlers per listener: the shared table's five and fifteen fresh")
+  T.eq(l:broadcast("all"), 25, "broadcast reaches the sleeping and the awake ones")
+  T.ok(T.poll_until(mgr, function() return replies == 50 end, 3000), "all of them got it")
+  mgr:close()
+end)
+
 T.run()
