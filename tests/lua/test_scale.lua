@@ -1,7 +1,8 @@
 -- Thousands of idle connections (issue 11): with them open, a request on a
 -- fresh connection and one on an idle connection are answered at once; an
 -- idle keep-alive connection holds at most 1 KB of the server's memory
--- (RSS), an idle WebSocket at most 2 KB with its Lua objects. The server is
+-- (RSS), an idle WebSocket at most 2 KB with its Lua objects, and neither
+-- more than 64 bytes of Lua heap (no object of its own). The server is
 -- this process; a Python peer holds the connections (bench/scale.sh
 -- measures the same at 15,000 with throughput).
 local T = require("testlib")
