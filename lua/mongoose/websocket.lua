@@ -195,6 +195,14 @@ end
 -- for every garbage collection to mark and sweep.
 ---------------------------------------------------------------------------
 
+-- The fields a sleeper keeps for its WebSockets (the handshake's outcome);
+-- a WebSocket with any other in its hash part stays awake.
+local SLEEPER_FIELDS = { "compressed", "extensions", "protocol" }
+local SLEEPER_KEYS = {}
+for _, k in ipairs(SLEEPER_FIELDS) do
+  SLEEPER_KEYS[k] = true
+end
+
 local function awake_of(mgr)
   local awake = mgr.ws_awake
   if awake == nil then
@@ -213,14 +221,12 @@ function Sleeper:wake(id)
     ws = new_ws(mgr, id, self.handlers)
     rawset(ws, LISTENER, self.listener)
     rawset(ws, OPEN, true)
-    if self.compressed then
-      rawset(ws, "compressed", true)
-    end
-    if self.extensions ~= "" then
-      rawset(ws, "extensions", self.extensions)
-    end
-    if self.protocol ~= nil then
-      rawset(ws, "protocol", self.protocol)
+    for i = 1, #SLEEPER_FIELDS do
+      local k = SLEEPER_FIELDS[i]
+      local v = self[k]
+      if v ~= WebSocket[k] then -- stored only once changed, as on_event does
+        rawset(ws, k, v)
+      end
     end
     awake[id] = ws
   end
@@ -233,9 +239,6 @@ function Sleeper:on_event(ev, id)
   return ws:on_event(ev, id)
 end
 
--- The fields a sleeper keeps for its WebSockets; a WebSocket with any other
--- in its hash part stays awake.
-local SLEEPER_KEYS = { compressed = true, extensions = true, protocol = true }
 local MAX_HANDLER_SETS = 16 -- per listener: sleepers are kept as long as it
 
 local function sleeper_for(self, l)
@@ -257,10 +260,10 @@ local function sleeper_for(self, l)
   local key = (compressed and "1" or "0") .. (protocol or "") .. "\n" .. extensions
   local s = set[key]
   if s == nil then
-    s = setmetatable({
-      mgr = self[MGR], handlers = handlers, listener = l, compressed = compressed,
-      extensions = extensions, protocol = protocol,
-    }, Sleeper)
+    s = setmetatable({ mgr = self[MGR], handlers = handlers, listener = l }, Sleeper)
+    for _, k in ipairs(SLEEPER_FIELDS) do
+      s[k] = self[k]
+    end
     set[key] = s
   end
   return s
